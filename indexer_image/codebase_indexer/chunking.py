@@ -1,0 +1,1 @@
+"""Split a file into chunks with tree-sitter (CONTRACT; being implemented)."""

@@ -1,0 +1,60 @@
+"""Plain data shared by the scanner, the chunker, the store and the indexer."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file the scanner accepted: its text is decoded and its bytes hashed."""
+
+    path: str  # relative to the repository root, POSIX separators
+    language: str  # a key of languages.LANGUAGES, or "text"
+    size: int  # bytes on disk
+    content_hash: str  # sha256 hex of the raw bytes
+    text: str  # decoded content (UTF-8, or a safe fallback decoding)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a file that is embedded and searched on its own."""
+
+    start_line: int  # 1-based, inclusive
+    end_line: int  # 1-based, inclusive
+    symbol: str | None  # qualified name, e.g. "Class.method"; None for line windows
+    kind: str  # "function", "method", "class", ... or "window"
+    language: str
+    content: str
+
+
+@dataclass
+class Progress:
+    files_total: int = 0
+    files_done: int = 0
+    chunks_done: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IndexSummary:
+    """What one indexing run did; printed as JSON and kept with the run."""
+
+    project_id: str
+    database_name: str
+    mode: str  # "full" | "incremental"
+    files_total: int = 0
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    files_deleted: int = 0
+    files_skipped: int = 0
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    chunks_created: int = 0
+    chunks_deleted: int = 0
+    embeddings_computed: int = 0
+    embeddings_cached: int = 0
+    duration_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Walk a repository and decide which files are indexed (CONTRACT; being implemented)."""
