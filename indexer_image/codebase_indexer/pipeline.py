@@ -1,0 +1,267 @@
+"""Index one repository into its project database: scan → chunk → embed → store.
+
+Embedding dominates the cost, so it runs in a worker thread while the event
+loop reads and chunks the next batch and writes the previous one.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import asyncpg
+
+from . import runs, store
+from .chunking import chunk_file
+from .embedding import Embedder
+from .models import IndexSummary, Progress, SourceFile
+from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
+from .schema import migrate, record_embedding_model, recorded_embedding_model
+from .store import FileWrite
+
+BATCH_CHUNKS = 256
+BATCH_FILES = 128
+BATCH_TEXT_BYTES = 8 * 1024 * 1024
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+class IndexingError(Exception):
+    """An indexing run failed; `reason` is a short CamelCase word for status fields."""
+
+    reason = "Failed"
+
+
+class SourceNotFound(IndexingError):
+    reason = "SourceNotFound"
+
+
+class IndexingCancelled(IndexingError):
+    reason = "Cancelled"
+
+
+class ModelMismatch(IndexingError):
+    reason = "EmbeddingModelMismatch"
+
+
+@dataclass
+class _Batch:
+    files: list[FileWrite] = field(default_factory=list)
+    chunk_count: int = 0
+    text_bytes: int = 0
+    missing: list[tuple[int, int]] = field(default_factory=list)  # (file index, chunk index) to embed
+
+    def full(self) -> bool:
+        return (self.chunk_count >= BATCH_CHUNKS or len(self.files) >= BATCH_FILES
+                or self.text_bytes >= BATCH_TEXT_BYTES)
+
+    def add(self, write: FileWrite) -> None:
+        self.files.append(write)
+        self.chunk_count += len(write.chunks)
+        self.text_bytes += len(write.source.text)
+
+
+async def index_repository(
+    url: str,
+    source: Path,
+    *,
+    project_id: str,
+    embedder: Embedder,
+    full: bool = False,
+    scan_options: ScanOptions | None = None,
+    run_id: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> IndexSummary:
+    """Bring the project database in line with the repository at `source`; returns the summary.
+
+    Raises SourceNotFound, ModelMismatch, IndexingCancelled, or database/embedding errors.
+    The run's state and progress are kept in the `index_runs` table under `run_id`.
+    """
+    root = _checked_source(source)
+    conn = await store.connect(url)
+    try:
+        await migrate(conn)
+        database = await conn.fetchval("SELECT current_database()")
+        summary = IndexSummary(project_id=project_id, database_name=database,
+                               mode="full" if full else "incremental")
+        run_id = run_id or uuid.uuid4().hex
+        await runs.start_run(conn, run_id, summary.mode)
+        indexer = _Indexer(conn, root, embedder, summary, full, scan_options or ScanOptions(),
+                           run_id, on_progress, should_cancel)
+        try:
+            await indexer.run()
+        except IndexingCancelled:
+            await runs.finish_run(conn, run_id, "cancelled", error="cancelled by request")
+            raise
+        except BaseException as exc:
+            await _record_failure(conn, run_id, exc)
+            raise
+        await runs.finish_run(conn, run_id, "succeeded", summary=summary)
+        return summary
+    finally:
+        await conn.close()
+
+
+def _checked_source(source: Path) -> Path:
+    root = Path(source).expanduser()
+    if not root.is_absolute():
+        raise SourceNotFound(f"source path {str(source)!r} is not absolute; give the full path")
+    if not root.exists():
+        raise SourceNotFound(f"source path {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise SourceNotFound(f"source path {str(root)!r} is not a directory")
+    return root.resolve()
+
+
+async def _record_failure(conn: asyncpg.Connection, run_id: str, exc: BaseException) -> None:
+    try:
+        await runs.finish_run(conn, run_id, "failed", error=str(exc) or type(exc).__name__)
+    except Exception:  # the connection itself may be what failed; the caller reports exc
+        pass
+
+
+class _Indexer:
+    def __init__(self, conn, root, embedder, summary, full, scan_options, run_id,
+                 on_progress, should_cancel) -> None:
+        self.conn = conn
+        self.root = root
+        self.embedder = embedder
+        self.summary = summary
+        self.full = full
+        self.scan_options = scan_options
+        self.run_id = run_id
+        self.on_progress = on_progress
+        self.should_cancel = should_cancel or (lambda: False)
+        self.progress = Progress()
+        self.skips = SkipCounter()
+        self._recorded_model: tuple[str, int] | None = None
+        self._last_progress = 0.0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        await self._check_model()
+        stored = await store.stored_file_hashes(self.conn)
+        candidates = await asyncio.to_thread(list_candidates, self.root, self.scan_options, self.skips)
+        self.progress.files_total = self.summary.files_total = len(candidates)
+        await self._report(force=True)
+        seen: set[str] = set()
+        try:
+            await self._index_batches(self._batches(candidates, stored, seen))
+        finally:
+            self._pool.shutdown(wait=True)
+        gone = sorted(set(stored) - seen)
+        self.summary.chunks_deleted += await store.delete_files(self.conn, gone)
+        self.summary.files_deleted = len(gone)
+        self.summary.files_skipped = self.skips.total()
+        self.summary.skipped_by_reason = dict(sorted(self.skips.counts.items()))
+        self.summary.duration_seconds = round(time.monotonic() - started, 3)
+        await self._report(force=True)
+
+    async def _check_model(self) -> None:
+        """Refuse another model early, unless a full re-index replaces it."""
+        recorded = self._recorded_model = await recorded_embedding_model(self.conn)
+        if recorded and recorded[0] != self.embedder.model_name and not self.full:
+            raise ModelMismatch(
+                f"this project was indexed with embedding model {recorded[0]!r}, not "
+                f"{self.embedder.model_name!r}; run a full re-index to switch models"
+            )
+
+    def _batches(self, candidates, stored: dict[str, str], seen: set[str]) -> Iterator[_Batch]:
+        batch = _Batch()
+        for candidate in candidates:
+            source = read_source(candidate, self.skips)
+            self.progress.files_done += 1
+            if source is None:
+                continue
+            seen.add(source.path)
+            if not self.full and stored.get(source.path) == source.content_hash:
+                self.summary.files_unchanged += 1
+                continue
+            batch.add(_prepared(source))
+            if batch.full():
+                yield batch
+                batch = _Batch()
+        if batch.files:
+            yield batch
+
+    async def _index_batches(self, batches: Iterator[_Batch]) -> None:
+        loop = asyncio.get_running_loop()
+        pending: tuple[_Batch, asyncio.Future] | None = None
+        for batch in batches:  # reading and chunking here overlap the embedding in flight
+            self._raise_if_cancelled()
+            texts = await self._attach_cached(batch)
+            embedding = _embedding_of(loop, self._pool, self.embedder, texts)
+            if pending is not None:
+                await self._write(*pending)
+            pending = (batch, embedding)
+            await self._report()
+        if pending is not None:
+            await self._write(*pending)
+
+    async def _attach_cached(self, batch: _Batch) -> list[str]:
+        """Give each chunk its cached vector; return the texts that still need embedding."""
+        hashes = [h for f in batch.files for h in f.chunk_hashes]
+        cached = await store.cached_vectors(self.conn, self.embedder.model_name, hashes)
+        texts: list[str] = []
+        for fi, write in enumerate(batch.files):
+            write.vectors = [cached.get(h) for h in write.chunk_hashes]
+            for ci, vector in enumerate(write.vectors):
+                if vector is None:
+                    batch.missing.append((fi, ci))
+                    texts.append(store.embedding_text(write.chunks[ci]))
+        self.summary.embeddings_cached += batch.chunk_count - len(texts)
+        return texts
+
+    async def _ensure_model_recorded(self) -> None:
+        """Record the model before the first write; needs the dimension only for a new model."""
+        if self._recorded_model and self._recorded_model[0] == self.embedder.model_name:
+            return
+        dimensions = await asyncio.to_thread(lambda: self.embedder.dimensions)
+        await record_embedding_model(self.conn, self.embedder.model_name, dimensions, replace=self.full)
+        self._recorded_model = (self.embedder.model_name, dimensions)
+
+    async def _write(self, batch: _Batch, embedding: asyncio.Future) -> None:
+        vectors = await embedding
+        self.summary.embeddings_computed += len(vectors)
+        for (fi, ci), vector in zip(batch.missing, vectors):
+            batch.files[fi].vectors[ci] = vector
+        await self._ensure_model_recorded()
+        created, deleted = await store.write_files(self.conn, batch.files, self.embedder.model_name)
+        self.summary.files_indexed += len(batch.files)
+        self.summary.chunks_created += created
+        self.summary.chunks_deleted += deleted
+        self.progress.chunks_done += created
+
+    def _raise_if_cancelled(self) -> None:
+        if self.should_cancel():
+            raise IndexingCancelled("indexing was cancelled")
+
+    async def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_INTERVAL_SECONDS:
+            return
+        self._last_progress = now
+        await runs.record_progress(self.conn, self.run_id, self.progress)
+        if self.on_progress is not None:
+            self.on_progress(replace(self.progress))
+
+
+def _embedding_of(loop, pool, embedder: Embedder, texts: list[str]) -> asyncio.Future:
+    if not texts:  # everything cached: no need to load the model
+        future = loop.create_future()
+        future.set_result([])
+        return future
+    return loop.run_in_executor(pool, embedder.embed, texts)
+
+
+def _prepared(source: SourceFile) -> FileWrite:
+    if "\x00" in source.text:  # PostgreSQL text cannot hold NUL
+        source = replace(source, text=source.text.replace("\x00", "\ufffd"))
+    chunks = [c for c in chunk_file(source.path, source.text, source.language) if c.content.strip()]
+    chunks = [replace(c, content=c.content.replace("\x00", "\ufffd")) for c in chunks]
+    return FileWrite(source=source, chunks=chunks, chunk_hashes=[store.chunk_hash(c) for c in chunks])

@@ -1,0 +1,130 @@
+"""Writes to a project database: files and their chunks, the embedding cache.
+
+Each batch of files is written in one transaction: a file's old chunks are
+deleted and its new ones inserted together, so a search never sees half a file.
+Chunks go in with COPY through a staging table, where `to_tsvector` is applied.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import asyncpg
+import numpy as np
+from pgvector.asyncpg import register_vector
+
+from .lexical import searchable_text
+from .models import Chunk, SourceFile
+
+_STAGE_COLUMNS = ("path", "start_line", "end_line", "symbol", "kind", "language",
+                  "content", "content_hash", "embedding", "lexical")
+
+
+@dataclass
+class FileWrite:
+    """A file ready to be stored: its chunks and one vector per chunk."""
+
+    source: SourceFile
+    chunks: list[Chunk]
+    chunk_hashes: list[str]
+    vectors: list[np.ndarray | None] = field(default_factory=list)  # one per chunk
+
+
+def chunk_hash(chunk: Chunk) -> str:
+    """The embedding cache key of a chunk's text (the text that is embedded)."""
+    return hashlib.sha256(embedding_text(chunk).encode("utf-8")).hexdigest()
+
+
+def embedding_text(chunk: Chunk) -> str:
+    return chunk.content
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(url)
+    await register_vector(conn)
+    return conn
+
+
+async def stored_file_hashes(conn: asyncpg.Connection) -> dict[str, str]:
+    rows = await conn.fetch("SELECT path, content_hash FROM files")
+    return {row["path"]: row["content_hash"] for row in rows}
+
+
+async def cached_vectors(conn: asyncpg.Connection, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+    if not hashes:
+        return {}
+    rows = await conn.fetch(
+        "SELECT content_hash, embedding FROM embedding_cache WHERE model = $1 AND content_hash = ANY($2::text[])",
+        model, list(set(hashes)),
+    )
+    return {row["content_hash"]: row["embedding"] for row in rows}
+
+
+async def write_files(conn: asyncpg.Connection, files: list[FileWrite], model: str) -> tuple[int, int]:
+    """Replace these files' rows and chunks in one transaction; returns (chunks created, deleted)."""
+    if not files:
+        return 0, 0
+    async with conn.transaction():
+        await _ensure_stage_table(conn)
+        paths = [f.source.path for f in files]
+        deleted = await conn.fetchval(
+            "WITH gone AS (DELETE FROM files WHERE path = ANY($1::text[]) RETURNING chunk_count) "
+            "SELECT coalesce(sum(chunk_count), 0) FROM gone", paths)
+        await conn.execute(
+            "INSERT INTO files (path, extension, language, content_hash, size, content, chunk_count) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::int[])",
+            paths,
+            [_extension(p) for p in paths],
+            [f.source.language for f in files],
+            [f.source.content_hash for f in files],
+            [f.source.size for f in files],
+            [f.source.text for f in files],
+            [len(f.chunks) for f in files],
+        )
+        records = list(_stage_records(files))
+        await conn.copy_records_to_table("chunk_stage", records=records, columns=_STAGE_COLUMNS)
+        await conn.execute(
+            "INSERT INTO chunks (file_id, start_line, end_line, symbol, kind, language, content, "
+            " content_hash, embedding, search_vector) "
+            "SELECT f.id, s.start_line, s.end_line, s.symbol, s.kind, s.language, s.content, "
+            " s.content_hash, s.embedding, to_tsvector('english', s.lexical) "
+            "FROM chunk_stage s JOIN files f ON f.path = s.path"
+        )
+        await conn.execute(
+            "INSERT INTO embedding_cache (model, content_hash, embedding) "
+            "SELECT DISTINCT ON (content_hash) $1, content_hash, embedding FROM chunk_stage "
+            "ON CONFLICT DO NOTHING", model)
+        await conn.execute("TRUNCATE chunk_stage")
+    return len(records), int(deleted)
+
+
+async def delete_files(conn: asyncpg.Connection, paths: list[str]) -> int:
+    """Remove files that left the repository; returns how many chunks went with them."""
+    if not paths:
+        return 0
+    return int(await conn.fetchval(
+        "WITH gone AS (DELETE FROM files WHERE path = ANY($1::text[]) RETURNING chunk_count) "
+        "SELECT coalesce(sum(chunk_count), 0) FROM gone", paths))
+
+
+async def _ensure_stage_table(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS chunk_stage ("
+        " path text, start_line int, end_line int, symbol text, kind text, language text,"
+        " content text, content_hash text, embedding vector, lexical text)"
+    )
+
+
+def _stage_records(files: list[FileWrite]):
+    for f in files:
+        for chunk, content_hash, vector in zip(f.chunks, f.chunk_hashes, f.vectors):
+            yield (
+                f.source.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.kind,
+                chunk.language, chunk.content, content_hash, vector,
+                searchable_text(f.source.path, chunk.symbol, chunk.content),
+            )
+
+
+def _extension(path: str) -> str:
+    return PurePosixPath(path).suffix.lower().lstrip(".")

@@ -1,0 +1,199 @@
+"""`codebase-mcp`: index and search from a terminal; start the gateway or the operator."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from codebase_indexer.embedding import EmbeddingError, create_embedder
+from codebase_indexer.identifiers import InvalidProjectId, database_name, normalize_project_id
+from codebase_indexer.models import IndexSummary, Progress
+from codebase_indexer.pipeline import IndexingError, index_repository
+from codebase_indexer.postgres import admin_database_url, database_url
+from codebase_indexer.provisioning import ensure_project_database, project_database_exists
+from codebase_indexer.search import MODES, SearchError, search_code
+
+CONFIG_RELATIVE_PATH = Path(".codebase-mcp") / "config.json"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codebase-mcp", description="Semantic code search for AI coding agents.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", help="index or re-index a repository")
+    index.add_argument("path", type=Path)
+    index.add_argument("--project", help="project name (default: .codebase-mcp/config.json, else the folder's name)")
+    index.add_argument("--full", action="store_true", help="re-index every file, not only changed ones")
+    index.set_defaults(handler=_index_command)
+
+    search = commands.add_parser("search", help="search an indexed project")
+    search.add_argument("query")
+    search.add_argument("--project", help="project name (default: resolved from the current directory)")
+    search.add_argument("--language")
+    search.add_argument("--file-type", help="file extension without the dot, e.g. py")
+    search.add_argument("--directory", help="repository-relative directory prefix")
+    search.add_argument("--path-glob", help="path glob, e.g. 'src/**/*.py'")
+    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--mode", choices=MODES, default="hybrid")
+    search.add_argument("--json", action="store_true", help="print the search_code result object")
+    search.set_defaults(handler=_search_command)
+
+    _add_delegated(commands, "serve", "start the MCP gateway", "codebase_gateway.serve_command")
+    _add_delegated(commands, "operator", "start the Kubernetes operator", "codebase_operator.command")
+    return parser
+
+
+def _add_delegated(commands, name: str, help_text: str, module_name: str) -> None:
+    """Subcommands whose options live with their component."""
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        sub = commands.add_parser(name, help=f"{help_text} (unavailable: {exc})")
+        sub.set_defaults(handler=lambda args, error=exc: _unavailable(name, error))
+        return
+    sub = commands.add_parser(name, help=help_text)
+    module.add_arguments(sub)
+    sub.set_defaults(handler=module.run)
+
+
+def _unavailable(name: str, error: Exception) -> int:
+    print(f"codebase-mcp {name} is not available in this installation: {error}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (CliError, InvalidProjectId, IndexingError, SearchError, EmbeddingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def project_for(path: Path, explicit: str | None) -> str:
+    """The explicit name, else the nearest `.codebase-mcp/config.json`'s, else the folder's name."""
+    if explicit:
+        return normalize_project_id(explicit)
+    for folder in [path, *path.parents]:
+        config = folder / CONFIG_RELATIVE_PATH
+        if config.is_file():
+            return _project_from_config(config)
+    return normalize_project_id(path.name or "default")
+
+
+def _project_from_config(config: Path) -> str:
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        project = data["project"]
+        return normalize_project_id(project.get("id") or project["name"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CliError(f"{config} is not a valid project config "
+                       f'(expected {{"version": 1, "project": {{"name": "..."}}}}): {exc}') from exc
+
+
+def _index_command(args: argparse.Namespace) -> int:
+    path = args.path.expanduser().resolve()
+    if not path.is_dir():
+        raise CliError(f"{args.path} is not a directory")
+    project_id = project_for(path, args.project)
+    summary = asyncio.run(_index(path, project_id, args.full))
+    print(_summary_text(summary))
+    return 0
+
+
+async def _index(path: Path, project_id: str, full: bool) -> IndexSummary:
+    project = await ensure_project_database(admin_database_url(), project_id)
+    bar = ProgressBar(sys.stderr)
+    try:
+        return await index_repository(project.url, path, project_id=project_id,
+                                      embedder=create_embedder(), full=full, on_progress=bar.update)
+    finally:
+        bar.close()
+
+
+def _summary_text(s: IndexSummary) -> str:
+    skipped = ", ".join(f"{reason} {n}" for reason, n in s.skipped_by_reason.items()) or "none"
+    return (
+        f"project {s.project_id} ({s.database_name}), {s.mode} index in {s.duration_seconds:.1f}s\n"
+        f"  files: {s.files_indexed} indexed, {s.files_unchanged} unchanged, "
+        f"{s.files_deleted} deleted, {s.files_skipped} skipped ({skipped})\n"
+        f"  chunks: {s.chunks_created} created, {s.chunks_deleted} deleted; "
+        f"embeddings: {s.embeddings_computed} computed, {s.embeddings_cached} from cache"
+    )
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; silent when the stream is not a terminal."""
+
+    WIDTH = 30
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.active = stream.isatty()
+        self.drawn = False
+
+    def update(self, progress: Progress) -> None:
+        if not self.active:
+            return
+        total = max(progress.files_total, 1)
+        filled = int(self.WIDTH * progress.files_done / total)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self.stream.write(f"\r[{bar}] {progress.files_done}/{progress.files_total} files, "
+                          f"{progress.chunks_done} chunks")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _search_command(args: argparse.Namespace) -> int:
+    project_id = project_for(Path.cwd(), args.project)
+    result = asyncio.run(_search(project_id, args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_results(result))
+    return 0
+
+
+async def _search(project_id: str, args: argparse.Namespace) -> dict:
+    admin_url = admin_database_url()
+    if not await project_database_exists(admin_url, project_id):
+        raise CliError(f"project {project_id!r} has not been indexed yet: "
+                       f"run `codebase-mcp index PATH --project {project_id}` first")
+    dbname = database_name(project_id)
+    return await search_code(
+        database_url(admin_url, dbname), create_embedder(), args.query,
+        project_id=project_id, database_name=dbname, language=args.language,
+        file_type=args.file_type, directory=args.directory, path_glob=args.path_glob,
+        limit=args.limit, mode=args.mode,
+    )
+
+
+def format_results(result: dict) -> str:
+    """One result a line: `path:start-end  score  symbol`."""
+    if not result["results"]:
+        return "no results"
+    return "\n".join(
+        f"{r['file_path']}:{r['start_line']}-{r['end_line']}  {r['similarity_score']:.3f}  {r['symbol'] or '-'}"
+        for r in result["results"]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
