@@ -1,1 +1,579 @@
-"""Split a file into chunks with tree-sitter (CONTRACT; being implemented)."""
+"""Split a file into chunks: definitions by syntax (tree-sitter), everything else by line windows.
+
+Definition chunks
+    Functions, methods, classes and their equivalents in the 11 tree-sitter languages become
+    chunks with a qualified symbol ("Class.method", "Outer.Inner.method", "geo.Matrix.scale")
+    and a kind: function, method, constructor, class, interface, struct, enum, union, trait,
+    impl, record, type, module, namespace, macro.
+    Decorators, attributes and comments directly above a definition belong to its chunk.
+
+Container chunks (class, struct, impl, module, namespace, ...)
+    span the container's whole line range, but the body of every definition nested in them is
+    elided: its signature lines (and a closing "}" / "end" line) stay, the body becomes one
+    "..." line. Method bodies are therefore only in the method chunks, and a container chunk
+    reads as an outline of its header, fields and member signatures. Only container chunks have
+    content that differs from the file's lines start_line..end_line.
+
+Window chunks (kind "window", symbol None)
+    Lines outside every definition (imports, constants, script code) and whole files of other
+    languages, or files that fail to parse, are cut into windows of at most `window_lines`
+    lines that overlap by `overlap_lines` lines. Every non-blank line of a file is in a chunk.
+
+Size limit
+    No chunk content is longer than `max_chars`. A longer definition is split on line
+    boundaries into consecutive pieces that keep its symbol and kind (the pieces differ only by
+    their line ranges); a single line longer than `max_chars` is cut by characters into pieces
+    that all have that line as their range.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable, Iterator
+
+from tree_sitter import Language, Node, Parser, Query, QueryCursor
+
+from .models import Chunk
+
+DEFAULT_MAX_CHUNK_CHARS = 1500
+WINDOW_KIND = "window"
+ELISION = "..."
+
+# Kinds whose bodies are code, not declarations: definitions nested in them stay in their chunk.
+_LEAF_KINDS = frozenset({"function", "method", "constructor"})
+
+_TEMPLATE_ARGUMENTS = re.compile(r"<[^<>]*>")
+
+Row = tuple[int, str]  # (0-based line number, line text)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """How one tree-sitter node type becomes a definition."""
+
+    kind: str  # "function" turns into "method" inside a type (see _LanguageSpec.function_scopes)
+    name: Callable[[Node], str | None] | None = None  # default: the node's "name" field
+    pattern: str | None = None  # query pattern capturing @def; default: any node of the type
+    kind_of: Callable[[Node], str] | None = None  # a kind that depends on the node
+    qualifies: bool = True  # whether nested symbols are prefixed with this one's name
+
+
+@dataclass(frozen=True)
+class _LanguageSpec:
+    load: Callable[[], object]  # the grammar wheel's language() function
+    rules: dict[str, _Rule]
+    # Parent node types that belong to the definition they wrap (decorators, export, typedef).
+    wrappers: frozenset[str] = frozenset()
+    # Sibling node types directly above a definition that belong to it (doc comments, attributes).
+    leading: frozenset[str] = frozenset({"comment"})
+    # Kinds of containers in which a "function" stays a function rather than a method.
+    function_scopes: frozenset[str] = frozenset({"namespace", "module"})
+
+
+@dataclass
+class _Definition:
+    symbol: str
+    kind: str
+    first: int  # 0-based first row, leading comments and decorators included
+    last: int  # 0-based last row
+    header_last: int  # last row kept when this definition is elided inside its container
+    qualifies: bool
+    children: list[_Definition] = field(default_factory=list)
+
+
+# --- names --------------------------------------------------------------------------------------
+
+def _text(node: Node | None) -> str | None:
+    if node is None or node.text is None:
+        return None
+    return node.text.decode("utf-8", errors="replace")
+
+
+def _name_field(node: Node) -> str | None:
+    return _text(node.child_by_field_name("name"))
+
+
+def _field_name(field_name: str) -> Callable[[Node], str | None]:
+    return lambda node: _text(node.child_by_field_name(field_name))
+
+
+def _type_name(type_text: str | None) -> str | None:
+    """A type reference without pointers, references and generic arguments: "*Store[T]" -> "Store"."""
+    if not type_text:
+        return None
+    for opener in ("<", "["):
+        type_text = type_text.split(opener, 1)[0]
+    return type_text.strip().lstrip("*&").strip() or None
+
+
+def _go_method_name(node: Node) -> str | None:
+    receiver = node.child_by_field_name("receiver")
+    parameter = receiver.named_children[0] if receiver is not None and receiver.named_children else None
+    receiver_type = _type_name(_text(parameter.child_by_field_name("type"))) if parameter else None
+    name = _name_field(node)
+    if name is None:
+        return None
+    return f"{receiver_type}.{name}" if receiver_type else name
+
+
+def _go_type_kind(node: Node) -> str:
+    type_node = node.child_by_field_name("type")
+    kinds = {"struct_type": "struct", "interface_type": "interface"}
+    return kinds.get(type_node.type if type_node is not None else "", "type")
+
+
+def _rust_impl_name(node: Node) -> str | None:
+    return _type_name(_text(node.child_by_field_name("type")))
+
+
+def _function_declarator_name(node: Node) -> str | None:
+    """The declared name of a C/C++ function_definition: "buffer_free", "Matrix::scale"."""
+    declarator = node.child_by_field_name("declarator")
+    while declarator is not None and declarator.type != "function_declarator":
+        inner = declarator.child_by_field_name("declarator")
+        if inner is None and declarator.named_children:
+            inner = declarator.named_children[-1]
+        declarator = inner
+    name = _text(declarator.child_by_field_name("declarator")) if declarator is not None else None
+    if name is None or "::" not in name:
+        return name
+    scope, _, member = name.rpartition("::")
+    while (stripped := _TEMPLATE_ARGUMENTS.sub("", scope)) != scope:
+        scope = stripped  # "Box<std::vector<int>>::get" -> "Box::get"
+    return f"{scope}::{member}"
+
+
+def _c_function_kind(node: Node) -> str:
+    name = _function_declarator_name(node) or ""
+    return "method" if "::" in name else "function"
+
+
+def _c_tag_name(node: Node) -> str | None:
+    """A struct/union/enum name, or the typedef name of an anonymous one."""
+    name = _name_field(node)
+    if name is None and node.parent is not None and node.parent.type == "type_definition":
+        name = _text(node.parent.child_by_field_name("declarator"))
+    return name
+
+
+# --- language tables ----------------------------------------------------------------------------
+
+_FUNCTION_VALUES = "[(arrow_function) (function_expression) (generator_function)]"
+
+_PYTHON = _LanguageSpec(
+    load=lambda: __import__("tree_sitter_python").language(),
+    rules={"class_definition": _Rule("class"), "function_definition": _Rule("function")},
+    wrappers=frozenset({"decorated_definition"}),
+)
+
+_JAVASCRIPT_RULES = {
+    "class_declaration": _Rule("class"),
+    "function_declaration": _Rule("function"),
+    "generator_function_declaration": _Rule("function"),
+    "method_definition": _Rule("function"),
+    "variable_declarator": _Rule(
+        "function", pattern=f"(variable_declarator value: {_FUNCTION_VALUES}) @def"),
+    # `export default function () {}` and friends: named after the export.
+    **{
+        node_type: _Rule(kind, name=lambda _node: "default",
+                         pattern=f"(export_statement value: ({node_type}) @def)")
+        for node_type, kind in (("function_expression", "function"), ("arrow_function", "function"),
+                                ("generator_function", "function"), ("class", "class"))
+    },
+}
+_JAVASCRIPT_WRAPPERS = frozenset({"export_statement", "lexical_declaration", "variable_declaration"})
+_JAVASCRIPT = _LanguageSpec(
+    load=lambda: __import__("tree_sitter_javascript").language(),
+    rules={
+        **_JAVASCRIPT_RULES,
+        "field_definition": _Rule(
+            "function", name=_field_name("property"),
+            pattern=f"(field_definition value: {_FUNCTION_VALUES}) @def"),
+    },
+    wrappers=_JAVASCRIPT_WRAPPERS,
+    leading=frozenset({"comment", "decorator"}),
+)
+
+_TYPESCRIPT_RULES = {
+    **_JAVASCRIPT_RULES,
+    "abstract_class_declaration": _Rule("class"),
+    "interface_declaration": _Rule("interface"),
+    "enum_declaration": _Rule("enum"),
+    "type_alias_declaration": _Rule("type"),
+    "internal_module": _Rule("namespace"),
+    "public_field_definition": _Rule(
+        "function", pattern=f"(public_field_definition value: {_FUNCTION_VALUES}) @def"),
+}
+
+
+def _typescript_spec(load: Callable[[], object]) -> _LanguageSpec:
+    return _LanguageSpec(load=load, rules=_TYPESCRIPT_RULES, wrappers=_JAVASCRIPT_WRAPPERS,
+                         leading=frozenset({"comment", "decorator"}))
+
+
+_GO = _LanguageSpec(
+    load=lambda: __import__("tree_sitter_go").language(),
+    rules={
+        "function_declaration": _Rule("function"),
+        "method_declaration": _Rule("method", name=_go_method_name),
+        "type_spec": _Rule("type", kind_of=_go_type_kind),
+        "type_alias": _Rule("type"),
+    },
+    wrappers=frozenset({"type_declaration"}),
+)
+
+_RUST = _LanguageSpec(
+    load=lambda: __import__("tree_sitter_rust").language(),
+    rules={
+        "function_item": _Rule("function"),
+        "struct_item": _Rule("struct"),
+        "enum_item": _Rule("enum"),
+        "union_item": _Rule("union"),
+        "trait_item": _Rule("trait"),
+        "impl_item": _Rule("impl", name=_rust_impl_name),
+        "mod_item": _Rule("module", pattern="(mod_item body: (declaration_list)) @def"),
+        "macro_definition": _Rule("macro"),
+    },
+    leading=frozenset({"line_comment", "block_comment", "attribute_item"}),
+)
+
+_JAVA = _LanguageSpec(
+    load=lambda: __import__("tree_sitter_java").language(),
+    rules={
+        "class_declaration": _Rule("class"),
+        "interface_declaration": _Rule("interface"),
+        "annotation_type_declaration": _Rule("interface"),
+        "enum_declaration": _Rule("enum"),
+        "record_declaration": _Rule("record"),
+        # Abstract and interface methods without a body stay in their type's chunk.
+        "method_declaration": _Rule("function", pattern="(method_declaration body: (_)) @def"),
+        "constructor_declaration": _Rule("constructor"),
+    },
+    leading=frozenset({"line_comment", "block_comment"}),
+)
+
+_C_RULES = {
+    "function_definition": _Rule("function", name=_function_declarator_name),
+    "struct_specifier": _Rule(
+        "struct", name=_c_tag_name, pattern="(struct_specifier body: (_)) @def"),
+    "union_specifier": _Rule("union", name=_c_tag_name, pattern="(union_specifier body: (_)) @def"),
+    "enum_specifier": _Rule("enum", name=_c_tag_name, pattern="(enum_specifier body: (_)) @def"),
+}
+_C = _LanguageSpec(
+    load=lambda: __import__("tree_sitter_c").language(),
+    rules=_C_RULES,
+    wrappers=frozenset({"type_definition"}),
+)
+
+_CPP = _LanguageSpec(
+    load=lambda: __import__("tree_sitter_cpp").language(),
+    rules={
+        **_C_RULES,
+        "function_definition": _Rule(
+            "function", name=_function_declarator_name, kind_of=_c_function_kind),
+        "class_specifier": _Rule(
+            "class", name=_c_tag_name, pattern="(class_specifier body: (_)) @def"),
+        "namespace_definition": _Rule("namespace"),
+    },
+    wrappers=frozenset({"type_definition", "template_declaration"}),
+)
+
+_RUBY = _LanguageSpec(
+    load=lambda: __import__("tree_sitter_ruby").language(),
+    rules={
+        "module": _Rule("module"),
+        "class": _Rule("class"),
+        "method": _Rule("function"),
+        "singleton_method": _Rule("method"),
+    },
+    function_scopes=frozenset(),  # a def in a Ruby module is a (mixin or module) method
+)
+
+_CSHARP = _LanguageSpec(
+    load=lambda: __import__("tree_sitter_c_sharp").language(),
+    rules={
+        "class_declaration": _Rule("class"),
+        "struct_declaration": _Rule("struct"),
+        "interface_declaration": _Rule("interface"),
+        "enum_declaration": _Rule("enum"),
+        "record_declaration": _Rule("record"),
+        # Like Java packages, namespaces do not prefix symbols: "Account.Deposit" either way,
+        # whether the file uses a block or a file-scoped namespace.
+        "namespace_declaration": _Rule("namespace", qualifies=False),
+        "method_declaration": _Rule("function", pattern="(method_declaration body: (_)) @def"),
+        "constructor_declaration": _Rule("constructor"),
+        "destructor_declaration": _Rule("method"),
+    },
+)
+
+_SPECS: dict[str, _LanguageSpec] = {
+    "python": _PYTHON,
+    "javascript": _JAVASCRIPT,
+    "typescript": _typescript_spec(lambda: __import__("tree_sitter_typescript").language_typescript()),
+    "tsx": _typescript_spec(lambda: __import__("tree_sitter_typescript").language_tsx()),
+    "go": _GO,
+    "rust": _RUST,
+    "java": _JAVA,
+    "c": _C,
+    "cpp": _CPP,
+    "ruby": _RUBY,
+    "csharp": _CSHARP,
+}
+
+
+# --- parser cache -------------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _language_and_query(language: str) -> tuple[Language, Query]:
+    spec = _SPECS[language]
+    grammar = Language(spec.load())
+    patterns = " ".join(rule.pattern or f"({node_type}) @def" for node_type, rule in spec.rules.items())
+    return grammar, Query(grammar, patterns)
+
+
+# A Parser holds per-parse state, so each thread gets its own (languages and queries are shared).
+_thread_parsers = threading.local()
+
+
+def _parser(language: str) -> Parser:
+    parsers: dict[str, Parser] = _thread_parsers.__dict__.setdefault("by_language", {})
+    parser = parsers.get(language)
+    if parser is None:
+        parser = parsers[language] = Parser(_language_and_query(language)[0])
+    return parser
+
+
+# --- definitions --------------------------------------------------------------------------------
+
+def _last_row(node: Node) -> int:
+    """The last row a node occupies (a node ending at column 0 ends on the previous row)."""
+    end_row, end_column = node.end_point
+    return end_row - 1 if end_column == 0 and end_row > node.start_point.row else end_row
+
+
+def _starts_line(node: Node, lines: list[str]) -> bool:
+    row, column = node.start_point
+    return row < len(lines) and not lines[row][:column].strip()
+
+
+def _outer_node(node: Node, spec: _LanguageSpec) -> Node:
+    """The node plus the wrappers that belong to it (decorated_definition, export, typedef, ...)."""
+    while (parent := node.parent) is not None and parent.type in spec.wrappers:
+        if sum(1 for sibling in parent.named_children if sibling.type == node.type) > 1:
+            break  # e.g. `const a = () => 1, b = () => 2;`: the declaration is shared
+        node = parent
+    return node
+
+
+def _first_row(outer: Node, spec: _LanguageSpec, lines: list[str]) -> int:
+    first = outer.start_point.row
+    sibling = outer.prev_named_sibling
+    while (sibling is not None and sibling.type in spec.leading
+           and _last_row(sibling) >= first - 1 and _starts_line(sibling, lines)):
+        first = sibling.start_point.row
+        sibling = sibling.prev_named_sibling
+    return first
+
+
+def _header_last(node: Node, lines: list[str]) -> int:
+    """The last signature row: the row opening the body's "{", or the row before an indented body."""
+    body = node.child_by_field_name("body")
+    if body is None:
+        return node.start_point.row
+    row, column = body.start_point
+    body_starts_line = _starts_line(body, lines)
+    if body_starts_line and lines[row][column:column + 1] != "{" and row > node.start_point.row:
+        return row - 1
+    return row
+
+
+def _qualified(parent: _Definition | None, name: str) -> str:
+    name = name.replace("::", ".")
+    if parent is None or not parent.qualifies:
+        return name
+    return f"{parent.symbol}.{name}"
+
+
+def _kind(rule: _Rule, node: Node, parent: _Definition | None, spec: _LanguageSpec) -> str:
+    kind = rule.kind_of(node) if rule.kind_of else rule.kind
+    if kind == "function" and parent is not None and parent.kind not in spec.function_scopes:
+        return "method"
+    return kind
+
+
+def _definitions(root: Node, language: str, lines: list[str]) -> list[_Definition]:
+    """Top-level definitions of a parsed file, each with its nested definitions as children."""
+    spec = _SPECS[language]
+    query = _language_and_query(language)[1]
+    captured = {node.id: node for nodes in QueryCursor(query).captures(root).values() for node in nodes}
+    top_level: list[_Definition] = []
+    open_definitions: list[tuple[int, _Definition]] = []  # (end byte, definition), outermost first
+    for node in sorted(captured.values(), key=lambda n: (n.start_byte, -n.end_byte)):
+        while open_definitions and open_definitions[-1][0] <= node.start_byte:
+            open_definitions.pop()
+        parent = open_definitions[-1][1] if open_definitions else None
+        if parent is not None and parent.kind in _LEAF_KINDS:
+            continue  # a nested function or class is part of the function that holds it
+        rule = spec.rules[node.type]
+        name = (rule.name or _name_field)(node)
+        kind = _kind(rule, node, parent, spec)
+        if name is None and kind not in _LEAF_KINDS:
+            continue  # an anonymous namespace or struct: its members belong to the outer scope
+        outer = _outer_node(node, spec)
+        definition = _Definition(
+            symbol=_qualified(parent, name or "<anonymous>"),
+            kind=kind,
+            first=_first_row(outer, spec, lines),
+            last=_last_row(outer),
+            header_last=_header_last(node, lines),
+            qualifies=rule.qualifies,
+        )
+        (parent.children if parent is not None else top_level).append(definition)
+        open_definitions.append((node.end_byte, definition))
+    return top_level
+
+
+# --- rows and pieces ----------------------------------------------------------------------------
+
+def _is_closing(line: str) -> bool:
+    stripped = line.strip()
+    return stripped.startswith("}") or stripped == "end"
+
+
+def _indent(line: str) -> str:
+    return line[:len(line) - len(line.lstrip())]
+
+
+def _outline_rows(definition: _Definition, lines: list[str]) -> list[Row]:
+    """A container's rows with the body of each nested definition replaced by one "..." row."""
+    rows: list[Row] = []
+    cursor = definition.first
+    for child in definition.children:
+        hidden_first = max(child.header_last + 1, cursor)
+        closing_kept = child.last > child.header_last and _is_closing(lines[child.last])
+        hidden_last = child.last - 1 if closing_kept else child.last
+        if hidden_first > hidden_last:
+            continue
+        rows.extend((row, lines[row]) for row in range(cursor, hidden_first))
+        indent = _indent(lines[hidden_first]) or _indent(lines[child.header_last]) + "    "
+        rows.append((hidden_first, indent + ELISION))
+        cursor = hidden_last + 1
+    rows.extend((row, lines[row]) for row in range(cursor, definition.last + 1))
+    return rows
+
+
+def _pack(rows: list[Row], max_chars: int, max_lines: int, overlap: int) -> Iterator[list[Row]]:
+    """Consecutive groups of rows of at most max_lines rows and max_chars characters (joined by
+    newlines; a single longer row is a group of its own), each overlapping the previous one by up
+    to `overlap` rows while the overlap still leaves room for a new row."""
+    start = 0
+    while start < len(rows):
+        end, size = start, -1
+        while end < len(rows) and end - start < max_lines:
+            grown = size + 1 + len(rows[end][1])
+            if grown > max_chars and end > start:
+                break
+            size, end = grown, end + 1
+        yield rows[start:end]
+        if end >= len(rows):
+            return
+        start = end - _overlap_rows(rows, start, end, overlap, max_chars)
+
+
+def _overlap_rows(rows: list[Row], start: int, end: int, overlap: int, max_chars: int) -> int:
+    count = min(overlap, end - start - 1)
+    while count > 0:
+        size = sum(len(text) + 1 for _, text in rows[end - count:end + 1]) - 1
+        if size <= max_chars:
+            break
+        count -= 1
+    return count
+
+
+def _chunks_of(rows: list[Row], symbol: str | None, kind: str, language: str,
+               max_chars: int) -> Iterator[Chunk]:
+    """One chunk for a group of rows, or character pieces of a single over-long row."""
+    if len(rows) == 1 and len(rows[0][1]) > max_chars:
+        row, text = rows[0]
+        for offset in range(0, len(text), max_chars):
+            yield Chunk(row + 1, row + 1, symbol, kind, language, text[offset:offset + max_chars])
+        return
+    content = "\n".join(text for _, text in rows)
+    yield Chunk(rows[0][0] + 1, rows[-1][0] + 1, symbol, kind, language, content)
+
+
+def _trim_blank(rows: list[Row]) -> list[Row]:
+    start, end = 0, len(rows)
+    while start < end and not rows[start][1].strip():
+        start += 1
+    while end > start and not rows[end - 1][1].strip():
+        end -= 1
+    return rows[start:end]
+
+
+def _window_chunks(lines: list[str], first: int, last: int, language: str, max_chars: int,
+                   window_lines: int, overlap_lines: int) -> Iterator[Chunk]:
+    rows = _trim_blank([(row, lines[row]) for row in range(first, last + 1)])
+    for window in _pack(rows, max_chars, window_lines, overlap_lines):
+        window = _trim_blank(window)
+        if window:
+            yield from _chunks_of(window, None, WINDOW_KIND, language, max_chars)
+
+
+def _definition_chunks(definition: _Definition, lines: list[str], language: str,
+                       max_chars: int) -> Iterator[Chunk]:
+    if definition.children:
+        rows = _outline_rows(definition, lines)
+    else:
+        rows = [(row, lines[row]) for row in range(definition.first, definition.last + 1)]
+    for piece in _pack(rows, max_chars, max_lines=len(rows), overlap=0):
+        yield from _chunks_of(piece, definition.symbol, definition.kind, language, max_chars)
+    for child in definition.children:
+        yield from _definition_chunks(child, lines, language, max_chars)
+
+
+def _uncovered_spans(top_level: list[_Definition], line_count: int) -> Iterator[tuple[int, int]]:
+    cursor = 0
+    for definition in sorted(top_level, key=lambda d: d.first):
+        if definition.first > cursor:
+            yield cursor, definition.first - 1
+        cursor = max(cursor, definition.last + 1)
+    if cursor < line_count:
+        yield cursor, line_count - 1
+
+
+def _syntax_chunks(text: str, lines: list[str], language: str, max_chars: int,
+                   window_lines: int, overlap_lines: int) -> list[Chunk]:
+    tree = _parser(language).parse(text.encode("utf-8", errors="replace"))
+    top_level = _definitions(tree.root_node, language, lines)
+    chunks: list[Chunk] = []
+    for definition in top_level:
+        chunks.extend(_definition_chunks(definition, lines, language, max_chars))
+    for first, last in _uncovered_spans(top_level, len(lines)):
+        chunks.extend(_window_chunks(lines, first, last, language, max_chars,
+                                     window_lines, overlap_lines))
+    return chunks
+
+
+def chunk_file(path: str, text: str, language: str, *, max_chars: int = DEFAULT_MAX_CHUNK_CHARS,
+               window_lines: int = 40, overlap_lines: int = 8) -> list[Chunk]:
+    """Chunks of one file, in order of start_line."""
+    if not text.strip():
+        return []
+    max_chars = max(1, max_chars)
+    window_lines = max(1, window_lines)
+    overlap_lines = min(max(0, overlap_lines), window_lines - 1)
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    chunks: list[Chunk] | None = None
+    if language in _SPECS:
+        try:
+            chunks = _syntax_chunks(text, lines, language, max_chars, window_lines, overlap_lines)
+        except Exception:  # noqa: BLE001 - a grammar hiccup must not lose the file: use windows
+            chunks = None
+    if chunks is None:
+        chunks = list(_window_chunks(lines, 0, len(lines) - 1, language, max_chars,
+                                     window_lines, overlap_lines))
+    chunks.sort(key=lambda chunk: chunk.start_line)
+    return chunks
