@@ -1,0 +1,1 @@
+"""The MCP gateway: fastmcp tools over a local or a Kubernetes control plane."""

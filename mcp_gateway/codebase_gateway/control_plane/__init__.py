@@ -1,0 +1,1 @@
+"""Where indexing runs are declared and observed: a local registry or Kubernetes resources."""

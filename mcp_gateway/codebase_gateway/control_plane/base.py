@@ -1,0 +1,126 @@
+"""The contract both control planes keep, and the job status object the tools return."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from ..projects import ResolvedProject
+
+TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+
+
+class UnknownJob(LookupError):
+    """No indexing job has this id."""
+
+
+class UnknownProject(LookupError):
+    """No project of this id has been indexed."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything a run needs, resolved inside the tool call: plain data only."""
+
+    project: ResolvedProject
+    repo_path: Path
+    force_reindex: bool = False
+
+    @property
+    def mode(self) -> str:
+        return "full" if self.force_reindex else "incremental"
+
+
+@dataclass
+class JobStatus:
+    """The result object of `get_indexing_status` (keys of the original codebase-mcp, plus a few)."""
+
+    job_id: str
+    status: str  # pending | running | completed | failed | cancelled
+    status_message: str
+    repo_path: str
+    project_id: str
+    database_name: str
+    force_reindex: bool
+    files_indexed: int = 0
+    chunks_created: int = 0
+    error_message: str | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    progress: dict = field(default_factory=lambda: {"files_total": 0, "files_done": 0, "chunks_done": 0})
+    summary: dict | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_STATES
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """One row of `list_projects`."""
+
+    name: str
+    database: str
+    ready: bool
+    last_indexed: str | None
+    files: int
+    chunks: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ControlPlane(Protocol):
+    name: str  # "local" | "kubernetes"
+
+    def default_allowed_roots(self) -> list[Path]:
+        """Where repositories may live when no `--allowed-root` is configured ([] = anywhere)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def start_run(self, request: RunRequest) -> JobStatus:
+        """Record the run (its project provisioned or declared) and return at once."""
+
+    async def get_run(self, job_id: str) -> JobStatus:
+        """Raise UnknownJob for an id this control plane never issued."""
+
+    async def list_runs(self, *, project_id: str | None, status: str | None, limit: int) -> list[JobStatus]:
+        """Newest first."""
+
+    async def cancel_run(self, job_id: str) -> JobStatus: ...
+
+    async def list_projects(self) -> list[ProjectInfo]: ...
+
+    async def project_database_url(self, project_id: str) -> str:
+        """Connection URL of an existing project's database; raise UnknownProject otherwise."""
+
+    async def health(self) -> dict:
+        """At least `database_reachable`; anything else worth showing in `health://status`."""
+
+    async def run_counts(self) -> dict[str, int]:
+        """Number of runs in each state, for the metrics."""
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def summary_message(summary: dict) -> str:
+    """A sentence a user reads first: what the run did, or that nothing changed."""
+    indexed = summary.get("files_indexed", 0)
+    unchanged = summary.get("files_unchanged", 0)
+    deleted = summary.get("files_deleted", 0)
+    skipped = summary.get("files_skipped", 0)
+    seconds = summary.get("duration_seconds", 0.0)
+    if indexed == 0 and deleted == 0:
+        return (f"no changes: {unchanged} files unchanged, {skipped} skipped "
+                f"({seconds:.1f} s)")
+    return (f"indexed {indexed} files ({summary.get('chunks_created', 0)} chunks), "
+            f"{unchanged} unchanged, {deleted} deleted, {skipped} skipped ({seconds:.1f} s)")

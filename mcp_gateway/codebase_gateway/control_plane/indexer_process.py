@@ -1,0 +1,103 @@
+"""Run the indexer (`python -m codebase_indexer`) as a child process, exactly as a Job pod would."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+CANCELLED_EXIT_CODES = (143, -signal.SIGTERM)
+_LOG_TAIL_CHARS = 2_000
+
+
+@dataclass(frozen=True)
+class IndexerOutcome:
+    exit_code: int
+    result: dict | None  # the indexer's last stdout line: {"ok": ..., "summary" | "reason", "message"}
+    log_tail: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and bool(self.result and self.result.get("ok"))
+
+    @property
+    def was_terminated(self) -> bool:
+        return self.exit_code in CANCELLED_EXIT_CODES
+
+    def failure_message(self) -> str:
+        if self.result and not self.result.get("ok"):
+            reason, message = self.result.get("reason"), self.result.get("message")
+            return f"{reason}: {message}" if reason else str(message)
+        tail = self.log_tail.strip().splitlines()
+        last = tail[-1] if tail else "no output"
+        return f"the indexer exited with code {self.exit_code}: {last}"
+
+
+def indexer_environment(*, database_url: str, project_id: str, source: Path, mode: str,
+                        run_id: str) -> dict[str, str]:
+    """The gateway's environment (embedding settings included) plus the run's own settings."""
+    env = dict(os.environ)
+    env.update({
+        "CODEBASE_DATABASE_URL": database_url,
+        "CODEBASE_PROJECT_ID": project_id,
+        "CODEBASE_SOURCE_PATH": str(source),
+        "CODEBASE_INDEX_MODE": mode,
+        "CODEBASE_RUN_ID": run_id,
+        "HF_HUB_OFFLINE": env.get("HF_HUB_OFFLINE", "1"),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.pop("CODEBASE_TERMINATION_MESSAGE_PATH", None)
+    return env
+
+
+async def run_indexer(env: dict[str, str], log_path: Path,
+                      on_started: Callable[[asyncio.subprocess.Process], Awaitable[None]]) -> IndexerOutcome:
+    """Start the indexer, report its process, wait for it; stderr and stdout go to `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "codebase_indexer",
+            env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log,
+            preexec_fn=_terminate_with_parent,
+        )
+        await on_started(process)
+        last_json = None
+        assert process.stdout is not None
+        async for line in process.stdout:
+            log.write(line)
+            log.flush()
+            text = line.decode("utf-8", "replace").strip()
+            if text.startswith("{"):
+                try:
+                    last_json = json.loads(text)
+                except json.JSONDecodeError:
+                    pass
+        exit_code = await process.wait()
+    return IndexerOutcome(exit_code, last_json if isinstance(last_json, dict) else None, _tail(log_path))
+
+
+def _tail(path: Path) -> str:
+    try:
+        with path.open("rb") as log:
+            log.seek(max(0, path.stat().st_size - _LOG_TAIL_CHARS))
+            return log.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _terminate_with_parent() -> None:
+    """Linux: SIGTERM the indexer if the gateway dies, so no run outlives its supervisor."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass

@@ -1,0 +1,334 @@
+"""The local control plane: no cluster. Projects are databases on one PostgreSQL server,
+runs are `codebase-indexer` child processes supervised by one asyncio task of the gateway.
+
+A tool call only writes a job into the registry and wakes the supervisor; the
+supervisor (owned by the control plane, never by a request) starts, watches and
+finishes runs, one active run per project.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from codebase_indexer.identifiers import database_name
+from codebase_indexer.postgres import admin_database_url, database_url, redact
+from codebase_indexer.provisioning import ensure_project_database
+from codebase_indexer.runs import read_run
+from codebase_indexer.settings import home_dir
+
+from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, iso, summary_message
+from .indexer_process import IndexerOutcome, indexer_environment, run_indexer
+from .registry import Registry, ensure_registry
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+DEAD_AFTER_SECONDS = 30.0
+_POLL_SECONDS = 1.0
+_ORPHAN_MESSAGE = ("the gateway that ran this job stopped before the run finished; "
+                   "start the indexing again (it resumes incrementally)")
+
+
+class LocalControlPlane:
+    name = "local"
+
+    def __init__(self, admin_url: str | None = None, *, logs_dir: Path | None = None) -> None:
+        self._configured_admin_url = admin_url
+        self.admin_url = ""
+        self._logs_dir = logs_dir or home_dir() / "logs"
+        self._hostname = socket.gethostname()
+        self._instance_id = f"{self._hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._registry: Registry | None = None
+        self._wake = asyncio.Event()
+        self._supervisor: asyncio.Task | None = None
+        self._runs: dict[str, asyncio.Task] = {}
+        self._processes: dict[str, asyncio.subprocess.Process] = {}
+        self._stopping = False
+
+    def default_allowed_roots(self) -> list[Path]:
+        return []
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        self.admin_url = self._configured_admin_url or await asyncio.to_thread(admin_database_url)
+        try:
+            registry_url = await ensure_registry(self.admin_url)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise RuntimeError(f"cannot reach PostgreSQL at {redact(self.admin_url)}: {exc}") from exc
+        self._registry = await Registry.open(registry_url, self._instance_id)
+        await self._registry.heartbeat(self._hostname, os.getpid())
+        await self._recover_orphans()
+        self._supervisor = asyncio.create_task(self._supervise(), name="codebase-mcp-supervisor")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        for process in list(self._processes.values()):
+            _terminate(process)
+        if self._runs:
+            await asyncio.wait(list(self._runs.values()), timeout=10)
+        if self._registry is not None:
+            await self._registry.forget_gateway()
+            await self._registry.close()
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            raise RuntimeError("the local control plane is not started")
+        return self._registry
+
+    # --- tool operations ---
+
+    async def start_run(self, request: RunRequest) -> JobStatus:
+        project = await ensure_project_database(self.admin_url, request.project.project_id)
+        row = await self.registry.insert_job(
+            job_id=f"job-{uuid.uuid4().hex[:12]}", project_id=project.project_id,
+            database_name=project.database_name, repo_path=str(request.repo_path),
+            force_reindex=request.force_reindex,
+            status_message="queued: waiting for the supervisor",
+        )
+        self._wake.set()
+        return _status(row)
+
+    async def get_run(self, job_id: str) -> JobStatus:
+        row = await self.registry.job(job_id)
+        if row is None:
+            raise UnknownJob(job_id)
+        status = _status(row)
+        if status.status == "running":
+            run = await read_run(database_url(self.admin_url, status.database_name), job_id)
+            if run is not None:
+                status.progress = {key: run[key] for key in ("files_total", "files_done", "chunks_done")}
+                if run["files_total"]:
+                    status.status_message = (f"indexing: {run['files_done']}/{run['files_total']} files, "
+                                             f"{run['chunks_done']} chunks")
+        return status
+
+    async def list_runs(self, *, project_id: str | None, status: str | None, limit: int) -> list[JobStatus]:
+        rows = await self.registry.jobs(project_id=project_id, state=status, limit=limit)
+        return [_status(row) for row in rows]
+
+    async def cancel_run(self, job_id: str) -> JobStatus:
+        row = await self.registry.job(job_id)
+        if row is None:
+            raise UnknownJob(job_id)
+        if row["state"] == "pending":
+            await self.registry.finish(job_id, "cancelled", status_message="cancelled before it started")
+        elif row["state"] == "running":
+            await self.registry.request_cancel(job_id)
+            self._signal_cancel(job_id)
+            await self._wait_finished(job_id, timeout=10.0)
+        return await self.get_run(job_id)
+
+    async def list_projects(self) -> list[ProjectInfo]:
+        admin = await asyncpg.connect(self.admin_url)
+        try:
+            names = [r["datname"] for r in await admin.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'cb\\_proj\\_%' ORDER BY datname")]
+        finally:
+            await admin.close()
+        projects = [await self._project_info(name) for name in names]
+        return [project for project in projects if project is not None]
+
+    async def project_database_url(self, project_id: str) -> str:
+        name = database_name(project_id)
+        admin = await asyncpg.connect(self.admin_url)
+        try:
+            exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        finally:
+            await admin.close()
+        if not exists:
+            raise UnknownProject(project_id)
+        return database_url(self.admin_url, name)
+
+    async def health(self) -> dict:
+        try:
+            reachable = await self.registry.ping()
+        except (OSError, asyncpg.PostgresError, RuntimeError):
+            reachable = False
+        return {"database_reachable": bool(reachable), "database": redact(self.admin_url),
+                "active_runs": len(self._processes)}
+
+    async def run_counts(self) -> dict[str, int]:
+        return await self.registry.counts_by_state()
+
+    # --- the supervisor ---
+
+    async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_heartbeat = 0.0
+        while not self._stopping:
+            try:
+                if loop.time() >= next_heartbeat:
+                    await self.registry.heartbeat(self._hostname, os.getpid())
+                    await self._recover_orphans()
+                    next_heartbeat = loop.time() + HEARTBEAT_SECONDS
+                for row in await self.registry.claim_startable():
+                    self._runs[row["job_id"]] = asyncio.create_task(
+                        self._execute(row), name=f"codebase-mcp-run-{row['job_id']}")
+                for row in await self.registry.cancel_requested():
+                    self._signal_cancel(row["job_id"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup must not end supervision
+                log.exception("supervisor iteration failed; retrying")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=_POLL_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _execute(self, job: dict) -> None:
+        job_id = job["job_id"]
+        try:
+            project = await ensure_project_database(self.admin_url, job["project_id"])
+            env = indexer_environment(
+                database_url=project.url, project_id=project.project_id, source=Path(job["repo_path"]),
+                mode="full" if job["force_reindex"] else "incremental", run_id=job_id,
+            )
+
+            async def started(process: asyncio.subprocess.Process) -> None:
+                self._processes[job_id] = process
+                await self.registry.set_running(job_id, process_id=process.pid,
+                                                status_message="indexing: starting the indexer")
+
+            outcome = await run_indexer(env, self._logs_dir / f"{job_id}.log", started)
+            await self._record_outcome(job_id, outcome)
+        except Exception as exc:
+            log.exception("run %s failed", job_id)
+            await self.registry.finish(job_id, "failed", status_message="failed",
+                                       error_message=f"{type(exc).__name__}: {exc}")
+        finally:
+            self._processes.pop(job_id, None)
+            self._runs.pop(job_id, None)
+            self._wake.set()  # the project's next queued run may start now
+
+    async def _record_outcome(self, job_id: str, outcome: IndexerOutcome) -> None:
+        if outcome.succeeded:
+            summary = outcome.result.get("summary") or {}
+            await self.registry.finish(job_id, "completed", status_message=summary_message(summary),
+                                       summary=summary)
+            return
+        row = await self.registry.job(job_id)
+        if outcome.was_terminated and row is not None and row["cancel_requested"]:
+            await self.registry.finish(job_id, "cancelled", status_message="cancelled while running")
+        elif outcome.was_terminated and self._stopping:
+            await self.registry.finish(job_id, "failed", status_message="failed",
+                                       error_message="the gateway stopped during the run; start it again")
+        else:
+            await self.registry.finish(job_id, "failed", status_message="failed",
+                                       error_message=outcome.failure_message())
+
+    def _signal_cancel(self, job_id: str) -> None:
+        process = self._processes.get(job_id)
+        if process is not None:
+            _terminate(process)
+
+    async def _wait_finished(self, job_id: str, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            row = await self.registry.job(job_id)
+            if row is None or row["state"] not in ("pending", "running"):
+                return
+            await asyncio.sleep(0.2)
+
+    async def _recover_orphans(self) -> None:
+        """Adopt pending jobs of dead gateways; fail their running ones and stop their indexers."""
+        dead = {g.instance_id: g.hostname for g in await self.registry.gateways()
+                if g.instance_id != self._instance_id
+                and self._is_dead(g.hostname, g.pid, g.seconds_since_heartbeat)}
+        for owner in await self.registry.owners_without_gateway():
+            dead.setdefault(owner, owner.split(":", 1)[0])
+        if not dead:
+            return
+        adopted = await self.registry.adopt_pending(list(dead))
+        failed = await self.registry.fail_running(list(dead), _ORPHAN_MESSAGE)
+        for row in failed:
+            if dead.get(row["owner"]) == self._hostname:
+                _terminate_orphan_indexer(row["process_id"])
+        await self.registry.forget_gateways(list(dead))
+        if adopted or failed:
+            log.warning("recovered jobs of stopped gateways: adopted %s, failed %s",
+                        adopted, [row["job_id"] for row in failed])
+            self._wake.set()
+
+    def _is_dead(self, hostname: str, pid: int, seconds_since_heartbeat: float) -> bool:
+        if seconds_since_heartbeat > DEAD_AFTER_SECONDS:
+            return True
+        return hostname == self._hostname and not _process_alive(pid)
+
+    async def _project_info(self, dbname: str) -> ProjectInfo | None:
+        try:
+            conn = await asyncpg.connect(database_url(self.admin_url, dbname))
+        except (OSError, asyncpg.PostgresError):
+            return None
+        try:
+            project_id = await conn.fetchval("SELECT value #>> '{}' FROM project_meta WHERE key = 'project_id'")
+            files = await conn.fetchval("SELECT count(*) FROM files")
+            chunks = await conn.fetchval("SELECT count(*) FROM chunks")
+            last = await conn.fetchval("SELECT max(finished_at) FROM index_runs WHERE state = 'succeeded'")
+        except asyncpg.PostgresError:
+            return None
+        finally:
+            await conn.close()
+        return ProjectInfo(name=project_id or dbname, database=dbname, ready=last is not None,
+                           last_indexed=iso(last), files=files, chunks=chunks)
+
+
+def _status(row: dict) -> JobStatus:
+    summary = row["summary"]
+    progress = {"files_total": 0, "files_done": 0, "chunks_done": 0}
+    if summary:
+        total = summary.get("files_total", 0)
+        progress = {"files_total": total, "files_done": total, "chunks_done": summary.get("chunks_created", 0)}
+    return JobStatus(
+        job_id=row["job_id"], status=row["state"], status_message=row["status_message"],
+        repo_path=row["repo_path"], project_id=row["project_id"], database_name=row["database_name"],
+        force_reindex=row["force_reindex"], files_indexed=row["files_indexed"],
+        chunks_created=row["chunks_created"], error_message=row["error_message"],
+        created_at=iso(row["created_at"]), started_at=iso(row["started_at"]),
+        completed_at=iso(row["completed_at"]), progress=progress, summary=summary,
+    )
+
+
+def _terminate(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        try:
+            process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _terminate_orphan_indexer(pid: int | None) -> None:
+    """SIGTERM an indexer a dead gateway left behind, if that pid still runs the indexer."""
+    if not pid:
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return
+    if b"codebase_indexer" in cmdline:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass

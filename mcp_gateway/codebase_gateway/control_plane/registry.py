@@ -1,0 +1,216 @@
+"""The local jobs registry: a small database of its own on the same PostgreSQL server.
+
+Several gateways may share one server (two editor windows, each launching its
+own stdio gateway). Each job is owned by the gateway that accepted it; a
+gateway proves it is alive with a heartbeat, and jobs of dead gateways are
+adopted (pending) or failed (running) by whichever gateway notices first.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import asyncpg
+
+from codebase_indexer.postgres import database_url
+
+REGISTRY_DATABASE = "codebase_mcp_registry"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gateways (
+    instance_id  text PRIMARY KEY,
+    hostname     text NOT NULL,
+    pid          integer NOT NULL,
+    heartbeat_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS indexing_jobs (
+    job_id           text PRIMARY KEY,
+    project_id       text NOT NULL,
+    database_name    text NOT NULL,
+    repo_path        text NOT NULL,
+    force_reindex    boolean NOT NULL,
+    state            text NOT NULL,
+    status_message   text NOT NULL DEFAULT '',
+    error_message    text,
+    files_indexed    integer NOT NULL DEFAULT 0,
+    chunks_created   integer NOT NULL DEFAULT 0,
+    summary          jsonb,
+    owner            text NOT NULL,
+    process_id       integer,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    started_at       timestamptz,
+    completed_at     timestamptz
+);
+CREATE INDEX IF NOT EXISTS indexing_jobs_project ON indexing_jobs (project_id, created_at);
+CREATE INDEX IF NOT EXISTS indexing_jobs_state ON indexing_jobs (state);
+"""
+
+
+@dataclass(frozen=True)
+class GatewayRecord:
+    instance_id: str
+    hostname: str
+    pid: int
+    seconds_since_heartbeat: float
+
+
+async def ensure_registry(admin_url: str) -> str:
+    """Create the registry database and its tables if missing; return its URL."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", REGISTRY_DATABASE):
+            try:
+                await admin.execute(f'CREATE DATABASE "{REGISTRY_DATABASE}"')
+            except asyncpg.DuplicateDatabaseError:  # another gateway created it concurrently
+                pass
+    finally:
+        await admin.close()
+    url = database_url(admin_url, REGISTRY_DATABASE)
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7301)")
+            await conn.execute(_SCHEMA)
+    finally:
+        await conn.close()
+    return url
+
+
+class Registry:
+    """Every query on the jobs registry, over one small pool."""
+
+    def __init__(self, pool: asyncpg.Pool, instance_id: str) -> None:
+        self._pool = pool
+        self.instance_id = instance_id
+
+    @classmethod
+    async def open(cls, url: str, instance_id: str) -> "Registry":
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=4, init=_init_connection)
+        return cls(pool, instance_id)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def ping(self) -> bool:
+        return await self._pool.fetchval("SELECT true")
+
+    # --- gateways ---
+
+    async def heartbeat(self, hostname: str, pid: int) -> None:
+        await self._pool.execute(
+            "INSERT INTO gateways (instance_id, hostname, pid) VALUES ($1, $2, $3) "
+            "ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()",
+            self.instance_id, hostname, pid,
+        )
+
+    async def forget_gateway(self) -> None:
+        await self._pool.execute("DELETE FROM gateways WHERE instance_id = $1", self.instance_id)
+
+    async def gateways(self) -> list[GatewayRecord]:
+        rows = await self._pool.fetch(
+            "SELECT instance_id, hostname, pid, "
+            "extract(epoch FROM now() - heartbeat_at)::float8 AS age FROM gateways"
+        )
+        return [GatewayRecord(r["instance_id"], r["hostname"], r["pid"], r["age"]) for r in rows]
+
+    # --- jobs ---
+
+    async def insert_job(self, *, job_id: str, project_id: str, database_name: str, repo_path: str,
+                         force_reindex: bool, status_message: str) -> dict:
+        return dict(await self._pool.fetchrow(
+            "INSERT INTO indexing_jobs (job_id, project_id, database_name, repo_path, force_reindex, "
+            "state, status_message, owner) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING *",
+            job_id, project_id, database_name, repo_path, force_reindex, status_message,
+            self.instance_id,
+        ))
+
+    async def job(self, job_id: str) -> dict | None:
+        row = await self._pool.fetchrow("SELECT * FROM indexing_jobs WHERE job_id = $1", job_id)
+        return dict(row) if row is not None else None
+
+    async def jobs(self, *, project_id: str | None, state: str | None, limit: int) -> list[dict]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM indexing_jobs WHERE ($1::text IS NULL OR project_id = $1) "
+            "AND ($2::text IS NULL OR state = $2) ORDER BY created_at DESC, job_id LIMIT $3",
+            project_id, state, limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def claim_startable(self) -> list[dict]:
+        """Mark this gateway's oldest pending job of each idle project running; return them."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7302)")
+            rows = await conn.fetch(
+                "UPDATE indexing_jobs SET state = 'running', started_at = now(), "
+                "status_message = 'preparing the project database' "
+                "WHERE job_id IN ("
+                "  SELECT DISTINCT ON (project_id) job_id FROM indexing_jobs j"
+                "  WHERE owner = $1 AND state = 'pending' AND NOT EXISTS ("
+                "    SELECT 1 FROM indexing_jobs r WHERE r.project_id = j.project_id"
+                "    AND r.state = 'running')"
+                "  ORDER BY project_id, created_at, job_id"
+                ") RETURNING *",
+                self.instance_id,
+            )
+            return [dict(r) for r in rows]
+
+    async def set_running(self, job_id: str, *, process_id: int, status_message: str) -> None:
+        await self._pool.execute(
+            "UPDATE indexing_jobs SET process_id = $2, status_message = $3 "
+            "WHERE job_id = $1 AND state = 'running'",
+            job_id, process_id, status_message,
+        )
+
+    async def finish(self, job_id: str, state: str, *, status_message: str,
+                     error_message: str | None = None, summary: dict | None = None) -> None:
+        await self._pool.execute(
+            "UPDATE indexing_jobs SET state = $2, status_message = $3, error_message = $4, "
+            "summary = $5::jsonb, files_indexed = $6, chunks_created = $7, completed_at = now() "
+            "WHERE job_id = $1 AND state IN ('pending', 'running')",
+            job_id, state, status_message, error_message,
+            summary,
+            int((summary or {}).get("files_indexed", 0)), int((summary or {}).get("chunks_created", 0)),
+        )
+
+    async def request_cancel(self, job_id: str) -> None:
+        await self._pool.execute(
+            "UPDATE indexing_jobs SET cancel_requested = true, status_message = 'cancelling' "
+            "WHERE job_id = $1 AND state = 'running'", job_id)
+
+    async def cancel_requested(self) -> list[dict]:
+        """This gateway's running jobs whose cancellation was asked (possibly through another gateway)."""
+        return await self._pool.fetch(
+            "SELECT job_id FROM indexing_jobs WHERE owner = $1 AND state = 'running' AND cancel_requested",
+            self.instance_id,
+        )
+
+    async def owners_without_gateway(self) -> list[str]:
+        """Owners of unfinished jobs that no longer have a gateway row at all."""
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT owner FROM indexing_jobs WHERE state IN ('pending', 'running') "
+            "AND owner NOT IN (SELECT instance_id FROM gateways)")
+        return [r["owner"] for r in rows]
+
+    async def adopt_pending(self, dead_owners: list[str]) -> list[str]:
+        rows = await self._pool.fetch(
+            "UPDATE indexing_jobs SET owner = $1 WHERE state = 'pending' AND owner = ANY($2::text[]) "
+            "RETURNING job_id", self.instance_id, dead_owners)
+        return [r["job_id"] for r in rows]
+
+    async def fail_running(self, dead_owners: list[str], message: str) -> list[dict]:
+        return await self._pool.fetch(
+            "UPDATE indexing_jobs SET state = 'failed', status_message = 'failed', error_message = $2, "
+            "completed_at = now() WHERE state = 'running' AND owner = ANY($1::text[]) "
+            "RETURNING job_id, process_id, owner", dead_owners, message)
+
+    async def forget_gateways(self, instance_ids: list[str]) -> None:
+        await self._pool.execute("DELETE FROM gateways WHERE instance_id = ANY($1::text[])", instance_ids)
+
+    async def counts_by_state(self) -> dict[str, int]:
+        rows = await self._pool.fetch("SELECT state, count(*) AS n FROM indexing_jobs GROUP BY state")
+        return {r["state"]: r["n"] for r in rows}
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")

@@ -1,0 +1,25 @@
+"""The query embedder: loaded once per gateway process, on first use, off the event loop."""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+from codebase_indexer.embedding import Embedder, create_embedder
+
+
+class LazyEmbedder:
+    def __init__(self, factory: Callable[[], Embedder] = create_embedder) -> None:
+        self._factory = factory
+        self._embedder: Embedder | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def loaded(self) -> Embedder | None:
+        return self._embedder
+
+    async def get(self) -> Embedder:
+        if self._embedder is None:
+            async with self._lock:
+                if self._embedder is None:
+                    self._embedder = await asyncio.to_thread(self._factory)
+        return self._embedder

@@ -1,0 +1,246 @@
+"""The fastmcp application: the tools of the original codebase-mcp, plus health and metrics.
+
+Every tool resolves what it needs (session working directory, project config,
+project identity) inside the call and hands the control plane plain data.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastmcp import Context, FastMCP
+from fastmcp.exceptions import ToolError
+from fastmcp.server.auth import AuthProvider
+from fastmcp.server.middleware import Middleware
+from pydantic import Field
+
+from codebase_indexer.search import SearchError, search_code as run_search
+from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
+
+from . import validation
+from .control_plane.base import ControlPlane, JobStatus, RunRequest, UnknownJob, UnknownProject
+from .embedder import LazyEmbedder
+from .metrics import Metrics
+from .projects import find_config, resolve_project
+from .sessions import WorkingDirectories, session_key
+
+SEARCH_MODES = ("hybrid", "semantic", "lexical")
+_PROGRESS_POLL_SECONDS = 0.5
+
+INSTRUCTIONS = """\
+Semantic code search over indexed repositories.
+1. Optionally call set_working_directory with the absolute path of the project you work in:
+   its .codebase-mcp/config.json names the project; otherwise the project is `default`.
+2. Index a repository with index_repository (waits, reports progress) or
+   start_indexing_background + get_indexing_status.
+3. search_code with a natural-language query; filter by language, file_type, directory.
+"""
+
+
+class _CallMetrics(Middleware):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def on_call_tool(self, context, call_next):
+        failed = True
+        try:
+            result = await call_next(context)
+            failed = bool(getattr(result, "is_error", False))
+            return result
+        finally:
+            self._metrics.record_call(context.message.name, failed=failed)
+
+
+def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | None = None,
+                  auth: AuthProvider | None = None, embedder: LazyEmbedder | None = None) -> FastMCP:
+    roots = list(allowed_roots) if allowed_roots else control_plane.default_allowed_roots()
+    embedder = embedder or LazyEmbedder()
+    metrics = Metrics()
+    working_directories = WorkingDirectories()
+
+    @asynccontextmanager
+    async def lifespan(_server: FastMCP):
+        await control_plane.start()
+        try:
+            yield {}
+        finally:
+            await control_plane.stop()
+
+    mcp = FastMCP("codebase-mcp", instructions=INSTRUCTIONS, auth=auth, lifespan=lifespan,
+                  middleware=[_CallMetrics(metrics)], mask_error_details=False)
+
+    def resolve(ctx: Context, project_id: str | None):
+        return resolve_project(project_id, working_directories.get(session_key(ctx)))
+
+    def run_request(ctx: Context, repo_path: str, project_id: str | None, force_reindex: bool) -> RunRequest:
+        path = validation.within_allowed_roots(validation.directory_path(repo_path, what="repo_path"), roots)
+        return RunRequest(project=resolve(ctx, project_id), repo_path=path, force_reindex=bool(force_reindex))
+
+    async def job_status(job_id: str) -> JobStatus:
+        try:
+            return await control_plane.get_run(validation.job_id(job_id))
+        except UnknownJob:
+            raise ToolError(f"unknown job_id {job_id!r}: list_indexing_jobs shows the known jobs") from None
+
+    @mcp.tool
+    async def set_working_directory(
+        directory: Annotated[str, Field(description="Absolute path of the directory you work in")],
+        ctx: Context,
+    ) -> dict:
+        """Set this session's working directory; its nearest .codebase-mcp/config.json names the project."""
+        path = validation.directory_path(directory)
+        key = session_key(ctx)
+        working_directories.set(key, path)
+        config = find_config(path)
+        return {
+            "session_id": key,
+            "working_directory": str(path),
+            "config_found": config is not None,
+            "config_path": str(config.path) if config else None,
+            "project_info": config.to_info() if config else None,
+        }
+
+    @mcp.tool
+    async def start_indexing_background(
+        repo_path: Annotated[str, Field(description="Absolute path of the repository to index")],
+        ctx: Context,
+        project_id: Annotated[str | None, Field(description="Project name; default: from the working directory")] = None,
+        force_reindex: Annotated[bool, Field(description="Re-index every file, not only changed ones")] = False,
+    ) -> dict:
+        """Start indexing a repository in the background and return a job_id at once."""
+        status = await control_plane.start_run(run_request(ctx, repo_path, project_id, force_reindex))
+        return {
+            "job_id": status.job_id,
+            "status": status.status,
+            "message": f"indexing of {status.repo_path} queued as {status.job_id}; "
+                       "poll get_indexing_status with this job_id",
+            "force_reindex": status.force_reindex,
+            "project_id": status.project_id,
+            "database_name": status.database_name,
+        }
+
+    @mcp.tool
+    async def get_indexing_status(
+        job_id: Annotated[str, Field(description="A job_id returned by start_indexing_background")],
+        project_id: Annotated[str | None, Field(description="Accepted for compatibility; job ids are unique")] = None,
+    ) -> dict:
+        """Status and progress of an indexing job."""
+        return (await job_status(job_id)).to_dict()
+
+    @mcp.tool
+    async def index_repository(
+        repo_path: Annotated[str, Field(description="Absolute path of the repository to index")],
+        ctx: Context,
+        project_id: Annotated[str | None, Field(description="Project name; default: from the working directory")] = None,
+        force_reindex: Annotated[bool, Field(description="Re-index every file, not only changed ones")] = False,
+    ) -> dict:
+        """Index a repository and wait for the result, reporting progress while it runs."""
+        status = await control_plane.start_run(run_request(ctx, repo_path, project_id, force_reindex))
+        job_id = status.job_id
+        # The run belongs to the control plane: if this call is cancelled, the run goes on.
+        while not status.finished:
+            progress = status.progress
+            await ctx.report_progress(progress["files_done"], progress["files_total"] or None,
+                                      status.status_message)
+            await asyncio.sleep(_PROGRESS_POLL_SECONDS)
+            status = await control_plane.get_run(job_id)
+        total = status.progress["files_total"]
+        await ctx.report_progress(total, total or None, status.status_message)
+        return status.to_dict()
+
+    @mcp.tool
+    async def search_code(
+        query: Annotated[str, Field(description="What you are looking for, in natural language or identifiers")],
+        ctx: Context,
+        project_id: Annotated[str | None, Field(description="Project name; default: from the working directory")] = None,
+        repository_id: Annotated[str | None, Field(description="Accepted for compatibility; a project holds one repository")] = None,
+        file_type: Annotated[str | None, Field(description="File extension without the dot, e.g. 'py'")] = None,
+        directory: Annotated[str | None, Field(description="Directory prefix relative to the repository root")] = None,
+        language: Annotated[str | None, Field(description="Language, e.g. 'python', 'typescript'")] = None,
+        limit: Annotated[int, Field(description="Number of results, 1 to 50")] = 10,
+        mode: Annotated[str, Field(description="hybrid (default), semantic or lexical")] = "hybrid",
+    ) -> dict:
+        """Search indexed code; results carry path, line range, symbol, snippet, score and context."""
+        text = validation.query(query)
+        limit = validation.limit(limit)
+        if mode not in SEARCH_MODES:
+            raise ToolError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+        project = resolve(ctx, project_id)
+        try:
+            url = await control_plane.project_database_url(project.project_id)
+        except UnknownProject:
+            raise ToolError(f"project {project.project_id!r} has not been indexed yet: "
+                            "index it with index_repository, or list_projects to see the indexed ones") from None
+        started = time.perf_counter()
+        try:
+            response = await run_search(
+                url, await embedder.get(), text, project_id=project.project_id,
+                database_name=project.database_name, language=language or None,
+                file_type=validation.file_type(file_type), directory=validation.directory_prefix(directory),
+                limit=limit, mode=mode,
+            )
+        except SearchError as exc:
+            raise ToolError(str(exc)) from None
+        metrics.observe_search(time.perf_counter() - started)
+        return validation.capped_search_response(response)
+
+    @mcp.tool
+    async def list_indexing_jobs(
+        project_id: Annotated[str | None, Field(description="Only this project's jobs")] = None,
+        status: Annotated[str | None, Field(description="pending, running, completed, failed or cancelled")] = None,
+        limit: Annotated[int, Field(description="At most this many jobs, newest first")] = 20,
+    ) -> dict:
+        """Indexing jobs, newest first."""
+        jobs = await control_plane.list_runs(
+            project_id=validation.project_id(project_id), status=validation.job_state(status),
+            limit=validation.limit(limit, maximum=validation.MAX_LIST_LIMIT),
+        )
+        return {"jobs": [job.to_dict() for job in jobs], "total_count": len(jobs)}
+
+    @mcp.tool
+    async def cancel_indexing_job(
+        job_id: Annotated[str, Field(description="A job_id returned by start_indexing_background")],
+    ) -> dict:
+        """Cancel a pending or running indexing job; a finished job is returned unchanged."""
+        try:
+            return (await control_plane.cancel_run(validation.job_id(job_id))).to_dict()
+        except UnknownJob:
+            raise ToolError(f"unknown job_id {job_id!r}: list_indexing_jobs shows the known jobs") from None
+
+    @mcp.tool
+    async def list_projects() -> dict:
+        """Projects with their database, readiness, last indexing time, files and chunks."""
+        projects = await control_plane.list_projects()
+        return {"projects": [project.to_dict() for project in projects], "total_count": len(projects)}
+
+    @mcp.resource("health://status", mime_type="application/json")
+    async def health() -> str:
+        """Whether the gateway can serve: control plane, database, embedding model."""
+        state = await control_plane.health()
+        settings = EmbeddingSettings.from_env()
+        loaded = embedder.loaded
+        return json.dumps({
+            "ok": bool(state.get("database_reachable")),
+            "control_plane": control_plane.name,
+            **state,
+            "model": {
+                "provider": settings.provider,
+                "name": loaded.model_name if loaded else (settings.model or DEFAULT_LOCAL_MODEL),
+                "loaded": loaded is not None,
+            },
+        })
+
+    @mcp.resource("metrics://prometheus", mime_type="text/plain")
+    async def prometheus() -> str:
+        """Tool calls, errors, runs by state and search latency, in Prometheus text format."""
+        try:
+            counts = await control_plane.run_counts()
+        except Exception:  # metrics must render even when the database is down
+            counts = {}
+        return metrics.render(counts)
+
+    return mcp

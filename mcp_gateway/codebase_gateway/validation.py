@@ -1,0 +1,134 @@
+"""Checks on tool arguments. Each failure is a ToolError that says what was wrong and what to do."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+from fastmcp.exceptions import ToolError
+
+from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
+
+MAX_QUERY_CHARS = 2_000
+MAX_LIMIT = 50
+MAX_LIST_LIMIT = 500
+# About 20k tokens at ~4 characters a token: what an agent can take in one response.
+MAX_RESPONSE_CHARS = 80_000
+JOB_STATES = ("pending", "running", "completed", "failed", "cancelled")
+
+
+def directory_path(value: str, *, what: str = "directory") -> Path:
+    """An absolute, existing directory without `..` components, symlinks resolved."""
+    if not isinstance(value, str) or not value.strip():
+        raise ToolError(f"{what} is empty: give an absolute path such as /home/me/project")
+    if "\x00" in value:
+        raise ToolError(f"{what} contains a NUL character")
+    raw = Path(os.path.expanduser(value.strip()))
+    if not raw.is_absolute():
+        raise ToolError(f"{what} {value!r} is relative: give an absolute path such as /home/me/project")
+    if ".." in raw.parts:
+        raise ToolError(f"{what} {value!r} contains '..': give the path without parent references")
+    if not raw.exists():
+        raise ToolError(f"{what} {value!r} does not exist")
+    if not raw.is_dir():
+        raise ToolError(f"{what} {value!r} is not a directory")
+    return raw.resolve()
+
+
+def within_allowed_roots(path: Path, roots: Iterable[Path], *, what: str = "repo_path") -> Path:
+    """`path` itself when it is inside one of `roots` (no roots: anything is allowed)."""
+    roots = [Path(root).resolve() for root in roots]
+    if not roots or any(path == root or path.is_relative_to(root) for root in roots):
+        return path
+    allowed = ", ".join(str(root) for root in roots)
+    raise ToolError(f"{what} {str(path)!r} is outside the allowed roots ({allowed}); "
+                    "index a repository under one of them")
+
+
+def project_id(value: str | None) -> str | None:
+    """The canonical project id, or None when not given."""
+    if value is None:
+        return None
+    try:
+        return normalize_project_id(value)
+    except InvalidProjectId as exc:
+        raise ToolError(f"invalid project_id: {exc}") from None
+
+
+def limit(value: int, *, maximum: int = MAX_LIMIT, what: str = "limit") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise ToolError(f"{what} must be an integer from 1 to {maximum}, got {value!r}")
+    return value
+
+
+def query(value: str) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise ToolError("query is empty: describe the code you are looking for")
+    if len(text) > MAX_QUERY_CHARS:
+        raise ToolError(f"query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}. "
+                        "Shorten it to the essential words")
+    return text
+
+
+def file_type(value: str | None) -> str | None:
+    """A file extension without the dot, e.g. `py`."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.startswith("."):
+        raise ToolError(f"file_type {value!r} starts with a dot: give it without one, e.g. 'py'")
+    if "/" in text or len(text) > 32:
+        raise ToolError(f"file_type {value!r} is not a file extension: give one such as 'py' or 'ts'")
+    return text
+
+
+def directory_prefix(value: str | None) -> str | None:
+    """A directory filter relative to the repository root (characters like `%` stay literal)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if "\x00" in text or len(text) > 1_000:
+        raise ToolError("directory must be a path relative to the repository root, e.g. 'src/api'")
+    if ".." in PurePosixPath(text).parts:
+        raise ToolError(f"directory {value!r} contains '..': give a path inside the repository")
+    return text
+
+
+def job_state(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value not in JOB_STATES:
+        raise ToolError(f"status must be one of {', '.join(JOB_STATES)}, got {value!r}")
+    return value
+
+
+def job_id(value: str) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or len(text) > 253:
+        raise ToolError("job_id is empty or too long: use a job_id returned by start_indexing_background")
+    return text
+
+
+def capped_search_response(response: dict, max_chars: int = MAX_RESPONSE_CHARS) -> dict:
+    """Drop trailing results (then shorten contents) until the JSON fits; say `truncated`."""
+    response = dict(response, truncated=False)
+    if _json_size(response) <= max_chars:
+        return response
+    results = list(response.get("results", []))
+    while results and _json_size(dict(response, results=results)) > max_chars:
+        results.pop()
+    if not results and response.get("results"):
+        first = dict(response["results"][0])
+        budget = max(0, max_chars // 2)
+        first["content"] = first.get("content", "")[:budget]
+        for key in ("context_before", "context_after"):
+            if key in first:
+                first[key] = type(first[key])()
+        results = [first]
+    return dict(response, results=results, truncated=True)
+
+
+def _json_size(value: dict) -> int:
+    return len(json.dumps(value, default=str))
