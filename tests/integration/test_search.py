@@ -1,0 +1,122 @@
+"""Searching a project: modes, filters (with LIKE metacharacters), isolation, result shape."""
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from codebase_indexer import store
+from codebase_indexer.search import SearchError
+
+from .conftest import write_tree
+
+REPO = {
+    "src/auth/login.py": "def verify_password(user, password):\n    \"\"\"Check a password against the stored hash.\"\"\"\n    return hash_password(password) == user.password_hash\n",
+    "src/auth/tokens.ts": "export function issueAccessToken(userId: string): string {\n  return sign({ sub: userId }, SECRET);\n}\n",
+    "src/db/pool.go": "package db\n\nfunc OpenConnectionPool(dsn string) (*Pool, error) {\n\treturn connect(dsn, 10)\n}\n",
+    "src/100%_done/report.py": "def render_report(rows):\n    return '\\n'.join(str(r) for r in rows)\n",
+    "src/100x_done/other.py": "def render_other(rows):\n    return rows\n",
+    "docs/guide.md": "# Guide\n\nHow to log in and get an access token.\n",
+}
+
+
+@pytest.fixture
+async def indexed(project, tmp_path):
+    await project.index(write_tree(tmp_path / "repo", REPO))
+    return project
+
+
+async def test_result_object_has_the_documented_shape(indexed):
+    result = await indexed.search("check a user's password", limit=3)
+    assert set(result) == {"results", "total_count", "project_id", "database_name", "latency_ms"}
+    top = result["results"][0]
+    assert set(top) == {"chunk_id", "file_path", "start_line", "end_line", "symbol", "language",
+                        "content", "similarity_score", "context_before", "context_after"}
+    assert top["file_path"] == "src/auth/login.py" and top["symbol"] == "verify_password"
+    assert result["total_count"] == len(result["results"]) <= 3
+    assert result["database_name"] == indexed.database.database_name
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "semantic", "lexical"])
+async def test_every_mode_finds_the_function(indexed, mode):
+    result = await indexed.search("open a database connection pool", mode=mode, limit=3)
+    assert result["results"][0]["file_path"] == "src/db/pool.go"
+
+
+async def test_lexical_matches_identifier_parts(indexed):
+    result = await indexed.search("access token", mode="lexical")
+    assert "src/auth/tokens.ts" in [r["file_path"] for r in result["results"]]
+
+
+async def test_filters_language_extension_directory_glob(indexed):
+    by_language = await indexed.search("function", language="go", limit=10)
+    assert {r["file_path"] for r in by_language["results"]} == {"src/db/pool.go"}
+    by_type = await indexed.search("token", file_type=".ts", limit=10)
+    assert {r["file_path"] for r in by_type["results"]} == {"src/auth/tokens.ts"}
+    by_directory = await indexed.search("password", directory="./src/auth/", limit=10)
+    assert {r["file_path"] for r in by_directory["results"]} <= {"src/auth/login.py", "src/auth/tokens.ts"}
+    by_glob = await indexed.search("function", path_glob="src/**/*.py", limit=10)
+    assert {r["file_path"] for r in by_glob["results"]} == {
+        "src/auth/login.py", "src/100%_done/report.py", "src/100x_done/other.py"}
+
+
+async def test_percent_and_underscore_in_directory_are_literal(indexed):
+    result = await indexed.search("render rows", directory="src/100%_done", limit=10)
+    assert {r["file_path"] for r in result["results"]} == {"src/100%_done/report.py"}
+    assert (await indexed.search("render", directory="src/1%", limit=10))["results"] == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"limit": 0}, "limit"), ({"limit": 51}, "limit"), ({"mode": "fuzzy"}, "mode"),
+    ({"directory": "../etc"}, "leaves the repository"), ({"file_type": "p y;"}, "file_type"),
+])
+async def test_bad_arguments_are_refused_clearly(indexed, kwargs, message):
+    with pytest.raises(SearchError, match=message):
+        await indexed.search("anything", **kwargs)
+
+
+async def test_oversized_and_empty_queries_are_refused(indexed):
+    with pytest.raises(SearchError, match="limit is"):
+        await indexed.search("x" * 5000)
+    with pytest.raises(SearchError, match="empty"):
+        await indexed.search("   ")
+
+
+async def test_context_lines_come_from_stored_content(indexed, tmp_path):
+    result = await indexed.search("open a database connection pool", limit=1)
+    top = result["results"][0]
+    assert top["context_before"] == "package db\n"
+    assert top["context_after"] == ""
+
+
+async def test_two_projects_never_see_each_others_chunks(indexed, other_project, tmp_path):
+    await other_project.index(write_tree(tmp_path / "other", {"secret.py": "def launch_rockets():\n    pass\n"}))
+    mine = await indexed.search("launch rockets", limit=50)
+    theirs = await other_project.search("verify password", limit=50)
+    assert "secret.py" not in {r["file_path"] for r in mine["results"]}
+    assert {r["file_path"] for r in theirs["results"]} == {"secret.py"}
+
+
+async def test_search_during_reindex_sees_the_previous_complete_file(indexed, tmp_path):
+    """A file's replacement is one transaction: until it commits, searches see the old file whole."""
+    repo = write_tree(tmp_path / "repo2", {"src/db/pool.go": "package db\n\nfunc DrainQueue() {}\n"})
+    conn = await store.connect(indexed.database.url)
+    try:
+        from codebase_indexer.pipeline import _prepared
+        from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates, read_source
+
+        skips = SkipCounter()
+        [candidate] = list_candidates(repo, ScanOptions(), skips)
+        write = _prepared(read_source(candidate, skips))
+        write.vectors = list(indexed.embedder.embed([c.content for c in write.chunks]))
+        transaction = conn.transaction()
+        await transaction.start()
+        await store.write_files(conn, [write], indexed.embedder.model_name)
+        during = await indexed.search("open connection pool", directory="src/db", limit=5)
+        symbols_during = [r["symbol"] for r in during["results"]]
+        assert "OpenConnectionPool" in symbols_during and "DrainQueue" not in symbols_during
+        await transaction.commit()
+        after = await indexed.search("drain queue", directory="src/db", limit=5)
+        assert "DrainQueue" in [r["symbol"] for r in after["results"]]
+        assert "OpenConnectionPool" not in [r["symbol"] for r in after["results"]]
+    finally:
+        await conn.close()
