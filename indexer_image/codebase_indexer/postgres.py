@@ -41,6 +41,14 @@ def embedded_server_url(data_dir: Path) -> str:
     return server.get_uri()
 
 
+def stop_embedded_server(data_dir: Path) -> None:
+    """Let go of an embedded server this process started or joined (it stops if no one else holds it)."""
+    with _lock:
+        server = _embedded_servers.pop(data_dir.expanduser().resolve(), None)
+    if server is not None:
+        server.cleanup()
+
+
 def database_url(server_url: str, database: str, *, user: str | None = None,
                  password: str | None = None) -> str:
     """The URL of another database (and optionally another role) on the same server."""

@@ -1,0 +1,39 @@
+"""The user CLI, run as a user runs it: `codebase-mcp index` then `codebase-mcp search`."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from .conftest import write_tree
+
+
+def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "codebase_gateway.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, env=dict(os.environ), timeout=300)
+
+
+def test_index_then_search_from_the_terminal(postgres_url, tmp_path, unique_project_id):
+    repo = write_tree(tmp_path / "shop", {
+        "cart.py": "def add_item_to_cart(cart, item):\n    cart.append(item)\n",
+        ".codebase-mcp/config.json": json.dumps({"version": 1, "project": {"name": unique_project_id}}),
+    })
+    indexed = cli("index", str(repo))
+    assert indexed.returncode == 0, indexed.stderr
+    assert f"project {unique_project_id}" in indexed.stdout and "1 indexed" in indexed.stdout
+
+    found = cli("search", "put a product in the shopping cart", cwd=repo)
+    assert found.returncode == 0, found.stderr
+    first = found.stdout.splitlines()[0].split()
+    assert first[0] == "cart.py:1-2" and first[2] == "add_item_to_cart"
+
+    as_json = json.loads(cli("search", "cart", "--json", "--limit", "1", cwd=repo).stdout)
+    assert as_json["project_id"] == unique_project_id and len(as_json["results"]) == 1
+
+
+def test_unknown_project_and_bad_path_give_clear_errors(postgres_url, tmp_path):
+    missing = cli("search", "anything", "--project", "never-indexed-project")
+    assert missing.returncode == 1 and "has not been indexed" in missing.stderr
+    bad = cli("index", str(tmp_path / "nope"))
+    assert bad.returncode == 1 and "is not a directory" in bad.stderr

@@ -1,0 +1,88 @@
+"""The indexer as the Job runs it: a process configured by environment, with a JSON result."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import write_tree
+
+
+def run_indexer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "codebase_indexer", *args], capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=300)
+
+
+async def test_indexer_process_indexes_and_writes_the_termination_message(project, tmp_path):
+    repo = write_tree(tmp_path / "repo", {"app.py": "def main():\n    print('hi')\n"})
+    message = tmp_path / "termination-log"
+    result = run_indexer({
+        "CODEBASE_DATABASE_URL": project.database.url,
+        "CODEBASE_PROJECT_ID": project.database.project_id,
+        "CODEBASE_SOURCE_PATH": str(repo),
+        "CODEBASE_RUN_ID": "job-run-1",
+        "CODEBASE_TERMINATION_MESSAGE_PATH": str(message),
+    })
+    assert result.returncode == 0, result.stderr
+    last_line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert last_line["ok"] is True and last_line["summary"]["files_indexed"] == 1
+    assert json.loads(message.read_text()) == last_line
+    found = await project.search("print greeting in main")
+    assert found["results"][0]["file_path"] == "app.py"
+
+
+async def test_missing_source_fails_with_reason(project, tmp_path):
+    message = tmp_path / "termination-log"
+    result = run_indexer({
+        "CODEBASE_DATABASE_URL": project.database.url,
+        "CODEBASE_PROJECT_ID": project.database.project_id,
+        "CODEBASE_SOURCE_PATH": str(tmp_path / "missing"),
+        "CODEBASE_TERMINATION_MESSAGE_PATH": str(message),
+    })
+    assert result.returncode == 1
+    outcome = json.loads(message.read_text())
+    assert outcome["ok"] is False and outcome["reason"] == "SourceNotFound"
+    assert "does not exist" in outcome["message"]
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, "no database"),
+    ({"CODEBASE_DATABASE_URL": "postgresql://x@/y"}, "no project"),
+    ({"CODEBASE_DATABASE_URL": "postgresql://x@/y", "CODEBASE_PROJECT_ID": "p"}, "exactly one source"),
+])
+def test_missing_configuration_is_a_usage_error(env, expected):
+    clean = {k: "" for k in ("CODEBASE_DATABASE_URL", "CODEBASE_PROJECT_ID", "CODEBASE_SOURCE_PATH", "CODEBASE_GIT_URL")}
+    result = run_indexer({**clean, **env})
+    assert result.returncode == 2
+    assert expected in json.loads(result.stdout.strip().splitlines()[-1])["message"]
+
+
+async def test_unreachable_database_is_reported(tmp_path):
+    result = run_indexer({
+        "CODEBASE_DATABASE_URL": f"postgresql://nobody@/nodb?host={tmp_path}",
+        "CODEBASE_PROJECT_ID": "p",
+        "CODEBASE_SOURCE_PATH": str(tmp_path),
+    })
+    assert result.returncode == 1
+    assert json.loads(result.stdout.strip().splitlines()[-1])["reason"] == "DatabaseError"
+
+
+def test_git_source_is_cloned_without_a_shell(project, tmp_path):
+    origin = write_tree(tmp_path / "origin", {"lib.py": "def clone_me():\n    return 42\n"})
+    subprocess.run(["git", "init", "-q", "-b", "main", str(origin)], check=True)
+    subprocess.run(["git", "-C", str(origin), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(origin), "-c", "user.email=t@t", "-c", "user.name=t",
+                    "commit", "-qm", "init"], check=True)
+    result = run_indexer({
+        "CODEBASE_DATABASE_URL": project.database.url,
+        "CODEBASE_PROJECT_ID": project.database.project_id,
+        "CODEBASE_SOURCE_PATH": "",
+        "CODEBASE_GIT_URL": f"file://{origin}",
+        "CODEBASE_GIT_REF": "main",
+        "CODEBASE_WORK_DIR": str(tmp_path),
+    })
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["summary"]["files_indexed"] == 1
