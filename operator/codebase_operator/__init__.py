@@ -1,0 +1,12 @@
+"""codebase-operator: reconciles CodebaseProject → database and IndexingRun → Job → status.
+
+Layers, from the outside in:
+- `command`: the CLI (`codebase-operator`, `codebase-mcp operator`).
+- `handlers`: the kopf registry; thin handlers that delegate.
+- `projects`, `runs`: the reconcile steps, with their side effects (API, database).
+- `kube`: pykube classes and the client (blocking calls run in threads).
+- `jobs`, `transitions`, `conditions`: pure functions (Job manifests, status changes).
+"""
+GROUP = "codebase.mcp.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"

@@ -1,0 +1,61 @@
+"""The operator's configuration: everything that comes from flags and environment variables."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkspaceVolume:
+    """The volume that holds source trees for `spec.source.path`, mounted read-only into indexer pods."""
+    host_path: str | None = None
+    claim_name: str | None = None
+
+    def as_volume(self, name: str) -> dict | None:
+        if self.claim_name:
+            return {"name": name, "persistentVolumeClaim": {"claimName": self.claim_name, "readOnly": True}}
+        if self.host_path:
+            return {"name": name, "hostPath": {"path": self.host_path, "type": "Directory"}}
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobDefaults:
+    """Job settings a project's `spec.indexerTemplate` may override (except the TTL)."""
+    active_deadline_seconds: int = 3600
+    backoff_limit: int = 1
+    ttl_seconds_after_finished: int = 7 * 24 * 3600
+    resources: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=lambda: {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"memory": "3Gi"},
+    })
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorConfig:
+    admin_database_url: str
+    indexer_image: str = "codebase-mcp-indexer:latest"
+    indexer_command: tuple[str, ...] = ("codebase-indexer",)
+    indexer_service_account: str = "codebase-indexer"
+    image_pull_policy: str = "IfNotPresent"
+    workspace_root: str = "/workspace"
+    workspace: WorkspaceVolume = WorkspaceVolume()
+    jobs: JobDefaults = JobDefaults()
+    kubeconfig: str | None = None
+    # How often running runs are checked (Job state, progress); waits back off up to the max delay.
+    poll_interval: float = 5.0
+    retry_max_delay: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.admin_database_url:
+            raise ValueError("the admin database URL is required (--admin-database-url or "
+                             "CODEBASE_ADMIN_DATABASE_URL)")
+        if not PurePosixPath(self.workspace_root).is_absolute():
+            raise ValueError(f"--workspace-root must be an absolute path, not {self.workspace_root!r}")
+        if self.poll_interval <= 0 or self.retry_max_delay <= 0:
+            raise ValueError("intervals must be positive")
+
+    def backoff(self, retry: int) -> float:
+        """Delay before the next attempt: exponential from 1 s, capped."""
+        return float(min(self.retry_max_delay, 2 ** min(retry, 16)))

@@ -1,0 +1,80 @@
+"""The kopf registry of codebase-operator. Handlers are thin: they unpack kopf's arguments and delegate."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from . import GROUP, VERSION, kube, projects, runs, transitions
+from .context import Context
+
+PROJECTS = (GROUP, VERSION, "codebaseprojects")
+RUNS = (GROUP, VERSION, "indexingruns")
+FINALIZER = f"{GROUP}/finalizer"
+
+
+def context(memo: kopf.Memo) -> Context:
+    return memo["context"]
+
+
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Handler progress and the last-handled spec live in our own annotations, not in `status`
+    # (whose schema is ours) — kopf's defaults would write `status.kopf`.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    settings.persistence.finalizer = FINALIZER
+    # Only the operator's explicit events reach Kubernetes; kopf's own logs stay in the log.
+    settings.posting.level = logging.CRITICAL
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+
+
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    return kube.connection_info(context(memo).api.config)
+
+
+async def reconcile_project(body: kopf.Body, patch: kopf.Patch, retry: int, memo: kopf.Memo,
+                            logger: kopf.Logger, **_: Any) -> None:
+    await projects.reconcile(context(memo), body, patch, retry, logger)
+
+
+async def drop_project_database(body: kopf.Body, retry: int, memo: kopf.Memo, logger: kopf.Logger,
+                                **_: Any) -> None:
+    await projects.drop(context(memo), body, retry, logger)
+
+
+async def start_run(body: kopf.Body, patch: kopf.Patch, retry: int, memo: kopf.Memo,
+                    logger: kopf.Logger, **_: Any) -> None:
+    await runs.start(context(memo), body, patch, retry, logger)
+
+
+async def watch_run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger,
+                    **_: Any) -> None:
+    await runs.watch(context(memo), body, patch, logger)
+
+
+def is_running(status: kopf.Status, **_: Any) -> bool:
+    return bool(status.get("jobName")) and not transitions.is_finished(status)
+
+
+def build_registry(*, poll_interval: float) -> kopf.OperatorRegistry:
+    """A registry with every handler; `poll_interval` paces the checks of running runs."""
+    registry = kopf.OperatorRegistry()
+    kopf.on.startup(registry=registry)(configure)
+    kopf.on.login(registry=registry)(login)
+
+    for decorator in (kopf.on.resume, kopf.on.create):
+        decorator(*PROJECTS, registry=registry)(reconcile_project)
+    kopf.on.update(*PROJECTS, field="spec", registry=registry)(reconcile_project)
+    # A finalizer exists only for projects whose database is to be dropped: kopf adds one
+    # exactly when a non-optional deletion handler matches, and this one matches only Delete.
+    # Retries are bounded: then kopf releases the finalizer, so no project is stuck terminating.
+    kopf.on.delete(*PROJECTS, field="spec.database.reclaimPolicy", value="Delete", retries=8,
+                   registry=registry)(drop_project_database)
+
+    for decorator in (kopf.on.resume, kopf.on.create):
+        decorator(*RUNS, registry=registry)(start_run)
+    kopf.timer(*RUNS, interval=poll_interval, when=is_running, registry=registry)(watch_run)
+    return registry

@@ -1,0 +1,267 @@
+"""The indexer Job of a run, as a manifest; and what a finished Job and its Pod say. Pure functions."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from . import API_VERSION, GROUP
+from .config import OperatorConfig
+from .specs import InvalidSpec, Source
+
+CONTAINER_NAME = "indexer"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+SCRATCH_DIR = "/tmp"
+WORKSPACE_VOLUME = "workspace"
+SCRATCH_VOLUME = "scratch"
+DATABASE_URL_KEY = "url"  # the key of the project Secret holding the project database URL
+RUN_LABEL = f"{GROUP}/run"
+PROJECT_LABEL = f"{GROUP}/project"
+MANAGED_BY = "codebase-operator"
+# Exit codes of codebase-indexer that no retry can fix: 1 = failed (bad source, DB, embedding), 2 = bad arguments.
+PERMANENT_EXIT_CODES = (1, 2)
+
+
+def job_name(run_name: str, run_uid: str) -> str:
+    """`ir-<run name>-<hash>`: the same run always maps to the same Job (idempotent creation)."""
+    digest = hashlib.sha256(f"{run_name}/{run_uid}".encode()).hexdigest()[:8]
+    base = re.sub(r"[^a-z0-9-]+", "-", run_name.lower())[:50].strip("-") or "run"
+    return f"ir-{base}-{digest}"
+
+
+def secret_name(project_name: str) -> str:
+    return f"{project_name}-db"
+
+
+def labels(project_name: str, run_name: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "codebase-indexer",
+        "app.kubernetes.io/part-of": "codebase-mcp",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        PROJECT_LABEL: project_name,
+        RUN_LABEL: run_name,
+    }
+
+
+def owner_reference(body: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {"apiVersion": API_VERSION, "kind": kind, "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def build_job(run: Mapping[str, Any], project: Mapping[str, Any], source: Source,
+              config: OperatorConfig) -> dict[str, Any]:
+    """The Job manifest for `run` of `project`. Raises InvalidSpec when it cannot be built."""
+    run_meta, project_spec = run["metadata"], project.get("spec") or {}
+    template = project_spec.get("indexerTemplate") or {}
+    job_labels = labels(project["metadata"]["name"], run_meta["name"])
+    volumes, mounts = _volumes(source, config)
+    container = {
+        "name": CONTAINER_NAME,
+        "image": config.indexer_image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": list(config.indexer_command),
+        "env": indexer_env(run, project, source, config),
+        "resources": _resources(config.jobs.resources, template.get("resources") or {}),
+        "volumeMounts": mounts,
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        # The indexer writes its report there; if it dies before, the log tail says why.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(run_meta["name"], run_meta["uid"]),
+            "namespace": run_meta["namespace"],
+            "labels": job_labels,
+            "ownerReferences": [owner_reference(run, "IndexingRun")],
+        },
+        "spec": {
+            "backoffLimit": template.get("backoffLimit", config.jobs.backoff_limit),
+            "activeDeadlineSeconds": template.get("activeDeadlineSeconds",
+                                                  config.jobs.active_deadline_seconds),
+            "ttlSecondsAfterFinished": config.jobs.ttl_seconds_after_finished,
+            "podFailurePolicy": {"rules": [
+                {"action": "FailJob", "onExitCodes": {
+                    "containerName": CONTAINER_NAME, "operator": "In",
+                    "values": list(PERMANENT_EXIT_CODES)}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]},
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": config.indexer_service_account,
+                    # The indexer talks to PostgreSQL only; it gets no Kubernetes credentials.
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "runAsGroup": 65532,
+                        "fsGroup": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def indexer_env(run: Mapping[str, Any], project: Mapping[str, Any], source: Source,
+                config: OperatorConfig) -> list[dict[str, Any]]:
+    """The indexer's environment; credentials only as references to Secrets."""
+    project_spec, run_spec = project.get("spec") or {}, run.get("spec") or {}
+    indexing = project_spec.get("indexing") or {}
+    embedding = project_spec.get("embedding") or {}
+    env: list[dict[str, Any]] = [
+        _secret_env("CODEBASE_DATABASE_URL", secret_name(project["metadata"]["name"]), DATABASE_URL_KEY),
+        _env("CODEBASE_PROJECT_ID", project_spec["projectId"]),
+        _env("CODEBASE_RUN_ID", run["metadata"]["uid"]),
+        _env("CODEBASE_INDEX_MODE", str(run_spec.get("mode", "Incremental")).lower()),
+        _env("CODEBASE_TERMINATION_MESSAGE_PATH", TERMINATION_MESSAGE_PATH),
+        _env("CODEBASE_WORK_DIR", f"{SCRATCH_DIR}/work"),
+        _env("HOME", SCRATCH_DIR),
+        _env("XDG_CACHE_HOME", f"{SCRATCH_DIR}/.cache"),
+        _env("HF_HUB_OFFLINE", "1"),
+        _env("TRANSFORMERS_OFFLINE", "1"),
+    ]
+    if source.path is not None:
+        env.append(_env("CODEBASE_SOURCE_PATH", workspace_path(config.workspace_root, source.path)))
+    else:
+        env.append(_env("CODEBASE_GIT_URL", source.git_url or ""))
+        if source.git_ref:
+            env.append(_env("CODEBASE_GIT_REF", source.git_ref))
+        if source.git_credentials_secret:
+            env.append(_secret_env("CODEBASE_GIT_USERNAME", source.git_credentials_secret, "username", optional=True))
+            env.append(_secret_env("CODEBASE_GIT_PASSWORD", source.git_credentials_secret, "password", optional=True))
+    if indexing.get("maxFileSize") is not None:
+        env.append(_env("CODEBASE_MAX_FILE_SIZE", str(indexing["maxFileSize"])))
+    if indexing.get("include"):
+        env.append(_env("CODEBASE_INCLUDE", ",".join(indexing["include"])))
+    if indexing.get("exclude"):
+        env.append(_env("CODEBASE_EXCLUDE", ",".join(indexing["exclude"])))
+    for key, variable in (("provider", "CODEBASE_MCP_EMBEDDING_PROVIDER"),
+                          ("model", "CODEBASE_MCP_EMBEDDING_MODEL"),
+                          ("url", "CODEBASE_MCP_EMBEDDING_URL")):
+        if embedding.get(key):
+            env.append(_env(variable, str(embedding[key])))
+    if embedding.get("apiKeySecret"):
+        ref = embedding["apiKeySecret"]
+        env.append(_secret_env("CODEBASE_MCP_EMBEDDING_API_KEY", ref["name"], ref["key"]))
+    return env
+
+
+def workspace_path(workspace_root: str, relative: str) -> str:
+    return str(PurePosixPath(workspace_root) / relative)
+
+
+def _volumes(source: Source, config: OperatorConfig) -> tuple[list[dict], list[dict]]:
+    volumes: list[dict] = [{"name": SCRATCH_VOLUME, "emptyDir": {"sizeLimit": "4Gi"}}]
+    mounts: list[dict] = [{"name": SCRATCH_VOLUME, "mountPath": SCRATCH_DIR}]
+    if source.path is not None:
+        workspace = config.workspace.as_volume(WORKSPACE_VOLUME)
+        if workspace is None:
+            raise InvalidSpec("the source is a path, but the operator has no workspace volume "
+                              "(start it with --workspace-claim or --workspace-host-path)")
+        volumes.append(workspace)
+        mounts.append({"name": WORKSPACE_VOLUME, "mountPath": config.workspace_root, "readOnly": True})
+    return volumes, mounts
+
+
+def _resources(defaults: Mapping[str, Mapping[str, str]],
+               overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    merged: dict[str, dict[str, str]] = {}
+    for section in ("requests", "limits"):
+        values = {**(defaults.get(section) or {}), **(overrides.get(section) or {})}
+        if values:
+            merged[section] = {key: str(value) for key, value in values.items()}
+    return merged
+
+
+def _env(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def _secret_env(name: str, secret: str, key: str, *, optional: bool = False) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+# What a Job and its Pods say.
+
+@dataclasses.dataclass(frozen=True)
+class JobState:
+    phase: Literal["Active", "Succeeded", "Failed"]
+    reason: str = ""
+    message: str = ""
+
+
+def job_state(job: Mapping[str, Any]) -> JobState:
+    """Read a Job's terminal conditions (Complete / Failed); anything else is still active."""
+    for condition in (job.get("status") or {}).get("conditions") or ():
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return JobState("Succeeded", condition.get("reason") or "Completed", condition.get("message") or "")
+        if condition.get("type") == "Failed":
+            return JobState("Failed", condition.get("reason") or "Failed", condition.get("message") or "")
+    return JobState("Active")
+
+
+def pods_of_job(pods: Iterable[Mapping[str, Any]], job: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The Job's own Pods: by the job-name label and, when set, the controller's uid."""
+    name, uid = job["metadata"]["name"], job["metadata"].get("uid")
+    selected = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        pod_labels = meta.get("labels") or {}
+        if name not in (pod_labels.get("job-name"), pod_labels.get("batch.kubernetes.io/job-name")):
+            continue
+        owners = [ref.get("uid") for ref in meta.get("ownerReferences") or () if ref.get("controller")]
+        if uid and owners and uid not in owners:
+            continue
+        selected.append(pod)
+    return selected
+
+
+def termination_message(pods: Iterable[Mapping[str, Any]]) -> str | None:
+    """The indexer container's termination message from the most recently finished Pod."""
+    latest: tuple[str, str] | None = None
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or ():
+            if status.get("name") != CONTAINER_NAME:
+                continue
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            if terminated.get("message"):
+                finished = terminated.get("finishedAt") or ""
+                if latest is None or finished >= latest[0]:
+                    latest = (finished, terminated["message"])
+    return latest[1] if latest else None
+
+
+def parse_report(message: str | None) -> dict[str, Any] | None:
+    """The indexer's JSON report: the last line of the message that is a JSON object with `ok`."""
+    for line in reversed((message or "").strip().splitlines()):
+        try:
+            report = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(report, dict) and isinstance(report.get("ok"), bool):
+            return report
+    return None

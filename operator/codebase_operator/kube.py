@@ -1,0 +1,132 @@
+"""The Kubernetes API as the operator uses it: pykube classes, and async wrappers of its blocking calls.
+
+pykube-ng is synchronous (requests); every call runs in a worker thread so that
+the operator's event loop (kopf's watchers, timers, asyncpg) never blocks on it.
+The operator's own kinds are declared as classes rather than discovered.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import kopf
+import pykube
+import requests
+
+from . import API_VERSION
+
+
+class CodebaseProject(pykube.objects.NamespacedAPIObject):
+    version = API_VERSION
+    endpoint = "codebaseprojects"
+    kind = "CodebaseProject"
+
+
+class IndexingRun(pykube.objects.NamespacedAPIObject):
+    version = API_VERSION
+    endpoint = "indexingruns"
+    kind = "IndexingRun"
+
+
+Job, Pod, Secret = pykube.Job, pykube.Pod, pykube.Secret
+Kind = type[pykube.objects.NamespacedAPIObject]
+
+
+class Conflict(Exception):
+    """The object changed since it was read (a failed optimistic-concurrency test)."""
+
+
+def load_config(kubeconfig: str | None) -> pykube.KubeConfig:
+    """The given kubeconfig file; else the in-cluster ServiceAccount; else $KUBECONFIG or ~/.kube/config."""
+    if kubeconfig:
+        return pykube.KubeConfig.from_file(kubeconfig)
+    return pykube.KubeConfig.from_env()
+
+
+def connection_info(config: pykube.KubeConfig) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same configuration pykube uses, so both talk to one cluster."""
+    ca = config.cluster.get("certificate-authority")
+    cert = config.user.get("client-certificate")
+    key = config.user.get("client-key")
+    return kopf.ConnectionInfo(
+        server=config.cluster["server"],
+        ca_path=ca.filename() if ca else None,
+        insecure=config.cluster.get("insecure-skip-tls-verify"),
+        username=config.user.get("username"),
+        password=config.user.get("password"),
+        token=config.user.get("token"),
+        certificate_path=cert.filename() if cert else None,
+        private_key_path=key.filename() if key else None,
+        default_namespace=config.namespace,
+    )
+
+
+async def get(api: pykube.HTTPClient, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+    def fetch() -> dict[str, Any] | None:
+        obj = kind.objects(api, namespace=namespace).get_or_none(name=name)
+        return obj.obj if obj is not None else None
+    return await asyncio.to_thread(fetch)
+
+
+async def create(api: pykube.HTTPClient, kind: Kind, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Create the object, or return the existing one of that name: (object, created)."""
+    def post() -> tuple[dict[str, Any], bool]:
+        obj = kind(api, dict(body))
+        try:
+            obj.create()
+            return obj.obj, True
+        except pykube.exceptions.HTTPError as exc:
+            if exc.code != 409:
+                raise
+        existing = kind.objects(api, namespace=body["metadata"]["namespace"]).get_by_name(
+            body["metadata"]["name"])
+        return existing.obj, False
+    return await asyncio.to_thread(post)
+
+
+async def delete(api: pykube.HTTPClient, kind: Kind, namespace: str, name: str) -> bool:
+    """Delete in the background (dependents are garbage-collected); False when it was already gone."""
+    def remove() -> bool:
+        obj = kind(api, {"metadata": {"name": name, "namespace": namespace}})
+        try:
+            obj.delete(propagation_policy="Background")
+            return True
+        except pykube.exceptions.HTTPError as exc:
+            if exc.code == 404:
+                return False
+            raise
+    return await asyncio.to_thread(remove)
+
+
+async def list_labelled(api: pykube.HTTPClient, kind: Kind, namespace: str,
+                        labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Objects with all these labels; re-checked here too, since a selector is only a filter hint."""
+    def fetch() -> list[dict[str, Any]]:
+        query = kind.objects(api, namespace=namespace).filter(selector=dict(labels))
+        return [obj.obj for obj in query]
+    items = await asyncio.to_thread(fetch)
+    return [item for item in items
+            if all((item.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in labels.items())]
+
+
+async def json_patch(api: pykube.HTTPClient, kind: Kind, namespace: str, name: str,
+                     ops: Sequence[Mapping[str, Any]], *, subresource: str | None = None) -> dict[str, Any]:
+    """Apply a JSON patch; a failed `test` op raises Conflict."""
+    def patch() -> dict[str, Any]:
+        obj = kind(api, {"metadata": {"name": name, "namespace": namespace}})
+        response: requests.Response = api.patch(**obj.api_kwargs(
+            subresource=subresource, data=json.dumps(list(ops)),
+            headers={"Content-Type": "application/json-patch+json"}))
+        if response.status_code in (409, 422):
+            raise Conflict(response.text)
+        api.raise_for_status(response)
+        return response.json()
+    return await asyncio.to_thread(patch)
+
+
+async def list_all(api: pykube.HTTPClient, kind: Kind, namespace: str) -> list[dict[str, Any]]:
+    def fetch() -> list[dict[str, Any]]:
+        return [obj.obj for obj in kind.objects(api, namespace=namespace)]
+    return await asyncio.to_thread(fetch)

@@ -1,0 +1,225 @@
+"""Reconcile an IndexingRun: wait for the database, take the project's turn, run the Job, report back.
+
+At most one run per project is active. The project's `status.activeRun` is the
+lock: a run claims it with a JSON patch that tests the project's resourceVersion,
+so two operator workers (or two replicas) can never both win; the oldest
+unfinished run is first in line.
+
+Progress is read from the project database (`index_runs`, written by the indexer
+about once a second) and copied into `status.progress` while the Job runs. That
+keeps the indexer's ServiceAccount free of any Kubernetes permission: it only
+talks to its own database, with the owner role from the project's Secret.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import kopf
+
+from codebase_indexer.identifiers import database_name
+from codebase_indexer.postgres import database_url
+from codebase_indexer.runs import read_run
+
+from . import conditions, jobs, kube, transitions
+from .context import Context
+from .specs import InvalidSpec, check_run_spec, run_source
+
+_CLAIM_ATTEMPTS = 5
+Logger = logging.Logger | kopf.Logger
+
+
+class Waiting(kopf.TemporaryError):
+    """The run cannot start yet; kopf retries the handler after the delay."""
+
+
+async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, logger: Logger) -> None:
+    """Bring a new run to Running: checks, database wait, queue, Job. Retried by kopf until then."""
+    status = dict(body.status)
+    if transitions.is_finished(status) or status.get("jobName"):
+        return  # finished, or the timer is watching its Job
+    name, namespace = body.metadata.name, body.metadata.namespace
+    try:
+        project_name = check_run_spec(name, body.spec)
+    except InvalidSpec as exc:
+        _enter(body, patch, status, transitions.invalid_spec(str(exc)))
+        return
+    if body.spec.get("cancel"):
+        _enter(body, patch, status, transitions.cancelled("cancelled before it started"))
+        await release(ctx, namespace, project_name, name)
+        return
+
+    project = await kube.get(ctx.api, kube.CodebaseProject, namespace, project_name)
+    if project is None:
+        _wait(ctx, body, patch, status, retry,
+              transitions.waiting_for_database(project_name, "the project does not exist yet"))
+    project_status = project.get("status") or {}
+    if not conditions.is_true(project_status.get("conditions"), transitions.DATABASE_READY):
+        detail = conditions.find(project_status.get("conditions"), transitions.DATABASE_READY)
+        _wait(ctx, body, patch, status, retry, transitions.waiting_for_database(
+            project_name, detail["message"] if detail else "it is not provisioned yet"))
+
+    try:
+        manifest = jobs.build_job(body, project, run_source(body.spec, project["spec"]), ctx.config)
+    except InvalidSpec as exc:
+        _enter(body, patch, status, transitions.invalid_spec(str(exc)))
+        return
+
+    blocker = await claim(ctx, project, body)
+    if blocker is not None:
+        _wait(ctx, body, patch, status, retry, transitions.queued(project_name, blocker))
+
+    job, created = await kube.create(ctx.api, kube.Job, manifest)
+    job_name = job["metadata"]["name"]
+    if created:
+        logger.info(f"created Job {job_name}")
+    _enter(body, patch, status, transitions.running(job_name), jobName=job_name,
+           runId=body.metadata.uid, startTime=status.get("startTime") or conditions.now_rfc3339())
+
+
+async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger) -> None:
+    """A running run's periodic check: cancellation, the Job's end, or progress."""
+    status = dict(body.status)
+    if transitions.is_finished(status):
+        return
+    name, namespace = body.metadata.name, body.metadata.namespace
+    project_name, job_name = body.spec["projectRef"]["name"], status["jobName"]
+    job = await kube.get(ctx.api, kube.Job, namespace, job_name)
+
+    if body.spec.get("cancel"):
+        if job is not None:
+            await kube.delete(ctx.api, kube.Job, namespace, job_name)
+        await _finish(ctx, body, patch, status, transitions.cancelled(f"cancelled: the Job {job_name} was deleted"),
+                      summary=None, ran=True)
+        return
+    if job is None:
+        await _finish(ctx, body, patch, status, transitions.job_lost(job_name), summary=None, ran=True)
+        return
+
+    state = jobs.job_state(job)
+    if state.phase == "Active":
+        current = await _progress(ctx, body, project_name)
+        if current is not None and current != status.get("progress"):
+            patch.status["progress"] = current
+        return
+
+    pods = jobs.pods_of_job(await kube.list_labelled(ctx.api, kube.Pod, namespace, {"job-name": job_name}), job)
+    report = jobs.parse_report(jobs.termination_message(pods))
+    if report is None:
+        logger.warning(f"Job {job_name} left no report in its Pods' termination messages")
+    await _finish(ctx, body, patch, status, transitions.finished(state, report),
+                  summary=transitions.summary(report), ran=True)
+
+
+async def claim(ctx: Context, project: Mapping[str, Any], run: kopf.Body) -> str | None:
+    """Take the project's turn for `run`; None when taken, else the name of the run ahead of it."""
+    namespace, project_name, name = run.metadata.namespace, project["metadata"]["name"], run.metadata.name
+    for _ in range(_CLAIM_ATTEMPTS):
+        active = (project.get("status") or {}).get("activeRun")
+        if active == name:
+            return None
+        if active and await _is_live(ctx, namespace, active):
+            return active
+        ahead = await _first_in_line(ctx, namespace, project_name)
+        if ahead is not None and ahead != name:
+            return ahead
+        try:
+            await kube.json_patch(ctx.api, kube.CodebaseProject, namespace, project_name, [
+                {"op": "test", "path": "/metadata/resourceVersion",
+                 "value": project["metadata"]["resourceVersion"]},
+                {"op": "add", "path": "/status/activeRun", "value": name},
+            ], subresource="status")
+            return None
+        except kube.Conflict:
+            fresh = await kube.get(ctx.api, kube.CodebaseProject, namespace, project_name)
+            if fresh is None:
+                return project_name
+            project = fresh
+    return (project.get("status") or {}).get("activeRun") or project_name
+
+
+async def release(ctx: Context, namespace: str, project_name: str, run_name: str,
+                  last_run: Mapping[str, Any] | None = None) -> None:
+    """Give the project's turn back (if `run_name` holds it) and record its last run."""
+    for _ in range(_CLAIM_ATTEMPTS):
+        project = await kube.get(ctx.api, kube.CodebaseProject, namespace, project_name)
+        if project is None:
+            return
+        ops: list[dict[str, Any]] = []
+        if (project.get("status") or {}).get("activeRun") == run_name:
+            ops.append({"op": "remove", "path": "/status/activeRun"})
+        if last_run is not None:
+            ops.append({"op": "add", "path": "/status/lastRun", "value": dict(last_run)})
+        if not ops:
+            return
+        if "status" not in project:
+            return
+        try:
+            await kube.json_patch(ctx.api, kube.CodebaseProject, namespace, project_name, [
+                {"op": "test", "path": "/metadata/resourceVersion",
+                 "value": project["metadata"]["resourceVersion"]}, *ops], subresource="status")
+            return
+        except kube.Conflict:
+            continue
+
+
+async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any],
+                  state: transitions.State, *, summary: Mapping[str, Any] | None, ran: bool) -> None:
+    now = conditions.now_rfc3339()
+    fields: dict[str, Any] = {"progress": transitions.final_progress(summary, status.get("progress"))}
+    if summary:
+        fields["summary"] = dict(summary)
+    _enter(body, patch, status, state, now=now, **fields)
+    project_name = body.spec["projectRef"]["name"]
+    last_run = transitions.last_run(body.metadata.name, now, state.status == "True", summary) if ran else None
+    await release(ctx, body.metadata.namespace, project_name, body.metadata.name, last_run)
+    project = await kube.get(ctx.api, kube.CodebaseProject, body.metadata.namespace, project_name)
+    if project is not None and last_run is not None:
+        kopf.event(project, type=state.event_type, reason=f"Run{state.reason}",
+                   message=f"run {body.metadata.name}: {state.message}")
+
+
+async def _progress(ctx: Context, run: kopf.Body, project_name: str) -> dict[str, int] | None:
+    project = await kube.get(ctx.api, kube.CodebaseProject, run.metadata.namespace, project_name)
+    if project is None:
+        return None
+    url = database_url(ctx.config.admin_database_url, database_name(project["spec"]["projectId"]))
+    try:
+        row = await read_run(url, run.metadata.uid)
+    except Exception:  # progress is best-effort; the Job's end is what counts
+        return None
+    return transitions.progress(row)
+
+
+async def _is_live(ctx: Context, namespace: str, run_name: str) -> bool:
+    run = await kube.get(ctx.api, kube.IndexingRun, namespace, run_name)
+    return run is not None and not transitions.is_finished(run.get("status"))
+
+
+async def _first_in_line(ctx: Context, namespace: str, project_name: str) -> str | None:
+    """The oldest unfinished run of the project that can still start (by creation time, then name)."""
+    runs = await kube.list_all(ctx.api, kube.IndexingRun, namespace)
+    waiting = [run for run in runs
+               if (run.get("spec") or {}).get("projectRef", {}).get("name") == project_name
+               and not transitions.is_finished(run.get("status"))
+               and not (run.get("spec") or {}).get("cancel")
+               and not (run.get("metadata") or {}).get("deletionTimestamp")]
+    if not waiting:
+        return None
+    first = min(waiting, key=lambda run: (run["metadata"].get("creationTimestamp") or "", run["metadata"]["name"]))
+    return first["metadata"]["name"]
+
+
+def _enter(body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any], state: transitions.State,
+           now: str | None = None, **fields: Any) -> None:
+    if transitions.is_news(status, state):
+        kopf.event(body, type=state.event_type, reason=state.reason, message=state.message)
+    patch.status.update(transitions.run_status(status, state, generation=body.metadata.get("generation"),
+                                               now=now, **fields))
+
+
+def _wait(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any], retry: int,
+          state: transitions.State) -> NoReturn:
+    _enter(body, patch, status, state)
+    raise Waiting(state.message, delay=ctx.config.backoff(retry))

@@ -1,0 +1,181 @@
+"""Status transitions of projects and runs as pure functions: (current status, new state) → status patch.
+
+Condition types are exactly what `kubectl wait --for=condition=...` needs:
+`Ready` and `DatabaseReady` on a CodebaseProject, `Succeeded` on an IndexingRun
+(Unknown while it is not finished, then True or False, like a Tekton TaskRun).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from . import conditions
+from .conditions import ConditionStatus
+from .jobs import JobState
+
+READY, DATABASE_READY, SUCCEEDED = "Ready", "DatabaseReady", "Succeeded"
+
+
+@dataclasses.dataclass(frozen=True)
+class State:
+    """One condition's worth of news: status, machine-readable reason, human-readable message."""
+    status: ConditionStatus
+    reason: str
+    message: str
+
+    @property
+    def event_type(self) -> Literal["Normal", "Warning"]:
+        return "Warning" if self.status == "False" else "Normal"
+
+
+# IndexingRun states.
+
+def pending() -> State:
+    return State("Unknown", "Pending", "the run is accepted")
+
+
+def waiting_for_database(project: str, detail: str) -> State:
+    return State("Unknown", "WaitingForDatabase", f"waiting for the database of project {project}: {detail}")
+
+
+def queued(project: str, active_run: str) -> State:
+    return State("Unknown", "Queued", f"waiting for run {active_run} of project {project} to finish")
+
+
+def running(job: str) -> State:
+    return State("Unknown", "Running", f"the indexer Job {job} is running")
+
+
+def invalid_spec(message: str) -> State:
+    return State("False", "InvalidSpec", message)
+
+
+def cancelled(detail: str) -> State:
+    return State("False", "Cancelled", detail)
+
+
+def finished(job: JobState, report: Mapping[str, Any] | None) -> State:
+    """A finished Job's outcome, preferring the indexer's own words over the Job's."""
+    if job.phase == "Succeeded":
+        summary = (report or {}).get("summary") or {}
+        return State("True", "Succeeded",
+                     f"indexed {summary.get('files_indexed', 0)} files "
+                     f"({summary.get('files_unchanged', 0)} unchanged, {summary.get('files_skipped', 0)} skipped), "
+                     f"{summary.get('chunks_created', 0)} chunks in {summary.get('duration_seconds', 0)} s")
+    if job.reason == "DeadlineExceeded":
+        return State("False", "DeadlineExceeded", job.message or "the Job ran past its activeDeadlineSeconds")
+    if report is not None and report.get("ok") is False:
+        reason = str(report.get("reason") or "Failed")
+        if reason == "Cancelled":
+            return cancelled(str(report.get("message") or "the indexer was stopped"))
+        return State("False", "Failed", f"{reason}: {report.get('message') or 'the indexer failed'}")
+    return State("False", "Failed", f"{job.reason}: {job.message}" if job.message else
+                 f"the indexer Job failed ({job.reason or 'no reason given'})")
+
+
+def job_lost(job: str) -> State:
+    return State("False", "Failed", f"the indexer Job {job} disappeared before it finished")
+
+
+def is_finished(status: Mapping[str, Any] | None) -> bool:
+    condition = conditions.find((status or {}).get("conditions"), SUCCEEDED)
+    return condition is not None and condition.get("status") in ("True", "False")
+
+
+def reason_of(status: Mapping[str, Any] | None, type_: str = SUCCEEDED) -> str | None:
+    condition = conditions.find((status or {}).get("conditions"), type_)
+    return condition.get("reason") if condition else None
+
+
+def is_news(status: Mapping[str, Any] | None, state: State, type_: str = SUCCEEDED) -> bool:
+    """Whether `state` changes the condition's status or reason (worth an Event)."""
+    condition = conditions.find((status or {}).get("conditions"), type_)
+    return condition is None or (condition.get("status"), condition.get("reason")) != (state.status, state.reason)
+
+
+def run_status(status: Mapping[str, Any] | None, state: State, *, generation: int | None,
+               now: str | None = None, **fields: Any) -> dict[str, Any]:
+    """The status patch of a run entering `state`, with extra top-level fields (jobName, …)."""
+    now = now or conditions.now_rfc3339()
+    patch: dict[str, Any] = {
+        "conditions": conditions.set_condition(
+            (status or {}).get("conditions"), type_=SUCCEEDED, status=state.status,
+            reason=state.reason, message=state.message, observed_generation=generation, now=now),
+        "observedGeneration": generation,
+        "message": conditions.truncate(state.message),
+        **fields,
+    }
+    if state.status != "Unknown" and not (status or {}).get("completionTime"):
+        patch["completionTime"] = now
+    return patch
+
+
+def progress(row: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """`status.progress` from the indexer's `index_runs` row."""
+    if not row:
+        return None
+    return {"filesTotal": int(row.get("files_total") or 0), "filesDone": int(row.get("files_done") or 0),
+            "chunksDone": int(row.get("chunks_done") or 0)}
+
+
+_SUMMARY_FIELDS = {
+    "files_total": "filesTotal", "files_indexed": "filesIndexed", "files_unchanged": "filesUnchanged",
+    "files_deleted": "filesDeleted", "files_skipped": "filesSkipped", "chunks_created": "chunksCreated",
+    "chunks_deleted": "chunksDeleted", "duration_seconds": "durationSeconds",
+}
+
+
+def summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """`status.summary` from the indexer's report (snake_case → camelCase, known fields only)."""
+    raw = (report or {}).get("summary")
+    if not isinstance(raw, Mapping):
+        return None
+    return {camel: raw[snake] for snake, camel in _SUMMARY_FIELDS.items()
+            if isinstance(raw.get(snake), (int, float))}
+
+
+def final_progress(summary_fields: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> dict:
+    """Progress at completion: the summary's totals, so `kubectl get ir` shows the final counts."""
+    if not summary_fields:
+        return dict(current or {})
+    files = int(summary_fields.get("filesTotal", summary_fields.get("filesIndexed", 0)))
+    return {"filesTotal": files, "filesDone": files, "chunksDone": int(summary_fields.get("chunksCreated", 0))}
+
+
+def last_run(run_name: str, completion_time: str, succeeded: bool,
+             summary_fields: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A project's `status.lastRun` after one of its runs finished."""
+    summary_fields = summary_fields or {}
+    return {"name": run_name, "completionTime": completion_time, "succeeded": succeeded,
+            "files": int(summary_fields.get("filesIndexed", 0)),
+            "chunks": int(summary_fields.get("chunksCreated", 0))}
+
+
+# CodebaseProject states.
+
+def database_ready(database: str) -> State:
+    return State("True", "DatabaseReady", f"database {database} is ready")
+
+
+def provisioning_failed(message: str) -> State:
+    return State("False", "ProvisioningFailed", message)
+
+
+def project_status(status: Mapping[str, Any] | None, database: State, *, generation: int | None,
+                   database_name: str | None = None, secret_name: str | None = None,
+                   now: str | None = None) -> dict[str, Any]:
+    """The status patch of a project; `Ready` follows `DatabaseReady`."""
+    now = now or conditions.now_rfc3339()
+    current = (status or {}).get("conditions")
+    updated = conditions.set_condition(current, type_=DATABASE_READY, status=database.status,
+                                       reason=database.reason, message=database.message,
+                                       observed_generation=generation, now=now)
+    ready = (State("True", "Ready", "the project can be indexed and searched")
+             if database.status == "True" else database)
+    updated = conditions.set_condition(updated, type_=READY, status=ready.status, reason=ready.reason,
+                                       message=ready.message, observed_generation=generation, now=now)
+    patch: dict[str, Any] = {"conditions": updated, "observedGeneration": generation}
+    if database_name:
+        patch["database"] = {"name": database_name, "secretName": secret_name}
+    return patch

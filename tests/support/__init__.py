@@ -1,0 +1,1 @@
+"""Test support shared by the operator and gateway tiers: the API emulator, the operator, the kubelet."""

@@ -1,0 +1,308 @@
+"""A test kubelet: it stands in for the Job controller, the kubelet and the garbage collector.
+
+There is no cluster in these tests, so nothing would ever run a Job. This class
+does what those controllers would, and nothing the operator should do itself:
+
+- For every new Job it creates a Pod (labels of the template plus `job-name`,
+  owned by the Job) and runs the Pod's container command as a local subprocess
+  with the container's environment: `secretKeyRef`s are resolved from the
+  emulated Secrets; a mounted volume's path is mapped to a local directory
+  (hostPath → that path, PVC → a directory given per claim name, emptyDir → a
+  fresh temporary directory); the termination message path → a local file.
+  The image is not pulled: the command runs from this virtualenv.
+- It then patches the Pod's status (the container's `terminated` state, with the
+  termination message, as the real kubelet reports it) and the Job's status
+  (`Complete`/`Failed` conditions, honouring `activeDeadlineSeconds`,
+  `backoffLimit` and `podFailurePolicy` FailJob exit codes).
+- A deleted Job's process is stopped (SIGTERM, then SIGKILL), and objects
+  whose owner is gone are deleted (cascading deletion).
+- `hold(run)` keeps a run's Pod pending (as during an image pull) until
+  `release(run)`, so tests can act while a Job exists but has not finished.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .k8s import KubeClient, _now
+
+RUN_LABEL = "codebase.mcp.dev/run"
+GC_RESOURCES = ["batch/v1/jobs", "v1/pods", "v1/secrets"]
+OWNER_RESOURCES = ["codebase.mcp.dev/v1alpha1/codebaseprojects", "codebase.mcp.dev/v1alpha1/indexingruns",
+                   "batch/v1/jobs"]
+_LOG_TAIL_BYTES = 2048
+
+
+class TestKubelet:
+    __test__ = False  # not a test class, despite the name
+
+    def __init__(self, client: KubeClient, workdir: Path, *, claims: Mapping[str, Path] | None = None,
+                 interval: float = 0.1) -> None:
+        self.client = client
+        self.workdir = workdir
+        self.claims = dict(claims or {})
+        self.interval = interval
+        self.logs: dict[str, Path] = {}  # job name → combined stdout/stderr of its last pod
+        self.started: list[str] = []  # job names, in the order their first pod started
+        self._jobs: dict[str, asyncio.Task[None]] = {}  # "namespace/name" → task
+        self._gates: dict[str, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # Test controls.
+
+    def hold(self, run_name: str) -> None:
+        self._gates.setdefault(run_name, asyncio.Event())
+
+    def release(self, run_name: str) -> None:
+        self._gates.setdefault(run_name, asyncio.Event()).set()
+
+    # Lifecycle.
+
+    async def __aenter__(self) -> "TestKubelet":
+        self._task = asyncio.create_task(self._loop(), name="test-kubelet")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        tasks = [t for t in [self._task, *self._jobs.values()] if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._sync_jobs()
+                await self._collect_garbage()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep playing the kubelet; the test will time out with context
+                print(f"test kubelet: {exc!r}", file=sys.stderr)
+            await asyncio.sleep(self.interval)
+
+    async def _sync_jobs(self) -> None:
+        jobs = {f"{j['metadata']['namespace']}/{j['metadata']['name']}": j
+                for j in await self.client.list("batch/v1/jobs")}
+        for key, task in list(self._jobs.items()):
+            if key not in jobs or jobs[key]["metadata"].get("uid") != task.get_name():
+                task.cancel()  # the Job is gone: stop its pod
+                if task.done():
+                    del self._jobs[key]
+        for key, job in jobs.items():
+            if key in self._jobs or _finished(job):
+                continue
+            self._jobs[key] = asyncio.create_task(self._run_job(job), name=job["metadata"]["uid"])
+
+    async def _collect_garbage(self) -> None:
+        live: set[str] = set()
+        for resource in OWNER_RESOURCES:
+            live.update(obj["metadata"]["uid"] for obj in await self.client.list(resource))
+        for resource in GC_RESOURCES:
+            for obj in await self.client.list(resource):
+                owners = obj["metadata"].get("ownerReferences") or []
+                if owners and not any(ref.get("uid") in live for ref in owners):
+                    await self.client.delete(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+    # One Job.
+
+    async def _run_job(self, job: dict[str, Any]) -> None:
+        meta, spec = job["metadata"], job["spec"]
+        namespace, name = meta["namespace"], meta["name"]
+        gate = self._gates.get((meta.get("labels") or {}).get(RUN_LABEL, ""))
+        await self._patch_job(namespace, name, {"active": 1, "startTime": _now()})
+        if gate is not None:
+            await gate.wait()
+        fail_job_codes = _fail_job_exit_codes(spec)
+        attempts = int(spec.get("backoffLimit", 6)) + 1
+        deadline = spec.get("activeDeadlineSeconds")
+        loop = asyncio.get_running_loop()
+        expires = loop.time() + deadline if deadline else None
+        failed = 0
+        while True:
+            remaining = None if expires is None else max(0.0, expires - loop.time())
+            exit_code = await self._run_pod(job, remaining)
+            if exit_code == 0:
+                await self._patch_job(namespace, name, {
+                    "active": 0, "succeeded": 1, "completionTime": _now(),
+                    "conditions": [_condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
+                                   _condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods")]})
+                return
+            failed += 1
+            if exit_code is None:
+                reason, message = "DeadlineExceeded", "Job was active longer than specified deadline"
+            elif exit_code in fail_job_codes:
+                reason, message = "PodFailurePolicy", (f"Container indexer for pod {namespace}/{name} failed with "
+                                                       f"exit code {exit_code} matching FailJob rule at index 0")
+            elif failed >= attempts:
+                reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+            else:
+                continue
+            await self._patch_job(namespace, name, {
+                "active": 0, "failed": failed,
+                "conditions": [_condition("FailureTarget", reason, message), _condition("Failed", reason, message)]})
+            return
+
+    async def _run_pod(self, job: dict[str, Any], timeout: float | None) -> int | None:
+        """Run one Pod of the Job to its end; its exit code, or None when the deadline killed it."""
+        meta, template = job["metadata"], job["spec"]["template"]
+        namespace = meta["namespace"]
+        pod_name = f"{meta['name']}-{secrets.token_hex(3)[:5]}"
+        labels = {**(template.get("metadata", {}).get("labels") or {}), "job-name": meta["name"],
+                  "batch.kubernetes.io/job-name": meta["name"], "controller-uid": meta["uid"]}
+        await self.client.create("v1/pods", namespace, {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod_name, "namespace": namespace, "labels": labels,
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                              "uid": meta["uid"], "controller": True,
+                                              "blockOwnerDeletion": True}]},
+            "spec": template["spec"],
+        })
+        container = template["spec"]["containers"][0]
+        sandbox = Path(tempfile.mkdtemp(prefix=f"{pod_name}-", dir=self.workdir))
+        termination_file = sandbox / "termination-log"
+        env = await self._environment(namespace, template["spec"], container, sandbox, termination_file)
+        started = _now()
+        await self.client.patch("v1/pods", namespace, pod_name, {"status": {
+            "phase": "Running", "startTime": started,
+            "containerStatuses": [{"name": container["name"], "ready": True, "restartCount": 0,
+                                   "state": {"running": {"startedAt": started}}}]}}, subresource="status")
+        self.started.append(meta["name"])
+        log_path = sandbox / "container.log"
+        self.logs[meta["name"]] = log_path
+        command = [*container.get("command", []), *container.get("args", [])]
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                _resolve(command[0], env), *command[1:], env=env, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                cwd=sandbox, start_new_session=True)
+            try:
+                exit_code: int | None = await asyncio.wait_for(process.wait(), timeout)
+            except asyncio.TimeoutError:
+                await _stop(process)
+                exit_code = None
+            except asyncio.CancelledError:  # the Job was deleted
+                await _stop(process)
+                raise
+        message = _termination_message(termination_file, log_path, container, exit_code)
+        await self.client.patch("v1/pods", namespace, pod_name, {"status": {
+            "phase": "Succeeded" if exit_code == 0 else "Failed",
+            "containerStatuses": [{"name": container["name"], "ready": False, "restartCount": 0,
+                                   "state": {"terminated": {
+                                       "exitCode": 137 if exit_code is None else exit_code,
+                                       "reason": "Completed" if exit_code == 0 else "Error",
+                                       "message": message, "startedAt": started, "finishedAt": _now()}}}]}},
+            subresource="status")
+        return exit_code
+
+    async def _environment(self, namespace: str, pod_spec: Mapping[str, Any], container: Mapping[str, Any],
+                           sandbox: Path, termination_file: Path) -> dict[str, str]:
+        mounts = self._mount_map(pod_spec, container, sandbox)
+        env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               "LANG": os.environ.get("LANG", "C.UTF-8")}
+        for var in container.get("env") or ():
+            value = var.get("value")
+            ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is not None:
+                value = await self._secret_value(namespace, ref)
+                if value is None:
+                    continue
+            env[var["name"]] = _map_path(value or "", mounts, container, termination_file)
+        return env
+
+    def _mount_map(self, pod_spec: Mapping[str, Any], container: Mapping[str, Any],
+                   sandbox: Path) -> dict[str, Path]:
+        volumes = {v["name"]: v for v in pod_spec.get("volumes") or ()}
+        mapping: dict[str, Path] = {}
+        for mount in container.get("volumeMounts") or ():
+            volume = volumes[mount["name"]]
+            if "hostPath" in volume:
+                local = Path(volume["hostPath"]["path"])
+            elif "persistentVolumeClaim" in volume:
+                local = self.claims[volume["persistentVolumeClaim"]["claimName"]]
+            else:  # emptyDir
+                local = sandbox / f"volume-{mount['name']}"
+                local.mkdir()
+            mapping[mount["mountPath"]] = local
+        return mapping
+
+    async def _secret_value(self, namespace: str, ref: Mapping[str, Any]) -> str | None:
+        """A Secret key's value; waits for the Secret like a kubelet would (CreateContainerConfigError)."""
+        while True:
+            secret = await self.client.get("v1/secrets", namespace, ref["name"])
+            data = (secret or {}).get("data") or {}
+            if ref["key"] in data:
+                return base64.b64decode(data[ref["key"]]).decode()
+            if ref.get("optional"):
+                return None
+            await asyncio.sleep(self.interval)
+
+    async def _patch_job(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # the Job may be gone (cancelled)
+            await self.client.patch("batch/v1/jobs", namespace, name, {"status": dict(status)},
+                                    subresource="status")
+
+
+def _finished(job: Mapping[str, Any]) -> bool:
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or ())
+
+
+def _fail_job_exit_codes(spec: Mapping[str, Any]) -> set[int]:
+    codes: set[int] = set()
+    for rule in (spec.get("podFailurePolicy") or {}).get("rules") or ():
+        exits = rule.get("onExitCodes")
+        if rule.get("action") == "FailJob" and exits and exits.get("operator") == "In":
+            codes.update(exits.get("values") or ())
+    return codes
+
+
+def _condition(type_: str, reason: str, message: str) -> dict[str, str]:
+    now = _now()
+    return {"type": type_, "status": "True", "reason": reason, "message": message,
+            "lastProbeTime": now, "lastTransitionTime": now}
+
+
+def _map_path(value: str, mounts: Mapping[str, Path], container: Mapping[str, Any], termination_file: Path) -> str:
+    if value == container.get("terminationMessagePath", "/dev/termination-log"):
+        return str(termination_file)
+    for mount_path in sorted(mounts, key=len, reverse=True):
+        if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
+            return str(mounts[mount_path]) + value[len(mount_path.rstrip("/")):]
+    return value
+
+
+def _resolve(program: str, env: Mapping[str, str]) -> str:
+    found = shutil.which(program, path=env.get("PATH"))
+    if found is None:
+        raise FileNotFoundError(f"{program!r} is not on the kubelet's PATH")
+    return found
+
+
+def _termination_message(termination_file: Path, log_path: Path, container: Mapping[str, Any],
+                         exit_code: int | None) -> str:
+    if termination_file.exists() and termination_file.stat().st_size:
+        return termination_file.read_bytes()[:4096].decode(errors="replace")
+    if exit_code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+        return log_path.read_bytes()[-_LOG_TAIL_BYTES:].decode(errors="replace")
+    return ""
+
+
+async def _stop(process: asyncio.subprocess.Process, grace: float = 10.0) -> None:
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
