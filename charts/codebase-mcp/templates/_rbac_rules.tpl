@@ -1,31 +1,34 @@
 {{/* RBAC rules, kept in one place. Operator rules mirror operator/rbac.yaml. */}}
 
+{{- /* kopf follows CRDs at runtime. No namespaces rule: the chart passes exact namespace names, never globs. */}}
 {{- define "codebase-mcp.operatorClusterRules" -}}
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
-- apiGroups: [""]
-  resources: [namespaces]
-  verbs: [list, watch]
 {{- end }}
 
+{{- /* Exactly what codebase_operator calls; tests/chart/test_chart_operator_rbac.py derives it from the code. */}}
 {{- define "codebase-mcp.operatorRules" -}}
+# kopf watches both kinds and patches them (finalizers, progress annotations); kube.get reads them.
 - apiGroups: [codebase.mcp.dev]
   resources: [codebaseprojects, indexingruns]
   verbs: [get, list, watch, patch]
 - apiGroups: [codebase.mcp.dev]
   resources: [codebaseprojects/status, indexingruns/status]
-  verbs: [get, patch]
+  verbs: [patch]
+# one indexer Job per run: created, read, deleted on cancel
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, create, delete]
+# the Job's pods, for their termination message (the run summary)
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list]
+  verbs: [list]
+# the per-project credentials Secret
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create]
-- apiGroups: ["", events.k8s.io]
+  verbs: [get, create, patch]
+- apiGroups: [""]
   resources: [events]
   verbs: [create]
 {{- end }}
