@@ -143,7 +143,7 @@ def test_workspace_is_the_same_volume_at_the_same_path_for_gateway_and_indexer(v
     (volume,) = [v for v in pod_spec(gateway)["volumes"] if v["name"] == "workspace"]
     operator_env = env(containers(one(manifests, "Deployment", "-operator"))[0])
     assert operator_env["CODEBASE_WORKSPACE_ROOT"]["value"] == mount["mountPath"]
-    assert env(container)["CODEBASE_MCP_WORKSPACE_ROOT"]["value"] == mount["mountPath"]
+    assert f"--workspace-root={mount['mountPath']}" in container["args"]
     if values == "default":
         assert mount["mountPath"] == "/workspace"
         assert volume["hostPath"]["path"] == operator_env["CODEBASE_WORKSPACE_HOST_PATH"]["value"]
@@ -179,8 +179,12 @@ def test_full_values_reach_the_manifests(full_manifests):
     assert "--liveness=http://0.0.0.0:9090/healthz" in operator_container["args"]
     operator_env = env(operator_container)
     assert operator_env["CODEBASE_INDEXER_IMAGE"]["value"] == "registry.example.com/codebase-mcp/indexer:1.2.3-cpu"
-    assert operator_env["CODEBASE_INDEXER_DEADLINE_SECONDS"]["value"] == "7200"
-    for container in (gateway_container, operator_container):
+    assert operator_env["CODEBASE_IMAGE_PULL_POLICY"]["value"] == "Always"
+    assert operator_env["CODEBASE_JOB_DEADLINE_SECONDS"]["value"] == "7200"
+    assert operator_env["CODEBASE_JOB_BACKOFF_LIMIT"]["value"] == "3"
+    assert operator_env["CODEBASE_JOB_TTL_SECONDS"]["value"] == "3600"
+    assert "--verbose" in operator_container["args"]
+    for container in (gateway_container,):
         embedding = env(container)
         assert embedding["CODEBASE_MCP_EMBEDDING_PROVIDER"]["value"] == "openai"
         assert embedding["CODEBASE_MCP_EMBEDDING_URL"]["value"] == "http://tei.embeddings.svc:8080"

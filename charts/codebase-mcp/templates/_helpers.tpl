@@ -102,7 +102,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* Environment for the embedding provider, shared by gateway (query embeddings) and operator (passed on to Jobs). */}}
+{{/* Environment for the embedding provider (the gateway embeds queries and writes it into new projects' specs). */}}
 {{- define "codebase-mcp.embeddingEnv" -}}
 - name: CODEBASE_MCP_EMBEDDING_PROVIDER
   value: {{ .Values.embedding.provider | quote }}

@@ -1,0 +1,109 @@
+"""The chart configures the real programs: the rendered args and env go through the operator's and the
+gateway's own argument parsers, and every variable the chart sets is one the code reads."""
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from chart_support import REPO_ROOT, one
+
+
+def container_of(manifests: list[dict], suffix: str) -> dict:
+    (container,) = one(manifests, "Deployment", suffix)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def plain_env(container: dict) -> dict[str, str]:
+    """The container's environment, with Secret references replaced by placeholder values."""
+    values = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            values[item["name"]] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            values[item["name"]] = f"postgresql://admin:pw@{ref['name']}.example:5432/postgres" \
+                if "DATABASE_URL" in item["name"] else f"secret-{ref['name']}-{ref['key']}-0123456789abcdef"
+    return values
+
+
+def names_read_by(*folders: str) -> set[str]:
+    """Every CODEBASE_* variable name spelled in the sources of these folders (direct or through a prefix)."""
+    names = set()
+    for folder in folders:
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            text = path.read_text()
+            names |= set(re.findall(r"\b(CODEBASE_[A-Z_]+)\b", text))
+            if 'ENV_PREFIX = "CODEBASE_"' in text:
+                names |= {f"CODEBASE_{n}" for n in re.findall(r'_env\("([A-Z_]+)"', text)}
+    return names
+
+
+@pytest.fixture(params=["default", "full"])
+def manifests(request, default_manifests, full_manifests):
+    return default_manifests if request.param == "default" else full_manifests
+
+
+def test_operator_parses_its_rendered_configuration(manifests, monkeypatch):
+    from codebase_operator import command
+
+    container = container_of(manifests, "-operator")
+    assert container["command"] == ["codebase-operator"]
+    environment = plain_env(container)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)  # the parser reads its defaults from the environment
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(container["args"])
+    config = command.config_from_args(args)
+
+    assert config.admin_database_url.startswith("postgresql://")
+    assert config.indexer_image == environment["CODEBASE_INDEXER_IMAGE"]
+    assert config.indexer_service_account == next(
+        m["metadata"]["name"] for m in manifests if m["kind"] == "ServiceAccount"
+        and m["metadata"]["name"].endswith("-indexer"))
+    gateway = one(manifests, "Deployment", "-gateway")
+    (mount,) = [m for m in container_of(manifests, "-gateway")["volumeMounts"] if m["name"] == "workspace"]
+    (volume,) = [v for v in gateway["spec"]["template"]["spec"]["volumes"] if v["name"] == "workspace"]
+    assert config.workspace_root == mount["mountPath"]
+    # The indexer Jobs get the very volume the gateway has.
+    job_volume = config.workspace.as_volume("workspace")
+    if "hostPath" in volume:
+        assert job_volume["hostPath"]["path"] == volume["hostPath"]["path"]
+    else:
+        assert job_volume["persistentVolumeClaim"]["claimName"] == volume["persistentVolumeClaim"]["claimName"]
+    assert command.namespaces_from_args(args)[0] == "codebase"
+    assert args.liveness.endswith(f":{container['ports'][0]['containerPort']}/healthz")
+
+
+def test_gateway_parses_its_rendered_configuration(manifests, monkeypatch):
+    pytest.importorskip("fastmcp")
+    from codebase_gateway import serve_command
+    from codebase_gateway.auth import TOKEN_ENV, http_auth
+
+    container = container_of(manifests, "-gateway")
+    assert container["command"] == ["codebase-mcp"] and container["args"][0] == "serve"
+    environment = plain_env(container)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    parser = argparse.ArgumentParser()
+    serve_command.add_arguments(parser)
+    args = parser.parse_args(container["args"][1:])
+    assert (args.transport, args.control_plane, args.namespace, args.path) == ("http", "kubernetes", "codebase", "/mcp")
+    assert args.port == container["ports"][0]["containerPort"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "workspace"]
+    assert str(args.workspace_root) == mount["mountPath"]
+    assert http_auth(args.host, environment[TOKEN_ENV], no_auth=args.no_auth) is not None
+
+
+@pytest.mark.parametrize("component, folders", [
+    ("-operator", ["operator"]),
+    ("-gateway", ["mcp_gateway", "indexer_image"]),
+])
+def test_every_variable_the_chart_sets_is_read_by_the_code(manifests, component, folders):
+    read = names_read_by(*folders)
+    assert "CODEBASE_MCP_TOKEN" in read or component == "-operator"
+    for name in plain_env(container_of(manifests, component)):
+        if name.startswith("CODEBASE_"):
+            assert name in read, f"the chart sets {name} on {component}, which no code reads"
