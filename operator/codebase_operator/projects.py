@@ -32,6 +32,10 @@ async def reconcile(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int
     status = dict(body.status)
     try:
         dbname = check_project_spec(name, body.spec)
+        recorded = (status.get("database") or {}).get("name")
+        if recorded and recorded != dbname:
+            raise InvalidSpec(f"spec.projectId is immutable: this project's database is {recorded}; "
+                              f"restore the projectId or create a new project")
     except InvalidSpec as exc:
         _set_state(body, patch, status, transitions.State("False", "InvalidSpec", str(exc)), generation)
         raise kopf.PermanentError(str(exc)) from None

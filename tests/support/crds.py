@@ -1,0 +1,81 @@
+"""Validate manifests against the CRDs in crds/, offline, as an API server would at admission.
+
+The structural schema is checked with jsonschema (the `x-kubernetes-*` keywords are
+annotations to it). The CEL rules (`x-kubernetes-validations`) are evaluated with
+cel-python when it is installed, including transition rules (`oldSelf`) when the
+old object is given; otherwise they are only collected and compiled by the caller.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
+
+
+@functools.cache
+def crds() -> dict[str, dict[str, Any]]:
+    """kind → CRD document."""
+    loaded = (yaml.safe_load(path.read_text()) for path in sorted(CRDS_DIR.glob("*.yaml")))
+    return {crd["spec"]["names"]["kind"]: crd for crd in loaded}
+
+
+def schema_of(kind: str, version: str = "v1alpha1") -> dict[str, Any]:
+    for served in crds()[kind]["spec"]["versions"]:
+        if served["name"] == version:
+            return served["schema"]["openAPIV3Schema"]
+    raise KeyError(f"{kind} has no version {version}")
+
+
+def cel_rules(schema: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every (schema path, rule) in the schema."""
+    for rule in schema.get("x-kubernetes-validations") or ():
+        yield path or ".", rule
+    for name, child in (schema.get("properties") or {}).items():
+        yield from cel_rules(child, f"{path}.{name}")
+    if isinstance(schema.get("items"), Mapping):
+        yield from cel_rules(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), Mapping):
+        yield from cel_rules(schema["additionalProperties"], f"{path}.*")
+
+
+def validate(manifest: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> list[str]:
+    """The reasons the API server would reject `manifest` (an update of `old` when given)."""
+    schema = schema_of(manifest["kind"], manifest["apiVersion"].split("/")[-1])
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [f"{'.'.join(map(str, error.absolute_path)) or '.'}: {error.message}"
+              for error in validator.iter_errors(dict(manifest))]
+    try:
+        import celpy  # noqa: F401
+    except ImportError:
+        return errors
+    return errors + list(_cel_errors(schema, manifest, old, "."))
+
+
+def _cel_errors(schema: Mapping[str, Any], value: Any, old: Any, path: str) -> Iterator[str]:
+    import celpy
+
+    environment = celpy.Environment()
+    for rule in schema.get("x-kubernetes-validations") or ():
+        transition = "oldSelf" in rule["rule"]
+        if transition and old is None:
+            continue
+        activation = {"self": celpy.json_to_cel(value)}
+        if transition:
+            activation["oldSelf"] = celpy.json_to_cel(old)
+        program = environment.program(environment.compile(rule["rule"]))
+        if not bool(program.evaluate(activation)):
+            yield f"{path}: {rule.get('message') or rule['rule']}"
+    for name, child in (schema.get("properties") or {}).items():
+        if isinstance(value, Mapping) and name in value:
+            old_child = old.get(name) if isinstance(old, Mapping) else None
+            yield from _cel_errors(child, value[name], old_child, f"{path}{name}.")
+    items = schema.get("items")
+    if isinstance(items, Mapping) and isinstance(value, list):
+        for index, item in enumerate(value):  # list items have no oldSelf unless keyed; not used here
+            yield from _cel_errors(items, item, None, f"{path}[{index}].")
