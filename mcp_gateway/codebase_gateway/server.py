@@ -169,6 +169,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         limit = validation.limit(limit)
         if mode not in SEARCH_MODES:
             raise ToolError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+        file_type, directory = validation.file_type(file_type), validation.directory_prefix(directory)
         project = resolve(ctx, project_id)
         try:
             url = await control_plane.project_database_url(project.project_id)
@@ -180,7 +181,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             response = await run_search(
                 url, await embedder.get(), text, project_id=project.project_id,
                 database_name=project.database_name, language=language or None,
-                file_type=validation.file_type(file_type), directory=validation.directory_prefix(directory),
+                file_type=file_type, directory=directory,
                 limit=limit, mode=mode,
             )
         except SearchError as exc:

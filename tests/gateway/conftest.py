@@ -1,0 +1,123 @@
+"""Gateways under test: `codebase-mcp serve` as a real subprocess, driven by fastmcp's Client."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+
+TOKEN = "test-token-0123456789abcdef"
+SERVE = [str(Path(sys.executable).with_name("codebase-mcp")), "serve"]
+
+
+def gateway_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.update(extra or {})
+    return env
+
+
+def stdio_client(*args: str, **client_options) -> Client:
+    transport = StdioTransport(command=SERVE[0], args=[*SERVE[1:], *args], env=gateway_env(),
+                               keep_alive=False)
+    return Client(transport, timeout=180, **client_options)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class HttpGateway:
+    def __init__(self, process: subprocess.Popen, url: str) -> None:
+        self.process = process
+        self.url = url
+
+    def client(self, token: str | None = TOKEN, **options) -> Client:
+        return Client(StreamableHttpTransport(self.url, auth=token), timeout=180, **options)
+
+
+def start_http_gateway(*args: str, env: dict[str, str] | None = None) -> HttpGateway:
+    port = free_port()
+    process = subprocess.Popen(
+        [*SERVE, "--transport", "http", "--host", "127.0.0.1", "--port", str(port), *args],
+        env=gateway_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return HttpGateway(process, url)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("gateway did not start listening within 60 s")
+
+
+def stop_http_gateway(gateway: HttpGateway) -> None:
+    gateway.process.terminate()
+    try:
+        gateway.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        gateway.process.kill()
+
+
+@pytest.fixture(scope="session")
+def http_gateway(postgres_url):
+    gateway = start_http_gateway(env={"CODEBASE_MCP_TOKEN": TOKEN})
+    yield gateway
+    stop_http_gateway(gateway)
+
+
+@pytest.fixture(scope="session")
+async def stdio_gateway(postgres_url):
+    """One stdio gateway shared by the tests that need no process of their own."""
+    async with stdio_client() as client:
+        yield client
+
+
+async def wait_for_job(client: Client, job_id: str, timeout: float = 120) -> dict:
+    """Poll get_indexing_status until the job finishes; return the statuses seen, last one final."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = (await client.call_tool("get_indexing_status", {"job_id": job_id})).data
+        if status["status"] in ("completed", "failed", "cancelled"):
+            return status
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not finish within {timeout} s: {status}")
+
+
+def write_repo(root: Path, files: dict[str, str | bytes]) -> Path:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+def write_config(directory: Path, name: str) -> Path:
+    config = directory / ".codebase-mcp" / "config.json"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'{{"version": 1, "project": {{"name": "{name}"}}}}', encoding="utf-8")
+    return config
+
+
+@asynccontextmanager
+async def connected(client: Client):
+    async with client:
+        yield client
