@@ -205,6 +205,8 @@ def test_operator_rbac_and_indexer_account_exist_in_every_watched_namespace(full
                                         "namespace": "codebase"}]
         (indexer,) = find(full_manifests, "ServiceAccount", "-indexer", namespace)
         assert indexer["automountServiceAccountToken"] is False
+        # the operator's Jobs carry no pull secrets: their ServiceAccount does
+        assert indexer["imagePullSecrets"] == [{"name": "registry-credentials"}]
     # the gateway only works in its own namespace
     assert [r["metadata"]["namespace"] for r in find(full_manifests, "Role", "-gateway")] == ["codebase"]
 
