@@ -219,7 +219,7 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "KubeClient":
-        self._session = aiohttp.ClientSession(self.url)
+        self._session = aiohttp.ClientSession(self.url, headers={"User-Agent": "codebase-mcp-tests"})
         return self
 
     async def __aexit__(self, *exc: object) -> None:
