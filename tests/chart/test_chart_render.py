@@ -90,6 +90,7 @@ def test_gateway_serves_streamable_http_with_the_token_from_the_generated_secret
         assert container[probe]["httpGet"]["port"] == "http"
     service = one(default_manifests, "Service", "-gateway")
     assert service["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["sessionAffinity"] == "ClientIP"  # an MCP session lives in one pod
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
 
