@@ -18,7 +18,7 @@ import ast
 
 import pytest
 
-from chart_support import REPO_ROOT, find
+from chart_support import REPO_ROOT, find, one
 
 PACKAGE = REPO_ROOT / "operator" / "codebase_operator"
 KOPF_CLUSTER_WIDE = {("apiextensions.k8s.io", "customresourcedefinitions", "list"),
@@ -171,3 +171,24 @@ def test_gateway_and_indexer_accounts_are_minimal(default_manifests):
     bound = {s["name"] for b in bindings for s in b["subjects"]}
     assert indexer_accounts and not indexer_accounts & bound, "the indexer ServiceAccount must be bound to nothing"
 
+
+
+def test_chart_mirrors_operator_rbac_yaml(default_manifests):
+    """operator/rbac.yaml (a plain `kubectl apply` install) grants what the chart grants, plus only what
+    the chart never needs: namespaces (for --namespace globs; the chart passes exact names) and kopf
+    peering (for --peering; the chart runs one replica, standalone)."""
+    import yaml
+
+    documents = [d for d in yaml.safe_load_all((REPO_ROOT / "operator" / "rbac.yaml").read_text()) if d]
+    in_file = set().union(*(triples(d["rules"]) for d in documents if d["kind"] in ("Role", "ClusterRole")))
+    (role,) = find(default_manifests, "Role", "-operator")
+    (cluster_role,) = find(default_manifests, "ClusterRole")
+    in_chart = triples(role["rules"]) | triples(cluster_role["rules"])
+    assert not in_chart - in_file, f"the chart grants more than operator/rbac.yaml: {sorted(in_chart - in_file)}"
+    only_in_file = {(group, resource.split("/")[0]) for group, resource, _ in in_file - in_chart}
+    assert only_in_file <= {("", "namespaces"), ("kopf.dev", "clusterkopfpeerings"), ("kopf.dev", "kopfpeerings")}, \
+        sorted(in_file - in_chart)
+    operator = one(default_manifests, "Deployment", "-operator")
+    args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not any(arg.startswith("--peering") for arg in args)
+    assert all("*" not in arg for arg in args if arg.startswith("--namespace="))
