@@ -33,10 +33,17 @@
   verbs: [create]
 {{- end }}
 
+{{- /* Exactly what codebase_gateway's kubernetes control plane calls (tests/chart/test_chart_gateway_rbac.py). */}}
 {{- define "codebase-mcp.gatewayRules" -}}
+# declare projects (never rewritten) and runs; read their status
 - apiGroups: [codebase.mcp.dev]
-  resources: [codebaseprojects, indexingruns]
-  verbs: [get, list, watch, create, patch]
+  resources: [codebaseprojects]
+  verbs: [get, list, create]
+# cancel_indexing_job sets spec.cancel
+- apiGroups: [codebase.mcp.dev]
+  resources: [indexingruns]
+  verbs: [get, list, create, patch]
+# a project's database URL, for search (read by name; no list)
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
