@@ -87,7 +87,8 @@ def test_gateway_serves_streamable_http_with_the_token_from_the_generated_secret
     assert token_ref == {"name": secret["metadata"]["name"], "key": "token"}
     assert len(base64.b64decode(secret["data"]["token"])) == 48
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["port"] == "http"
+        check = container[probe].get("httpGet") or container[probe]["tcpSocket"]
+        assert check["port"] == "http"
     service = one(default_manifests, "Service", "-gateway")
     assert service["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
     assert service["spec"]["sessionAffinity"] == "ClientIP"  # an MCP session lives in one pod

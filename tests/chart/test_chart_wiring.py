@@ -107,3 +107,16 @@ def test_every_variable_the_chart_sets_is_read_by_the_code(manifests, component,
     for name in plain_env(container_of(manifests, component)):
         if name.startswith("CODEBASE_"):
             assert name in read, f"the chart sets {name} on {component}, which no code reads"
+
+
+def test_gateway_probes_use_a_route_the_gateway_serves(default_manifests):
+    """An HTTP probe must hit a route the server registers without auth (a 401 fails a probe)."""
+    container = container_of(default_manifests, "-gateway")
+    sources = "\n".join(path.read_text() for path in (REPO_ROOT / "mcp_gateway").rglob("*.py"))
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        if "httpGet" in container[probe]:
+            path = container[probe]["httpGet"]["path"]
+            assert re.search(rf"custom_route\(\s*[\"']{re.escape(path)}[\"']", sources), \
+                f"{probe} probes {path}, which the gateway does not serve"
+        else:
+            assert container[probe]["tcpSocket"]["port"] == "http"
