@@ -96,7 +96,7 @@ def build_job(run: Mapping[str, Any], project: Mapping[str, Any], source: Source
                 {"action": "FailJob", "onExitCodes": {
                     "containerName": CONTAINER_NAME, "operator": "In",
                     "values": list(PERMANENT_EXIT_CODES)}},
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
             ]},
             "template": {
                 "metadata": {"labels": job_labels},
