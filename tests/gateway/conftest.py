@@ -121,3 +121,7 @@ def write_config(directory: Path, name: str) -> Path:
 async def connected(client: Client):
     async with client:
         yield client
+
+
+# The operator's emulator tier (an emulated API server, the real operator, a test kubelet).
+from tests.support.fixtures import *  # noqa: E402,F401,F403
