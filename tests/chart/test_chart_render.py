@@ -165,7 +165,7 @@ def test_full_values_reach_the_manifests(full_manifests):
     assert gateway["spec"]["replicas"] == 2
     assert gateway_container["image"] == "registry.example.com/codebase-mcp/gateway:1.2.3"
     assert gateway_container["imagePullPolicy"] == "Always"
-    assert "--port=9000" in gateway_container["args"]
+    assert "--port=9000" in gateway_container["args"] and "--log-level=DEBUG" in gateway_container["args"]
     assert gateway_container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
     assert env(gateway_container)["EXTRA_FLAG"]["value"] == "on"
     assert pod_spec(gateway)["nodeSelector"] == {"kubernetes.io/os": "linux"}

@@ -18,6 +18,7 @@ BAD_VALUES = [
     (["gateway.service.type=Ingress"], "/gateway/service/type"),
     (["gateway.service.nodePort=80"], "/gateway/service/nodePort"),
     (["gateway.port=70000"], "/gateway/port"),
+    (["gateway.logLevel=chatty"], "/gateway/logLevel"),
     (["gateway.auth.token=short"], "/gateway/auth/token"),
     (["workspace.mountPath=relative/path"], "/workspace/mountPath"),
     (["workspace.type=nfs"], "/workspace/type"),
