@@ -103,6 +103,15 @@ def test_generated_token_is_random_per_render_but_fixed_when_given(helm):
     assert base64.b64decode(fixed["data"]["token"]) == b"a-fixed-token-of-24-chars"
 
 
+def test_a_new_token_in_the_values_restarts_the_gateway_and_nothing_else_does(helm):
+    def checksum(*args):
+        return one(helm.render(*args), "Deployment", "-gateway")["spec"]["template"]["metadata"]["annotations"][
+            "checksum/auth"]
+
+    assert checksum() == checksum()  # stable although the generated token differs per render
+    assert checksum("--set", "gateway.auth.token=a-fixed-token-of-24-chars") != checksum()
+
+
 def test_secrets_are_looked_up_so_upgrades_keep_them(helm):
     template = (CHART / "templates" / "secrets.yaml").read_text()
     assert template.count('lookup "v1" "Secret" .Release.Namespace $name') == 2
@@ -172,7 +181,8 @@ def test_full_values_reach_the_manifests(full_manifests):
     assert pod_spec(gateway)["tolerations"][0]["key"] == "dedicated"
     assert pod_spec(gateway)["imagePullSecrets"] == [{"name": "registry-credentials"}]
     assert pod_spec(gateway)["securityContext"]["runAsUser"] == 20000
-    assert gateway["spec"]["template"]["metadata"]["annotations"] == {"prometheus.io/scrape": "true"}
+    annotations = gateway["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and len(annotations["checksum/auth"]) == 16
     service = one(full_manifests, "Service", "-gateway")
     assert service["spec"]["type"] == "NodePort"
     assert service["spec"]["ports"][0] == {"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080}
