@@ -200,7 +200,8 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             project_id=validation.project_id(project_id), status=validation.job_state(status),
             limit=validation.limit(limit, maximum=validation.MAX_LIST_LIMIT),
         )
-        return {"jobs": [job.to_dict() for job in jobs], "total_count": len(jobs)}
+        return validation.capped_listing({"jobs": [job.to_dict() for job in jobs], "total_count": len(jobs)},
+                                         "jobs")
 
     @mcp.tool
     async def cancel_indexing_job(
@@ -216,7 +217,8 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
     async def list_projects() -> dict:
         """Projects with their database, readiness, last indexing time, files and chunks."""
         projects = await control_plane.list_projects()
-        return {"projects": [project.to_dict() for project in projects], "total_count": len(projects)}
+        return validation.capped_listing(
+            {"projects": [project.to_dict() for project in projects], "total_count": len(projects)}, "projects")
 
     @mcp.resource("health://status", mime_type="application/json")
     async def health() -> str:

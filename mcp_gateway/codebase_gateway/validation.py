@@ -12,7 +12,7 @@ from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
 
 MAX_QUERY_CHARS = 2_000
 MAX_LIMIT = 50
-MAX_LIST_LIMIT = 500
+MAX_LIST_LIMIT = 100
 # About 20k tokens at ~4 characters a token: what an agent can take in one response.
 MAX_RESPONSE_CHARS = 80_000
 JOB_STATES = ("pending", "running", "completed", "failed", "cancelled")
@@ -128,6 +128,14 @@ def capped_search_response(response: dict, max_chars: int = MAX_RESPONSE_CHARS) 
                 first[key] = type(first[key])()
         results = [first]
     return dict(response, results=results, truncated=True)
+
+
+def capped_listing(response: dict, key: str, max_chars: int = MAX_RESPONSE_CHARS) -> dict:
+    """Drop trailing items of `response[key]` until the JSON fits; say `truncated`."""
+    items = list(response[key])
+    while items and _json_size(dict(response, **{key: items})) > max_chars:
+        items.pop()
+    return dict(response, **{key: items}, truncated=len(items) < len(response[key]))
 
 
 def _json_size(value: dict) -> int:

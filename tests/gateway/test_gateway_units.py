@@ -94,3 +94,11 @@ def test_metrics_render_prometheus_text():
     assert 'codebase_mcp_indexing_runs{state="completed"} 3' in text
     assert 'codebase_mcp_search_latency_seconds_bucket{le="0.025"} 1' in text
     assert "codebase_mcp_search_latency_seconds_count 1" in text
+
+
+def test_long_listings_are_truncated_and_say_so():
+    jobs = [{"job_id": f"job-{i}", "status_message": "m" * 1_000} for i in range(200)]
+    capped = validation.capped_listing({"jobs": jobs, "total_count": 200}, "jobs")
+    assert capped["truncated"] and 0 < len(capped["jobs"]) < 200
+    assert len(json.dumps(capped)) <= validation.MAX_RESPONSE_CHARS
+    assert validation.capped_listing({"jobs": jobs[:3], "total_count": 3}, "jobs")["truncated"] is False

@@ -95,9 +95,9 @@ async def test_explicit_project_over_http_with_token(http_gateway, tmp_path):
             await client.call_tool("search_code", {"query": "anything", "project_id": unique("unknown")})
 
 
-async def test_default_project_without_working_directory_or_id(tmp_path):
+async def test_default_project_without_working_directory_or_id(http_gateway, tmp_path):
     repo = write_repo(tmp_path / "museum", {"greeter.js": GREETER_JS})
-    async with stdio_client() as client:  # a fresh session: no working directory
+    async with http_gateway.client(mode="legacy") as client:  # a fresh session: no working directory
         status = (await client.call_tool("index_repository", {"repo_path": str(repo)})).data
         assert status["status"] == "completed" and status["project_id"] == "default"
         found = (await client.call_tool("search_code", {"query": "welcome a museum visitor",
