@@ -31,6 +31,12 @@ def format_elapsed_time(seconds):
     return f"{hours}h{minutes:02d}m{seconds:02d}s"
 '''
 
+INVOICE = '''
+def apply_discount(invoice_total, percent):
+    """Reduce an invoice total by a percentage discount."""
+    return invoice_total * (1 - percent / 100)
+'''
+
 
 def kubernetes_gateway(cluster, workspace) -> Client:
     transport = StdioTransport(
@@ -51,16 +57,24 @@ async def created_projects(postgres_url):
 
 async def test_original_bug_on_kubernetes_resources_all_the_way(
         k8s_cluster, codebase_operator, test_kubelet, workspace_dir, postgres_url, created_projects):
-    project = f"k8s-never-seen-{uuid.uuid4().hex[:6]}"
-    created_projects.append(project)
+    """Two sessions (two gateways, as two editors would launch) with their own working directories."""
+    project, other = f"k8s-never-seen-{uuid.uuid4().hex[:6]}", f"k8s-other-{uuid.uuid4().hex[:6]}"
+    created_projects.extend([project, other])
     repo = write_repo(workspace_dir / "shipping", {"labels.py": PARSER, "clock/elapsed.py": CLOCK})
+    other_repo = write_repo(workspace_dir / "billing", {"invoice.py": INVOICE})
     write_config(repo, project)
+    write_config(other_repo, other)
 
-    async with kubernetes_gateway(k8s_cluster, workspace_dir) as client:
+    async with kubernetes_gateway(k8s_cluster, workspace_dir) as client, \
+            kubernetes_gateway(k8s_cluster, workspace_dir) as other_client:
         session = (await client.call_tool("set_working_directory", {"directory": str(repo / "clock")})).data
         assert session["project_info"]["name"] == project
+        await other_client.call_tool("set_working_directory", {"directory": str(other_repo)})
         started = (await client.call_tool("start_indexing_background", {"repo_path": str(repo)})).data
         assert started["status"] == "pending" and started["project_id"] == project
+        other_started = (await other_client.call_tool("start_indexing_background",
+                                                      {"repo_path": str(other_repo)})).data
+        assert other_started["project_id"] == other
 
         run = await k8s_cluster.client.get(RUNS, "default", started["job_id"])
         assert run["spec"]["projectRef"] == {"name": kubernetes_name(project)}
@@ -72,12 +86,16 @@ async def test_original_bug_on_kubernetes_resources_all_the_way(
         assert status["status"] == "completed", status
         assert status["files_indexed"] == 2 and status["chunks_created"] >= 2
         assert await project_database_exists(postgres_url, project)
+        assert (await wait_for_job(other_client, other_started["job_id"], timeout=120))["status"] == "completed"
 
         found = (await client.call_tool("search_code", {"query": "tracking number of a parcel"})).data
         assert found["project_id"] == project and found["results"][0]["symbol"] == "parse_shipping_label"
+        isolated = (await other_client.call_tool("search_code", {"query": "tracking number of a parcel"})).data
+        assert isolated["project_id"] == other
+        assert {r["file_path"] for r in isolated["results"]} == {"invoice.py"}
 
         listed = {p["name"]: p for p in (await client.call_tool("list_projects", {})).data["projects"]}
-        assert listed[project]["ready"] and listed[project]["files"] == 2
+        assert listed[project]["ready"] and listed[project]["files"] == 2 and listed[other]["files"] == 1
 
         notifications = []
 
