@@ -80,7 +80,7 @@ async def _search(conn, embedder, query, where, params, limit, mode) -> list[dic
         ranked.append((await _semantic_ids(conn, vector, where, params, candidates), SEMANTIC_WEIGHT))
     if mode in ("hybrid", "lexical"):
         ranked.append((await _lexical_ids(conn, query, where, params, candidates), LEXICAL_WEIGHT))
-    scores = _fused_scores(ranked) if mode == "hybrid" else None
+    scores = fused_scores(ranked) if mode == "hybrid" else None
     if scores is None:
         ids = ranked[0][0][:limit]
     else:
@@ -191,7 +191,7 @@ async def _lexical_ids(conn, query: str, where: str, params: list, k: int) -> li
     return [row["id"] for row in rows]
 
 
-def _fused_scores(ranked: list[tuple[list[int], float]]) -> dict[int, float]:
+def fused_scores(ranked: list[tuple[list[int], float]]) -> dict[int, float]:
     """Reciprocal Rank Fusion, normalised so 1.0 means first in every list."""
     best = sum(weight / (RRF_K + 1) for _, weight in ranked)
     scores: dict[int, float] = {}

@@ -58,7 +58,7 @@ async def cached_vectors(conn: asyncpg.Connection, model: str, hashes: list[str]
         "SELECT content_hash, embedding FROM embedding_cache WHERE model = $1 AND content_hash = ANY($2::text[])",
         model, list(set(hashes)),
     )
-    return {row["content_hash"]: row["embedding"] for row in rows}
+    return {row["content_hash"]: row["embedding"].to_numpy() for row in rows}
 
 
 async def write_files(conn: asyncpg.Connection, files: list[FileWrite], model: str) -> tuple[int, int]:

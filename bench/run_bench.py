@@ -1,0 +1,157 @@
+"""`make bench`: indexing throughput, re-index cost, search latency at 100k chunks, retrieval quality.
+
+Numbers, not pass/fail: every ratio is measured side by side in one run on this machine.
+Third-party sources are downloaded from PyPI as sdists at run time (never committed).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / ".bench"
+os.environ.setdefault("CODEBASE_MCP_HOME", str(BENCH_DIR / "home"))
+
+from codebase_indexer.embedding import LocalEmbedder  # noqa: E402
+from codebase_indexer.pipeline import _prepared, index_repository  # noqa: E402
+from codebase_indexer.postgres import admin_database_url  # noqa: E402
+from codebase_indexer.provisioning import drop_project_database, ensure_project_database  # noqa: E402
+from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates, read_source  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from latency import measure_search_latency  # noqa: E402
+from quality import evaluate_retrieval  # noqa: E402
+
+THROUGHPUT_SDISTS = ("click==8.1.8", "requests==2.32.3", "more-itertools==10.7.0")
+QUALITY_SDIST = "click==8.1.8"
+
+
+def download_sdist(requirement: str) -> Path:
+    """Download and unpack a source distribution from PyPI; returns the unpacked folder."""
+    downloads = BENCH_DIR / "sdists"
+    downloads.mkdir(parents=True, exist_ok=True)
+    name, version = requirement.split("==")
+    stem = f"{name.replace('-', '_')}-{version}"
+    unpacked = downloads / stem
+    if not unpacked.is_dir():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                        "--no-binary", ":all:", "--dest", str(downloads), requirement], check=True)
+        archive = next(downloads.glob(f"{stem}*.tar.gz"))
+        with tarfile.open(archive) as tar:
+            tar.extractall(downloads, filter="data")
+    return unpacked
+
+
+def corpus_chunk_texts(root: Path) -> list[str]:
+    """The exact texts the pipeline embeds for this corpus."""
+    skips = SkipCounter()
+    texts: list[str] = []
+    for candidate in list_candidates(root, ScanOptions(), skips):
+        source = read_source(candidate, skips)
+        if source is not None:
+            texts.extend(c.content for c in _prepared(source).chunks)
+    return texts
+
+
+async def fresh_project(project_id: str):
+    admin = admin_database_url()
+    await drop_project_database(admin, project_id)
+    return await ensure_project_database(admin, project_id)
+
+
+async def measure_throughput(embedder: LocalEmbedder) -> dict:
+    corpus = BENCH_DIR / "throughput-corpus"
+    if not corpus.is_dir():
+        for requirement in THROUGHPUT_SDISTS:
+            shutil.copytree(download_sdist(requirement), corpus / requirement.split("==")[0])
+    texts = corpus_chunk_texts(corpus)
+    embedder.embed(texts[:64])  # warm-up, so neither side pays for first-call costs
+
+    started = time.perf_counter()
+    embedder.embed(texts)
+    raw_seconds = time.perf_counter() - started
+
+    project = await fresh_project("bench-throughput")
+    started = time.perf_counter()
+    full = await index_repository(project.url, corpus, project_id=project.project_id, embedder=embedder)
+    full_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    again = await index_repository(project.url, corpus, project_id=project.project_id, embedder=embedder)
+    reindex_seconds = time.perf_counter() - started
+    assert again.files_unchanged == full.files_indexed and again.embeddings_computed == 0
+    return {
+        "corpus": f"{', '.join(THROUGHPUT_SDISTS)} ({full.files_indexed} files)",
+        "chunks": len(texts),
+        "chunks_indexed": full.chunks_created,
+        "raw_chunks_per_s": len(texts) / raw_seconds,
+        "e2e_chunks_per_s": full.chunks_created / full_seconds,
+        "full_seconds": full_seconds,
+        "reindex_seconds": reindex_seconds,
+    }
+
+
+def throughput_report(t: dict) -> list[str]:
+    ratio = t["e2e_chunks_per_s"] / t["raw_chunks_per_s"]
+    reindex = t["reindex_seconds"] / t["full_seconds"]
+    return [
+        f"throughput corpus: {t['corpus']}, {t['chunks']} chunks",
+        f"  raw embedder:        {t['raw_chunks_per_s']:7.1f} chunks/s",
+        f"  end-to-end indexing: {t['e2e_chunks_per_s']:7.1f} chunks/s ({t['full_seconds']:.1f}s)",
+        f"  ratio e2e/raw:       {ratio:7.3f}   (goal >= 0.85)",
+        f"  unchanged re-index:  {t['reindex_seconds']:.2f}s = {reindex:.4f} of the full index (goal <= 0.02)",
+    ]
+
+
+def quality_report(q: dict) -> list[str]:
+    lines = [f"retrieval quality: {q['corpus']}, {q['queries']} docstring queries"]
+    for mode, scores in q["modes"].items():
+        lines.append(f"  {mode:8s} MRR@10 {scores['mrr']:.3f}   Recall@10 {scores['recall']:.3f}")
+    lines.append("  goal: hybrid MRR@10 >= 0.65 and above the best single mode")
+    lines.append("  fusion weights (semantic, lexical) -> hybrid MRR@10 on the same candidate lists:")
+    for (ws, wl), mrr in q["weights"]:
+        lines.append(f"    ({ws:.1f}, {wl:.1f}) -> {mrr:.3f}")
+    return lines
+
+
+def latency_report(l: dict) -> list[str]:
+    lines = [f"search latency: {l['chunks']} chunks ({l['corpus']}), "
+             f"{l['queries']} queries, query embedding included"]
+    for mode, (p50, p95) in l["modes"].items():
+        goal = "   (goal p95 <= 50 ms)" if mode == "hybrid" else ""
+        lines.append(f"  {mode:8s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms{goal}")
+    return lines
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=100_000, help="size of the latency corpus")
+    parser.add_argument("--queries", type=int, default=240, help="latency queries (at least 200)")
+    args = parser.parse_args()
+    BENCH_DIR.mkdir(exist_ok=True)
+    embedder = LocalEmbedder()
+    sections = []
+    print("measuring indexing throughput ...", flush=True)
+    sections += throughput_report(await measure_throughput(embedder))
+    print("\n".join(sections), flush=True)
+    print("measuring retrieval quality ...", flush=True)
+    quality = await evaluate_retrieval(download_sdist(QUALITY_SDIST), embedder, fresh_project)
+    sections += quality_report(quality)
+    print("\n".join(quality_report(quality)), flush=True)
+    print("measuring search latency ...", flush=True)
+    sections += latency_report(await measure_search_latency(
+        embedder, fresh_project, args.chunks, args.queries, quality["query_texts"]))
+    print("\n== codebase-mcp benchmark ==\n" + "\n".join(sections))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
