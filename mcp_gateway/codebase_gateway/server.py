@@ -18,6 +18,7 @@ from fastmcp.server.auth import AuthProvider
 from fastmcp.server.middleware import Middleware
 from pydantic import Field
 
+from codebase_indexer.embedding import EmbeddingError
 from codebase_indexer.search import SearchError, search_code as run_search
 from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
 
@@ -184,7 +185,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
                 file_type=file_type, directory=directory,
                 limit=limit, mode=mode,
             )
-        except SearchError as exc:
+        except (SearchError, EmbeddingError) as exc:
             raise ToolError(str(exc)) from None
         metrics.observe_search(time.perf_counter() - started)
         return validation.capped_search_response(response)

@@ -48,7 +48,11 @@ class KubernetesControlPlane:
         return [self.workspace_root]
 
     async def start(self) -> None:
-        api_client, context_namespace = await asyncio.to_thread(_load_configuration)
+        try:
+            api_client, context_namespace = await asyncio.to_thread(_load_configuration)
+        except (config.ConfigException, OSError) as exc:
+            raise RuntimeError(f"no Kubernetes configuration: {exc} (in a pod, the service account is "
+                               "used; elsewhere set KUBECONFIG or create ~/.kube/config)") from exc
         self._custom = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
         self.namespace = (self._namespace_option or os.environ.get("POD_NAMESPACE") or context_namespace
