@@ -93,7 +93,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         ctx: Context,
     ) -> dict:
         """Set this session's working directory; its nearest .codebase-mcp/config.json names the project."""
-        path = validation.directory_path(directory)
+        path = validation.within_allowed_roots(validation.directory_path(directory), roots, what="directory")
         key = session_key(ctx)
         working_directories.set(key, path)
         config = find_config(path)

@@ -102,3 +102,37 @@ def test_long_listings_are_truncated_and_say_so():
     assert capped["truncated"] and 0 < len(capped["jobs"]) < 200
     assert len(json.dumps(capped)) <= validation.MAX_RESPONSE_CHARS
     assert validation.capped_listing({"jobs": jobs[:3], "total_count": 3}, "jobs")["truncated"] is False
+
+
+def test_indexing_run_status_maps_to_the_original_job_status():
+    from codebase_gateway.control_plane.kubernetes import run_status
+
+    run = {
+        "metadata": {"name": "shop-1a2b3c4d-0f0f0f0f", "creationTimestamp": "2026-01-01T00:00:00Z",
+                     "annotations": {"codebase.mcp.dev/project-id": "Shop Front",
+                                     "codebase.mcp.dev/repo-path": "/workspace/shop"}},
+        "spec": {"projectRef": {"name": "shop-front-1a2b3c4d"}, "mode": "Full", "repoPath": "shop"},
+        "status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Queued",
+                                   "message": "waiting for run x of project shop to finish"}]},
+    }
+    queued = run_status(run)
+    assert (queued.status, queued.project_id, queued.repo_path, queued.force_reindex) == \
+        ("pending", "Shop Front", "/workspace/shop", True)
+    assert queued.status_message.startswith("waiting for run x")
+
+    run["status"] = {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": ""}],
+                     "progress": {"filesTotal": 10, "filesDone": 4, "chunksDone": 9}}
+    assert run_status(run).status == "running"
+    assert run_status(run).progress == {"files_total": 10, "files_done": 4, "chunks_done": 9}
+
+    run["status"] = {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded", "message": "ok"}],
+                     "summary": {"filesIndexed": 0, "filesUnchanged": 10, "filesSkipped": 1, "chunksCreated": 0,
+                                 "durationSeconds": 0.4}}
+    done = run_status(run)
+    assert done.status == "completed" and done.status_message.startswith("no changes")
+    assert done.summary["files_unchanged"] == 10 and done.error_message is None
+
+    for reason, state in (("Cancelled", "cancelled"), ("Failed", "failed"), ("DeadlineExceeded", "failed")):
+        run["status"] = {"conditions": [{"type": "Succeeded", "status": "False", "reason": reason, "message": "why"}]}
+        assert run_status(run).status == state
+    assert run_status(run).error_message == "why"

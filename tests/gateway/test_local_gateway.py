@@ -284,3 +284,17 @@ async def test_health_and_metrics_resources(stdio_gateway):
     assert 'codebase_mcp_tool_calls_total{tool="list_projects"}' in metrics
     assert "codebase_mcp_search_latency_seconds_bucket" in metrics
     assert 'codebase_mcp_indexing_runs{state="completed"}' in metrics
+
+
+async def test_allowed_roots_confine_what_can_be_indexed(tmp_path):
+    allowed = write_repo(tmp_path / "allowed" / "repo", {"a.py": "a = 1\n"})
+    outside = write_repo(tmp_path / "elsewhere", {"b.py": "b = 2\n"})
+    (allowed / "escape").symlink_to(outside, target_is_directory=True)
+    async with stdio_client("--allowed-root", str(tmp_path / "allowed")) as client:
+        for path in (outside, allowed / "escape"):
+            with pytest.raises(ToolError, match="outside the allowed roots"):
+                await client.call_tool("start_indexing_background", {"repo_path": str(path), "project_id": "p"})
+        with pytest.raises(ToolError, match="outside the allowed roots"):
+            await client.call_tool("set_working_directory", {"directory": str(outside)})
+        session = (await client.call_tool("set_working_directory", {"directory": str(allowed)})).data
+        assert session["working_directory"] == str(allowed) and session["config_found"] is False

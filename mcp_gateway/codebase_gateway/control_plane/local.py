@@ -137,7 +137,13 @@ class LocalControlPlane:
                 "SELECT datname FROM pg_database WHERE datname LIKE 'cb\\_proj\\_%' ORDER BY datname")]
         finally:
             await admin.close()
-        projects = [await self._project_info(name) for name in names]
+        limit = asyncio.Semaphore(8)  # a few connections at a time, however many projects exist
+
+        async def info(name: str) -> ProjectInfo | None:
+            async with limit:
+                return await self._project_info(name)
+
+        projects = await asyncio.gather(*(info(name) for name in names))
         return [project for project in projects if project is not None]
 
     async def project_database_url(self, project_id: str) -> str:
