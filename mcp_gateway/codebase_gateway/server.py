@@ -142,15 +142,15 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         """Index a repository and wait for the result, reporting progress while it runs."""
         status = await control_plane.start_run(run_request(ctx, repo_path, project_id, force_reindex))
         job_id = status.job_id
-        # The run belongs to the control plane: if this call is cancelled, the run goes on.
+        # The run belongs to the control plane: if this call is cancelled, the run goes on, and the
+        # first notification names its job_id so that get_indexing_status can still follow it.
+        await ctx.report_progress(0, None, f"{job_id}: {status.status_message}")
         while not status.finished:
+            await asyncio.sleep(_PROGRESS_POLL_SECONDS)
+            status = await control_plane.get_run(job_id)
             progress = status.progress
             await ctx.report_progress(progress["files_done"], progress["files_total"] or None,
                                       status.status_message)
-            await asyncio.sleep(_PROGRESS_POLL_SECONDS)
-            status = await control_plane.get_run(job_id)
-        total = status.progress["files_total"]
-        await ctx.report_progress(total, total or None, status.status_message)
         return status.to_dict()
 
     @mcp.tool

@@ -76,7 +76,10 @@ class LocalControlPlane:
         for process in list(self._processes.values()):
             _terminate(process)
         if self._runs:
-            await asyncio.wait(list(self._runs.values()), timeout=10)
+            _, unfinished = await asyncio.wait(list(self._runs.values()), timeout=10)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
         if self._registry is not None:
             await self._registry.forget_gateway()
             await self._registry.close()
