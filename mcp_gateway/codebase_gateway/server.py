@@ -6,6 +6,7 @@ project identity) inside the call and hands the control plane plain data.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import time
 from contextlib import asynccontextmanager
@@ -15,7 +16,8 @@ from typing import Annotated
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.auth import AuthProvider
-from fastmcp.server.middleware import Middleware
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import ToolResult
 from pydantic import Field
 
 from codebase_indexer.embedding import EmbeddingError
@@ -26,7 +28,7 @@ from . import validation
 from .control_plane.base import ControlPlane, JobStatus, RunRequest, UnknownJob, UnknownProject
 from .embedder import LazyEmbedder
 from .metrics import Metrics
-from .projects import find_config, resolve_project
+from .projects import ResolvedProject, find_config, resolve_project
 from .sessions import WorkingDirectories, session_key
 
 SEARCH_MODES = ("hybrid", "semantic", "lexical")
@@ -46,7 +48,7 @@ class _CallMetrics(Middleware):
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    async def on_call_tool(self, context, call_next):
+    async def on_call_tool(self, context: MiddlewareContext, call_next: CallNext) -> ToolResult:
         failed = True
         try:
             result = await call_next(context)
@@ -54,6 +56,13 @@ class _CallMetrics(Middleware):
             return result
         finally:
             self._metrics.record_call(context.message.name, failed=failed)
+
+
+def _version() -> str | None:
+    try:
+        return importlib.metadata.version("codebase-mcp")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | None = None,
@@ -71,10 +80,10 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         finally:
             await control_plane.stop()
 
-    mcp = FastMCP("codebase-mcp", instructions=INSTRUCTIONS, auth=auth, lifespan=lifespan,
+    mcp = FastMCP("codebase-mcp", version=_version(), instructions=INSTRUCTIONS, auth=auth, lifespan=lifespan,
                   middleware=[_CallMetrics(metrics)], mask_error_details=False)
 
-    def resolve(ctx: Context, project_id: str | None):
+    def resolve(ctx: Context, project_id: str | None) -> ResolvedProject:
         return resolve_project(project_id, working_directories.get(session_key(ctx)))
 
     def run_request(ctx: Context, repo_path: str, project_id: str | None, force_reindex: bool) -> RunRequest:

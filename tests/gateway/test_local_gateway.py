@@ -277,13 +277,17 @@ async def _job_owner(postgres_url: str, job_id: str) -> str:
 async def test_health_and_metrics_resources(stdio_gateway):
     import json
 
+    await stdio_gateway.call_tool("list_projects", {})
+    with pytest.raises(ToolError):
+        await stdio_gateway.call_tool("get_indexing_status", {"job_id": "job-unknown"})
     health = json.loads((await stdio_gateway.read_resource("health://status"))[0].text)
     assert health["ok"] is True and health["control_plane"] == "local"
     assert health["database_reachable"] is True and health["model"]["name"] == "all-MiniLM-L6-v2"
     metrics = (await stdio_gateway.read_resource("metrics://prometheus"))[0].text
     assert 'codebase_mcp_tool_calls_total{tool="list_projects"}' in metrics
+    assert 'codebase_mcp_tool_errors_total{tool="get_indexing_status"}' in metrics
     assert "codebase_mcp_search_latency_seconds_bucket" in metrics
-    assert 'codebase_mcp_indexing_runs{state="completed"}' in metrics
+    assert "# TYPE codebase_mcp_indexing_runs gauge" in metrics
 
 
 async def test_allowed_roots_confine_what_can_be_indexed(tmp_path):
