@@ -103,9 +103,9 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
     ) -> dict:
         """Set this session's working directory; its nearest .codebase-mcp/config.json names the project."""
         path = validation.within_allowed_roots(validation.directory_path(directory), roots, what="directory")
+        config = find_config(path)  # a broken config is an error now, before the session depends on it
         key = session_key(ctx)
         working_directories.set(key, path)
-        config = find_config(path)
         return {
             "session_id": key,
             "working_directory": str(path),
