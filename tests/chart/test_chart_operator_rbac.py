@@ -15,6 +15,7 @@ Only kopf's cluster-wide observation of CRDs is stated here rather than derived
 from __future__ import annotations
 
 import ast
+import inspect
 
 import pytest
 
@@ -70,7 +71,10 @@ def derive_operator_permissions() -> set[Triple]:
     required: set[Triple] = set()
 
     # kopf: every handled resource is listed, watched and patched.
-    registry = build_registry(poll_interval=5)
+    # build_registry's keyword arguments are pacing (intervals, backoffs): any positive number will do.
+    pacing = {name: 5.0 for name, parameter in inspect.signature(build_registry).parameters.items()
+              if parameter.default is parameter.empty}
+    registry = build_registry(**pacing)
     handlers = [h for reg in (registry._changing, registry._spawning, registry._watching, registry._indexing)
                 for h in reg.get_all_handlers()]
     assert handlers, "the operator registers no kopf handlers?"
