@@ -249,11 +249,16 @@ def test_test_hook_speaks_mcp_to_the_gateway_service(default_manifests):
     compile(script, "helm-test", "exec")
 
 
-def test_notes_tell_how_to_connect_an_mcp_client(helm):
-    notes = helm.run("install", "cbm", str(CHART), "--dry-run=client", "--namespace", "codebase",
-                     "--set", "gateway.service.type=NodePort", "--set", "gateway.service.nodePort=30080").stdout
+@pytest.mark.parametrize("service, endpoint", [
+    (["--set", "gateway.service.type=NodePort", "--set", "gateway.service.nodePort=30080"],
+     "export MCP_URL=http://localhost:30080/mcp"),
+    ([], "port-forward svc/cbm-codebase-mcp-gateway 8000:8000"),
+    (["--set", "gateway.service.type=LoadBalancer"], "status.loadBalancer.ingress[0].ip"),
+])
+def test_notes_tell_how_to_connect_an_mcp_client(helm, service, endpoint):
+    notes = helm.run("install", "cbm", str(CHART), "--dry-run=client", "--namespace", "codebase", *service).stdout
     notes = notes.split("NOTES:", 1)[1]
     assert "claude mcp add --transport http codebase" in notes
     assert 'Authorization: Bearer $CODEBASE_MCP_TOKEN' in notes
     assert "get secret cbm-codebase-mcp-gateway-token" in notes
-    assert "http://localhost:30080/mcp" in notes
+    assert endpoint in notes
