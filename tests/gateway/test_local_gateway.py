@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import uuid
-from pathlib import Path
 
 import asyncpg
 import pytest
