@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from .server import create_server
 
     server = create_server(control_plane_for(args), allowed_roots=allowed_roots(args), auth=auth)
+    # SIGTERM (Kubernetes, a closing editor) stops like Ctrl-C: the lifespan stops the runs, and
+    # exit handlers release the embedded database, which the default SIGTERM action would skip.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.transport == "http":
             asyncio.run(server.run_http_async(show_banner=False, host=args.host, port=args.port,

@@ -19,6 +19,8 @@ from fastmcp.server.auth import AuthProvider
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from codebase_indexer.embedding import EmbeddingError
 from codebase_indexer.search import SearchError, search_code as run_search
@@ -229,6 +231,18 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         projects = await control_plane.list_projects()
         return validation.capped_listing(
             {"projects": [project.to_dict() for project in projects], "total_count": len(projects)}, "projects")
+
+    @mcp.custom_route("/healthz", methods=["GET"], include_in_schema=False)
+    async def healthz(_request: Request) -> JSONResponse:
+        """Liveness for HTTP probes (no token): the process is serving."""
+        return JSONResponse({"ok": True})
+
+    @mcp.custom_route("/readyz", methods=["GET"], include_in_schema=False)
+    async def readyz(_request: Request) -> JSONResponse:
+        """Readiness for HTTP probes (no token): the control plane reaches its database."""
+        state = await control_plane.health()
+        ready = bool(state.get("database_reachable"))
+        return JSONResponse({"ok": ready, "control_plane": control_plane.name}, status_code=200 if ready else 503)
 
     @mcp.resource("health://status", mime_type="application/json")
     async def health() -> str:

@@ -20,6 +20,13 @@ def test_requests_without_the_right_token_get_401(http_gateway, authorization):
     assert response.status_code == 401
 
 
+def test_probes_answer_without_a_token(http_gateway):
+    base = http_gateway.url.rsplit("/mcp", 1)[0]
+    assert httpx.get(f"{base}/healthz", timeout=10).json() == {"ok": True}
+    ready = httpx.get(f"{base}/readyz", timeout=10)
+    assert ready.status_code == 200 and ready.json()["control_plane"] == "local"
+
+
 async def test_the_right_token_is_served(http_gateway):
     async with http_gateway.client() as client:
         assert "projects" in (await client.call_tool("list_projects", {})).data
