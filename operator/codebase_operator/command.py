@@ -129,7 +129,8 @@ async def operate(config: OperatorConfig, *, namespaces: Sequence[str] = (),
     """Run the operator in the current event loop until `stop_flag` is set (or it is cancelled)."""
     api = pykube.HTTPClient(_kube_config(config.kubeconfig))
     await kopf.operator(
-        registry=build_registry(poll_interval=config.poll_interval),
+        registry=build_registry(poll_interval=config.poll_interval,
+                                error_backoff=min(config.retry_max_delay, 10.0)),
         memo=kopf.Memo(context=Context(config=config, api=api)),
         clusterwide=not namespaces,
         namespaces=list(namespaces),

@@ -59,22 +59,28 @@ def is_running(status: kopf.Status, **_: Any) -> bool:
     return bool(status.get("jobName")) and not transitions.is_finished(status)
 
 
-def build_registry(*, poll_interval: float) -> kopf.OperatorRegistry:
-    """A registry with every handler; `poll_interval` paces the checks of running runs."""
+def build_registry(*, poll_interval: float, error_backoff: float) -> kopf.OperatorRegistry:
+    """A registry with every handler.
+
+    `poll_interval` paces the checks of running runs; `error_backoff` is the delay
+    before a handler that failed unexpectedly (an API or network error) runs again
+    (kopf's default is 60 s). Expected waits set their own delays.
+    """
     registry = kopf.OperatorRegistry()
     kopf.on.startup(registry=registry)(configure)
     kopf.on.login(registry=registry)(login)
 
     for decorator in (kopf.on.resume, kopf.on.create):
-        decorator(*PROJECTS, registry=registry)(reconcile_project)
-    kopf.on.update(*PROJECTS, field="spec", registry=registry)(reconcile_project)
+        decorator(*PROJECTS, backoff=error_backoff, registry=registry)(reconcile_project)
+    kopf.on.update(*PROJECTS, field="spec", backoff=error_backoff, registry=registry)(reconcile_project)
     # A finalizer exists only for projects whose database is to be dropped: kopf adds one
     # exactly when a non-optional deletion handler matches, and this one matches only Delete.
     # Retries are bounded: then kopf releases the finalizer, so no project is stuck terminating.
     kopf.on.delete(*PROJECTS, field="spec.database.reclaimPolicy", value="Delete", retries=8,
-                   registry=registry)(drop_project_database)
+                   backoff=error_backoff, registry=registry)(drop_project_database)
 
     for decorator in (kopf.on.resume, kopf.on.create):
-        decorator(*RUNS, registry=registry)(start_run)
-    kopf.timer(*RUNS, interval=poll_interval, when=is_running, registry=registry)(watch_run)
+        decorator(*RUNS, backoff=error_backoff, registry=registry)(start_run)
+    kopf.timer(*RUNS, interval=poll_interval, backoff=poll_interval, when=is_running,
+               registry=registry)(watch_run)
     return registry

@@ -224,6 +224,12 @@ def job_state(job: Mapping[str, Any]) -> JobState:
     return JobState("Active")
 
 
+def has_started(job: Mapping[str, Any]) -> bool:
+    """Whether a pod of the Job is running or has run (`active` also counts pods still pending)."""
+    status = job.get("status") or {}
+    return bool(status.get("ready") or status.get("succeeded") or status.get("failed"))
+
+
 def pods_of_job(pods: Iterable[Mapping[str, Any]], job: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The Job's own Pods: by the job-name label and, when set, the controller's uid."""
     name, uid = job["metadata"]["name"], job["metadata"].get("uid")

@@ -60,6 +60,11 @@ async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, lo
         _wait(ctx, body, patch, status, retry, transitions.waiting_for_database(
             project_name, detail["message"] if detail else "it is not provisioned yet"))
 
+    secret = jobs.secret_name(project_name)
+    if await kube.get(ctx.api, kube.Secret, namespace, secret) is None:
+        _wait(ctx, body, patch, status, retry, transitions.waiting_for_database(
+            project_name, f"its Secret {secret} is missing (the project's reconcile creates it)"))
+
     try:
         manifest = jobs.build_job(body, project, run_source(body.spec, project["spec"]), ctx.config)
     except InvalidSpec as exc:
@@ -74,7 +79,7 @@ async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, lo
     job_name = job["metadata"]["name"]
     if created:
         logger.info(f"created Job {job_name}")
-    _enter(body, patch, status, transitions.running(job_name), jobName=job_name,
+    _enter(body, patch, status, transitions.pending(job_name), jobName=job_name,
            runId=body.metadata.uid, startTime=status.get("startTime") or conditions.now_rfc3339())
 
 
@@ -99,6 +104,8 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
 
     state = jobs.job_state(job)
     if state.phase == "Active":
+        if jobs.has_started(job) and transitions.reason_of(status) != "Running":
+            _enter(body, patch, status, transitions.running(job_name))
         current = await _progress(ctx, body, project_name)
         if current is not None and current != status.get("progress"):
             patch.status["progress"] = current

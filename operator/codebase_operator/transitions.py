@@ -31,16 +31,16 @@ class State:
 
 # IndexingRun states.
 
-def pending() -> State:
-    return State("Unknown", "Pending", "the run is accepted")
-
-
 def waiting_for_database(project: str, detail: str) -> State:
     return State("Unknown", "WaitingForDatabase", f"waiting for the database of project {project}: {detail}")
 
 
 def queued(project: str, active_run: str) -> State:
     return State("Unknown", "Queued", f"waiting for run {active_run} of project {project} to finish")
+
+
+def pending(job: str) -> State:
+    return State("Unknown", "Pending", f"the indexer Job {job} is created; waiting for its pod to start")
 
 
 def running(job: str) -> State:

@@ -13,7 +13,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from codebase_indexer import runs as runs_table
 from codebase_indexer.identifiers import database_name, owner_role_name
+from codebase_indexer.models import Progress
 from codebase_indexer.postgres import database_url
 from codebase_indexer.provisioning import drop_project_database, project_database_exists
 from tests.support.k8s import eventually
@@ -76,7 +78,9 @@ async def until_condition(cluster, resource, name, type_, status, reason=None, t
         return await eventually(probe, timeout=timeout, interval=0.2, message=f"{name} {type_}={status} {reason or ''}")
     except AssertionError as exc:
         obj = await get(cluster, resource, name)
-        raise AssertionError(f"{exc}\nlast status: {(obj or {}).get('status')}") from None
+        jobs = [(job["metadata"]["name"], job.get("status")) for job in await cluster.client.list(JOBS, NS)]
+        pods = [(pod["metadata"]["name"], pod.get("status")) for pod in await cluster.client.list("v1/pods", NS)]
+        raise AssertionError(f"{exc}\nlast status: {(obj or {}).get('status')}\njobs: {jobs}\npods: {pods}") from None
 
 
 async def jobs_of(cluster, run_name):
@@ -161,7 +165,7 @@ async def test_run_before_project_waits_for_database_then_indexes_searchable_chu
                               database_name=database_name(unique_project_id), limit=3)
     assert found["results"][0]["file_path"].endswith("billing/invoice.py")
     reasons = {reason for reason, _ in await events_of(k8s_cluster, "first")}
-    assert {"WaitingForDatabase", "Running", "Succeeded"} <= reasons
+    assert {"WaitingForDatabase", "Pending", "Running", "Succeeded"} <= reasons
 
 
 # 3. The indexer fails (bad source): Succeeded=False says why; a retry succeeds once the cause is fixed.
@@ -192,12 +196,12 @@ async def test_operator_restart_mid_run_keeps_exactly_one_job(
     await ready_project(k8s_cluster, "delta", unique_project_id, repo)
     test_kubelet.hold("restart")
     await k8s_cluster.client.create(RUNS, NS, run_manifest("restart", "delta"))
-    await until_condition(k8s_cluster, RUNS, "restart", "Succeeded", "Unknown", "Running")
+    await until_condition(k8s_cluster, RUNS, "restart", "Succeeded", "Unknown", "Pending")
 
     await codebase_operator.astop()
     test_kubelet.release("restart")
     await eventually(lambda: _job_finished(k8s_cluster, "restart"), timeout=60, message="the Job to finish")
-    assert has_condition(await get(k8s_cluster, RUNS, "restart"), "Succeeded", "Unknown", "Running")
+    assert has_condition(await get(k8s_cluster, RUNS, "restart"), "Succeeded", "Unknown", "Pending")
 
     await codebase_operator.astart()
     await until_condition(k8s_cluster, RUNS, "restart", "Succeeded", "True", timeout=30)
@@ -217,7 +221,7 @@ async def test_second_run_is_queued_until_the_first_ends(
     await ready_project(k8s_cluster, "epsilon", unique_project_id, repo)
     test_kubelet.hold("one")
     await k8s_cluster.client.create(RUNS, NS, run_manifest("one", "epsilon"))
-    await until_condition(k8s_cluster, RUNS, "one", "Succeeded", "Unknown", "Running")
+    await until_condition(k8s_cluster, RUNS, "one", "Succeeded", "Unknown", "Pending")
     await k8s_cluster.client.create(RUNS, NS, run_manifest("two", "epsilon"))
     two = await until_condition(k8s_cluster, RUNS, "two", "Succeeded", "Unknown", "Queued")
     assert "one" in condition(two, "Succeeded")["message"]
@@ -236,12 +240,17 @@ async def test_second_run_is_queued_until_the_first_ends(
 
 # 6. Cancel: the Job is deleted and the reason is Cancelled (a running run and a queued one).
 async def test_cancel_deletes_the_job_and_reports_cancelled(
-        k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, repo):
+        k8s_cluster, codebase_operator, test_kubelet, postgres_url, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
     await ready_project(k8s_cluster, "zeta", unique_project_id, repo)
     test_kubelet.hold("long")
     await k8s_cluster.client.create(RUNS, NS, run_manifest("long", "zeta"))
-    await until_condition(k8s_cluster, RUNS, "long", "Succeeded", "Unknown", "Running")
+    long_run = await until_condition(k8s_cluster, RUNS, "long", "Succeeded", "Unknown", "Pending")
+    # Progress flows from the project database into status.progress while the Job runs
+    # (written here the way the indexer writes it: its `index_runs` row, keyed by the run's uid).
+    await _write_progress(postgres_url, unique_project_id, long_run["metadata"]["uid"], Progress(40, 12, 57))
+    await eventually(lambda: _progress_is(k8s_cluster, "long", {"filesTotal": 40, "filesDone": 12, "chunksDone": 57}),
+                     message="status.progress")
     await k8s_cluster.client.create(RUNS, NS, run_manifest("waiting", "zeta"))
     await until_condition(k8s_cluster, RUNS, "waiting", "Succeeded", "Unknown", "Queued")
 
@@ -257,6 +266,19 @@ async def test_cancel_deletes_the_job_and_reports_cancelled(
     project = await get(k8s_cluster, PROJECTS, "zeta")
     assert "activeRun" not in project["status"] and project["status"]["lastRun"]["name"] == "long"
     assert ("Cancelled", "Warning") in await events_of(k8s_cluster, "long")
+
+
+async def _write_progress(admin_url, project_id, run_id, progress):
+    conn = await asyncpg.connect(database_url(admin_url, database_name(project_id)))
+    try:
+        await runs_table.start_run(conn, run_id, "incremental")
+        await runs_table.record_progress(conn, run_id, progress)
+    finally:
+        await conn.close()
+
+
+async def _progress_is(cluster, name, expected):
+    return ((await get(cluster, RUNS, name)) or {}).get("status", {}).get("progress") == expected
 
 
 # 7. Deleting projects: Retain keeps the database, Delete drops it; neither is stuck terminating.

@@ -61,6 +61,7 @@ async def test_kubelet(k8s_cluster: Cluster, tmp_path: Path) -> AsyncIterator[Te
     workdir.mkdir()
     async with TestKubelet(k8s_cluster.client, workdir) as kubelet:
         yield kubelet
+    assert not kubelet.errors, "the test kubelet failed:\n" + "\n".join(kubelet.errors)
 
 
 @pytest_asyncio.fixture

@@ -24,12 +24,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import os
 import secrets
 import shutil
 import signal
 import sys
 import tempfile
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,8 @@ from .k8s import KubeClient, _now
 
 RUN_LABEL = "codebase.mcp.dev/run"
 GC_RESOURCES = ["batch/v1/jobs", "v1/pods", "v1/secrets"]
-OWNER_RESOURCES = ["codebase.mcp.dev/v1alpha1/codebaseprojects", "codebase.mcp.dev/v1alpha1/indexingruns",
-                   "batch/v1/jobs"]
+OWNER_RESOURCES = {"CodebaseProject": "codebase.mcp.dev/v1alpha1/codebaseprojects",
+                   "IndexingRun": "codebase.mcp.dev/v1alpha1/indexingruns", "Job": "batch/v1/jobs"}
 _LOG_TAIL_BYTES = 2048
 
 
@@ -56,6 +58,7 @@ class TestKubelet:
         self.started: list[str] = []  # job names, in the order their first pod started
         self._jobs: dict[str, asyncio.Task[None]] = {}  # "namespace/name" → task
         self._gates: dict[str, asyncio.Event] = {}
+        self.errors: list[str] = []  # failures of the kubelet itself (not of the Jobs it runs)
         self._task: asyncio.Task[None] | None = None
 
     # Test controls.
@@ -85,8 +88,8 @@ class TestKubelet:
                 await self._collect_garbage()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # keep playing the kubelet; the test will time out with context
-                print(f"test kubelet: {exc!r}", file=sys.stderr)
+            except Exception:  # keep playing the kubelet; the test reports these
+                self.errors.append(traceback.format_exc())
             await asyncio.sleep(self.interval)
 
     async def _sync_jobs(self) -> None:
@@ -100,17 +103,29 @@ class TestKubelet:
         for key, job in jobs.items():
             if key in self._jobs or _finished(job):
                 continue
-            self._jobs[key] = asyncio.create_task(self._run_job(job), name=job["metadata"]["uid"])
+            task = asyncio.create_task(self._run_job(job), name=job["metadata"]["uid"])
+            task.add_done_callback(functools.partial(self._record_failure, key))
+            self._jobs[key] = task
+
+    def _record_failure(self, key: str, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            self.errors.append(f"{key}: {''.join(traceback.format_exception(error))}")
 
     async def _collect_garbage(self) -> None:
-        live: set[str] = set()
-        for resource in OWNER_RESOURCES:
-            live.update(obj["metadata"]["uid"] for obj in await self.client.list(resource))
         for resource in GC_RESOURCES:
             for obj in await self.client.list(resource):
                 owners = obj["metadata"].get("ownerReferences") or []
-                if owners and not any(ref.get("uid") in live for ref in owners):
+                if owners and not [ref for ref in owners if await self._owner_exists(obj, ref)]:
                     await self.client.delete(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+    async def _owner_exists(self, obj: Mapping[str, Any], ref: Mapping[str, Any]) -> bool:
+        """Like the real garbage collector: confirm an owner's absence with a live read, by name and uid."""
+        resource = OWNER_RESOURCES.get(ref.get("kind", ""))
+        if resource is None:
+            return True  # an owner kind we do not track: never collect
+        owner = await self.client.get(resource, obj["metadata"]["namespace"], ref["name"])
+        return owner is not None and owner["metadata"].get("uid") == ref.get("uid")
 
     # One Job.
 
@@ -132,7 +147,7 @@ class TestKubelet:
             exit_code = await self._run_pod(job, remaining)
             if exit_code == 0:
                 await self._patch_job(namespace, name, {
-                    "active": 0, "succeeded": 1, "completionTime": _now(),
+                    "active": 0, "ready": 0, "succeeded": 1, "completionTime": _now(),
                     "conditions": [_condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
                                    _condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods")]})
                 return
@@ -147,7 +162,7 @@ class TestKubelet:
             else:
                 continue
             await self._patch_job(namespace, name, {
-                "active": 0, "failed": failed,
+                "active": 0, "ready": 0, "failed": failed,
                 "conditions": [_condition("FailureTarget", reason, message), _condition("Failed", reason, message)]})
             return
 
@@ -175,6 +190,7 @@ class TestKubelet:
             "phase": "Running", "startTime": started,
             "containerStatuses": [{"name": container["name"], "ready": True, "restartCount": 0,
                                    "state": {"running": {"startedAt": started}}}]}}, subresource="status")
+        await self._patch_job(namespace, meta["name"], {"active": 1, "ready": 1})
         self.started.append(meta["name"])
         log_path = sandbox / "container.log"
         self.logs[meta["name"]] = log_path
