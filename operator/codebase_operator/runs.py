@@ -88,7 +88,7 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
     status = dict(body.status)
     if transitions.is_finished(status):
         return
-    name, namespace = body.metadata.name, body.metadata.namespace
+    namespace = body.metadata.namespace
     project_name, job_name = body.spec["projectRef"]["name"], status["jobName"]
     job = await kube.get(ctx.api, kube.Job, namespace, job_name)
 

@@ -38,7 +38,8 @@ GIT_PROJECT = project_manifest("lib", "lib", source={"git": {"url": "https://git
 RUN = run_manifest("shop-1", "shop")
 
 
-@pytest.mark.parametrize("manifest", [PROJECT, GIT_PROJECT, RUN, run_manifest("shop-2", "shop", mode="Full", repoPath="shop/sub"),
+@pytest.mark.parametrize("manifest", [PROJECT, GIT_PROJECT, RUN,
+                                      run_manifest("shop-2", "shop", mode="Full", repoPath="shop/sub"),
                                       run_manifest("lib-2", "lib", gitRef="main", cancel=False)],
                          ids=["project-path", "project-git", "run", "run-full-repoPath", "run-gitRef"])
 def test_valid_manifests_are_accepted(manifest):
@@ -158,7 +159,8 @@ def test_crds_are_structural_with_status_subresource_and_conditions(kind):
 def test_short_names_and_printer_columns():
     project, run = crds()["CodebaseProject"], crds()["IndexingRun"]
     assert project["spec"]["names"]["shortNames"] == ["cbp"] and run["spec"]["names"]["shortNames"] == ["ir"]
-    columns = {kind: [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"] if not c.get("priority")]
+    columns = {kind: [column["name"] for column in crd["spec"]["versions"][0]["additionalPrinterColumns"]
+                      if not column.get("priority")]
                for kind, crd in crds().items()}
     assert columns["CodebaseProject"] == ["Ready", "Database", "Last run", "Age"]
     assert columns["IndexingRun"] == ["Project", "Succeeded", "Reason", "Files", "Chunks", "Age"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
+import functools
 from pathlib import Path
 
 import asyncpg
@@ -295,7 +295,7 @@ async def test_delete_with_retain_keeps_and_with_delete_drops_the_database(
     await k8s_cluster.client.delete(PROJECTS, NS, "kept")
     await k8s_cluster.client.delete(PROJECTS, NS, "dropped")
     for name in ("kept", "dropped"):
-        await eventually(lambda: _gone(k8s_cluster, name), timeout=30, message=f"{name} to be deleted")
+        await eventually(functools.partial(_gone, k8s_cluster, name), timeout=30, message=f"{name} to be deleted")
     assert await project_database_exists(postgres_url, kept_id)
     assert not await project_database_exists(postgres_url, dropped_id)
     roles = await _roles(postgres_url, [owner_role_name(kept_id), owner_role_name(dropped_id)])

@@ -143,7 +143,8 @@ def test_termination_message_comes_from_the_jobs_latest_pod():
 
 
 def test_report_is_the_last_json_line_with_ok():
-    assert jobs.parse_report('{"ok": true, "summary": {"files_indexed": 3}}') == {"ok": True, "summary": {"files_indexed": 3}}
+    report = '{"ok": true, "summary": {"files_indexed": 3}}'
+    assert jobs.parse_report(report) == {"ok": True, "summary": {"files_indexed": 3}}
     logs = 'Traceback...\nValueError: x\n{"ok": false, "reason": "DatabaseError", "message": "down"}\n'
     assert jobs.parse_report(logs)["reason"] == "DatabaseError"
     assert jobs.parse_report("killed") is None and jobs.parse_report(None) is None
@@ -177,10 +178,12 @@ def test_run_status_sets_completion_time_once_and_only_when_finished():
 
 
 @pytest.mark.parametrize("job, report, expected", [
-    (JobState("Succeeded"), {"ok": True, "summary": {"files_indexed": 4, "chunks_created": 9}}, ("True", "Succeeded")),
+    (JobState("Succeeded"), {"ok": True, "summary": {"files_indexed": 4}}, ("True", "Succeeded")),
     (JobState("Failed", "DeadlineExceeded", "too slow"), None, ("False", "DeadlineExceeded")),
-    (JobState("Failed", "PodFailurePolicy"), {"ok": False, "reason": "SourceNotFound", "message": "no dir"}, ("False", "Failed")),
-    (JobState("Failed", "BackoffLimitExceeded"), {"ok": False, "reason": "Cancelled", "message": "SIGTERM"}, ("False", "Cancelled")),
+    (JobState("Failed", "PodFailurePolicy"), {"ok": False, "reason": "SourceNotFound", "message": "no dir"},
+     ("False", "Failed")),
+    (JobState("Failed", "BackoffLimitExceeded"), {"ok": False, "reason": "Cancelled", "message": "SIGTERM"},
+     ("False", "Cancelled")),
     (JobState("Failed", "BackoffLimitExceeded", "limit"), None, ("False", "Failed")),
 ])
 def test_finished_states(job, report, expected):
@@ -195,7 +198,8 @@ def test_summary_progress_and_last_run_from_the_report():
     report = {"ok": True, "summary": {"files_total": 5, "files_indexed": 4, "files_skipped": 1, "chunks_created": 12,
                                       "duration_seconds": 1.5, "skipped_by_reason": {"binary": 1}}}
     summary = transitions.summary(report)
-    assert summary == {"filesTotal": 5, "filesIndexed": 4, "filesSkipped": 1, "chunksCreated": 12, "durationSeconds": 1.5}
+    assert summary == {"filesTotal": 5, "filesIndexed": 4, "filesSkipped": 1, "chunksCreated": 12,
+                       "durationSeconds": 1.5}
     assert transitions.final_progress(summary, None) == {"filesTotal": 5, "filesDone": 5, "chunksDone": 12}
     assert transitions.last_run("r", "T", True, summary) == {"name": "r", "completionTime": "T", "succeeded": True,
                                                             "files": 4, "chunks": 12}

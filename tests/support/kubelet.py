@@ -148,8 +148,8 @@ class TestKubelet:
             if exit_code == 0:
                 await self._patch_job(namespace, name, {
                     "active": 0, "ready": 0, "succeeded": 1, "completionTime": _now(),
-                    "conditions": [_condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
-                                   _condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods")]})
+                    "conditions": [_condition(type_, "CompletionsReached", "Reached expected number of succeeded pods")
+                                   for type_ in ("SuccessCriteriaMet", "Complete")]})
                 return
             failed += 1
             if exit_code is None:
