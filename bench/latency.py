@@ -18,6 +18,7 @@ from pgvector.asyncpg import register_vector
 from codebase_indexer.lexical import searchable_text
 from codebase_indexer.postgres import admin_database_url, database_url
 from codebase_indexer.schema import record_embedding_model
+from codebase_indexer.store import refresh_lexeme_stats
 from codebase_indexer.search import search_code
 
 CHUNKS_PER_FILE = 20
@@ -67,12 +68,14 @@ async def build_corpus(project, embedder, size: int) -> float:
             columns=("id", "path", "extension", "language", "content_hash", "size", "content", "chunk_count"))
         await conn.execute("CREATE TEMP TABLE stage (file_id bigint, start_line int, end_line int, symbol text,"
                            " kind text, language text, content text, content_hash text, embedding vector,"
-                           " lexical text)")
+                           " lexical_symbol text, lexical_path text, lexical text)")
         await conn.copy_records_to_table("stage", records=_chunk_rows(base, size, rng))
         await conn.execute(
             "INSERT INTO chunks (file_id, start_line, end_line, symbol, kind, language, content, content_hash,"
             " embedding, search_vector) SELECT file_id, start_line, end_line, symbol, kind, language, content,"
-            " content_hash, embedding, to_tsvector('english', lexical) FROM stage")
+            " content_hash, embedding, setweight(to_tsvector('english', lexical_symbol), 'A') ||"
+            " setweight(to_tsvector('english', lexical_path), 'B') || to_tsvector('english', lexical) FROM stage")
+        await refresh_lexeme_stats(conn)
         await conn.execute("SET maintenance_work_mem = '2GB'")
         await conn.execute("CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)")
         await conn.execute("ANALYZE")
@@ -89,8 +92,9 @@ def _chunk_rows(base, size: int, rng):
         vector = vectors[i % len(base)] + rng.normal(0, NOISE, dims).astype(np.float32)
         vector /= np.linalg.norm(vector)
         yield (i // CHUNKS_PER_FILE + 1, 1, 1, real["symbol"], real["kind"], real["language"],
-               real["content"], real["content_hash"], vector,
-               searchable_text(real["symbol"], real["content"]))
+               real["content"], real["content_hash"], vector, searchable_text(real["symbol"]),
+               searchable_text(f"pkg{i // CHUNKS_PER_FILE % 50}/module_{i // CHUNKS_PER_FILE}.py"),
+               searchable_text(real["content"]))
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:

@@ -2,6 +2,8 @@
 
 The query is the first sentence of a function's docstring; the indexed copy of
 the library has every docstring removed (its lines blanked, so line numbers stay).
+Only the library's Python files are indexed: its prose docs paraphrase the very
+docstrings the queries come from, which would measure the docs, not the code.
 A hit is a result chunk of the same file whose symbol is the function's qualified name.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from codebase_indexer import search as search_module
 from codebase_indexer.pipeline import index_repository
+from codebase_indexer.scanning import ScanOptions
 from codebase_indexer.search import search_code
 
 MIN_QUERY_WORDS = 4
@@ -105,7 +108,8 @@ async def evaluate_retrieval(library: Path, embedder, fresh_project) -> dict:
     target = library.parent / f"{library.name}-no-docstrings"
     queries = build_benchmark(library, target)
     project = await fresh_project("bench-quality")
-    await index_repository(project.url, target, project_id=project.project_id, embedder=embedder)
+    await index_repository(project.url, target, project_id=project.project_id, embedder=embedder,
+                           scan_options=ScanOptions(include=("*.py",)))
     ranks: dict[str, list[int | None]] = {"hybrid": [], "semantic": [], "lexical": []}
     for query in queries:
         for mode in ranks:
@@ -134,15 +138,16 @@ async def _weight_grid(project, embedder, queries: list[Query]) -> list:
                                     mode="lexical")
         lists.append((query, semantic["results"][:candidates], lexical["results"][:candidates]))
     grid = []
-    for semantic_weight, lexical_weight in [(1.0, 0.0), (1.0, 0.3), (1.0, 0.5), (1.0, 0.7), (1.0, 1.0), (0.7, 1.0), (0.5, 1.0)]:
-        ranks = []
-        for query, semantic, lexical in lists:
-            by_id = {r["chunk_id"]: r for r in semantic + lexical}
-            fused = search_module.fused_scores([
-                ([r["chunk_id"] for r in semantic], semantic_weight),
-                ([r["chunk_id"] for r in lexical], lexical_weight),
-            ])
-            ordered = [by_id[i] for i in sorted(fused, key=lambda i: -fused[i])[:10]]
-            ranks.append(rank_of(query, ordered))
-        grid.append(((semantic_weight, lexical_weight), scores(ranks)["mrr"]))
+    for rrf_k in (5, 20, 60):
+        for lexical_weight in (0.3, 0.5, 1.0):
+            ranks = []
+            for query, semantic, lexical in lists:
+                by_id = {r["chunk_id"]: r for r in semantic + lexical}
+                fused = search_module.fused_scores([
+                    ([r["chunk_id"] for r in semantic], search_module.SEMANTIC_WEIGHT),
+                    ([r["chunk_id"] for r in lexical], lexical_weight),
+                ], k=rrf_k)
+                ordered = [by_id[i] for i in sorted(fused, key=lambda i: -fused[i])[:10]]
+                ranks.append(rank_of(query, ordered))
+            grid.append(((rrf_k, lexical_weight), scores(ranks)["mrr"]))
     return grid

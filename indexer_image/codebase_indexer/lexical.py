@@ -5,7 +5,6 @@ import re
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*|[0-9]+")
 _CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_MAX_TERMS = 32
 
 
 def identifier_parts(word: str) -> list[str]:
@@ -28,17 +27,3 @@ def searchable_text(*texts: str | None) -> str:
             if len(parts) > 1:
                 out.extend(parts)
     return " ".join(out)
-
-
-def query_terms(query: str) -> list[str]:
-    """Alphanumeric terms of a search query (words and identifier parts), deduplicated.
-
-    Only `[a-z0-9]` survives, so the terms can be joined into a tsquery safely.
-    """
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(query):
-        for term in [word.lower(), *identifier_parts(word)]:
-            term = re.sub(r"[^a-z0-9]", "", term)
-            if term:
-                seen.setdefault(term, None)
-    return list(seen)[:_MAX_TERMS]

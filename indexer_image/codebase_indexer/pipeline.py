@@ -157,6 +157,8 @@ class _Indexer:
         gone = sorted(set(stored) - seen)
         self.summary.chunks_deleted += await store.delete_files(self.conn, gone)
         self.summary.files_deleted = len(gone)
+        if self.summary.files_indexed or gone:
+            await store.refresh_lexeme_stats(self.conn)
         self.summary.files_skipped = self.skips.total()
         self.summary.skipped_by_reason = dict(sorted(self.skips.counts.items()))
         self.summary.duration_seconds = round(time.monotonic() - started, 3)

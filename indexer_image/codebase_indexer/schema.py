@@ -65,6 +65,15 @@ MIGRATIONS: list[tuple[int, str]] = [
     (2, """
     CREATE INDEX files_path_pattern ON files (path text_pattern_ops);
     """),
+    (3, """
+    -- Document frequencies of lexemes, for IDF-weighted lexical ranking.
+    CREATE TABLE lexeme_stats (
+        lexeme text PRIMARY KEY,
+        df     integer NOT NULL
+    );
+    INSERT INTO lexeme_stats (lexeme, df)
+        SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM chunks');
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -11,18 +11,23 @@ import numpy as np
 from pgvector.asyncpg import register_vector
 
 from .embedding import Embedder
-from .lexical import query_terms
+from .lexical import searchable_text
 from .schema import recorded_embedding_model
 
 MODES = ("hybrid", "semantic", "lexical")
 MAX_LIMIT = 50
 MAX_QUERY_CHARS = 2000
 CONTEXT_LINES = 3
-RRF_K = 60
-# Weights of the fused lists, tuned on the docstring→function benchmark (`make bench`).
+# Fusion constants, tuned on the docstring→function benchmark (`make bench`).
+RRF_K = 5
 SEMANTIC_WEIGHT = 1.0
-LEXICAL_WEIGHT = 1.0
+LEXICAL_WEIGHT = 0.5
 HNSW_EF_SEARCH = 100
+# Lexical ranking: the rarest query lexemes, each scored by IDF x ts_rank with field weights
+# {content, -, path, symbol}: a query word in a symbol name counts three times one in the body.
+LEXICAL_TERMS = 6
+FIELD_WEIGHTS = "{0.2, 0.2, 0.4, 0.6}"
+_LEXEME = re.compile(r"^[a-z0-9]+$")
 _EXTENSION = re.compile(r"^[a-z0-9_+\-]{1,16}$")
 
 
@@ -73,19 +78,18 @@ async def _search(conn, embedder, query, where, params, limit, mode) -> list[dic
             "re-index the project fully with the current model."
         )
     candidates = max(limit * 4, 40)
-    ranked: list[tuple[list[int], float]] = []
-    vector = None
+    ranked: list[tuple[list[tuple[int, float]], float]] = []
     if mode in ("hybrid", "semantic"):
         vector = (await asyncio.to_thread(embedder.embed, [query]))[0]
-        ranked.append((await _semantic_ids(conn, vector, where, params, candidates), SEMANTIC_WEIGHT))
+        ranked.append((await _semantic_hits(conn, vector, where, params, candidates), SEMANTIC_WEIGHT))
     if mode in ("hybrid", "lexical"):
-        ranked.append((await _lexical_ids(conn, query, where, params, candidates), LEXICAL_WEIGHT))
-    scores = fused_scores(ranked) if mode == "hybrid" else None
-    if scores is None:
-        ids = ranked[0][0][:limit]
+        ranked.append((await _lexical_hits(conn, query, where, params, candidates), LEXICAL_WEIGHT))
+    if mode == "hybrid":
+        scores = fused_scores([([i for i, _ in hits], weight) for hits, weight in ranked])
     else:
-        ids = sorted(scores, key=lambda i: -scores[i])[:limit]
-    return await _fetch_results(conn, ids, vector, query, mode, scores)
+        scores = _relative_scores(ranked[0][0]) if mode == "lexical" else dict(ranked[0][0])
+    ids = sorted(scores, key=lambda i: -scores[i])[:limit]
+    return await _fetch_results(conn, ids, scores)
 
 
 def _checked_query(query: str) -> str:
@@ -166,63 +170,79 @@ def glob_to_regex(glob: str) -> str:
     return "".join(out) + "$"
 
 
-async def _semantic_ids(conn, vector: np.ndarray, where: str, params: list, k: int) -> list[int]:
+async def _semantic_hits(conn, vector: np.ndarray, where: str, params: list, k: int) -> list[tuple[int, float]]:
+    """(chunk id, cosine similarity), nearest first."""
     async with conn.transaction():
         await conn.execute(f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}")
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         rows = await conn.fetch(
-            f"SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id WHERE {where} "
-            f"ORDER BY c.embedding <=> $1 LIMIT {int(k)}",
+            f"SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c JOIN files f ON f.id = c.file_id "
+            f"WHERE {where} ORDER BY c.embedding <=> $1 LIMIT {int(k)}",
             vector, *params,
         )
-    return [row["id"] for row in rows]
+    return [(row["id"], 1.0 - row["distance"]) for row in rows]
 
 
-async def _lexical_ids(conn, query: str, where: str, params: list, k: int) -> list[int]:
-    terms = query_terms(query)
-    if not terms:
-        return []
+async def _weighted_lexemes(conn, query: str) -> list[tuple[str, float]]:
+    """The query's rarest stemmed lexemes that occur in the project, with their IDF."""
     rows = await conn.fetch(
-        f"SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id, "
-        f"to_tsquery('english', $1) q WHERE c.search_vector @@ q AND {where} "
-        f"ORDER BY ts_rank_cd(c.search_vector, q) DESC, c.id LIMIT {int(k)}",
-        " | ".join(terms), *params,
+        "WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', $1))), "
+        "n AS (SELECT coalesce((SELECT (value #>> '{}')::float8 FROM project_meta "
+        "      WHERE key = 'lexical_documents'), 1) AS total) "
+        "SELECT s.lexeme, ln(1 + (n.total - s.df + 0.5) / (s.df + 0.5)) AS idf "
+        "FROM q JOIN lexeme_stats s USING (lexeme), n ORDER BY s.df, s.lexeme LIMIT $2",
+        searchable_text(query), LEXICAL_TERMS,
     )
-    return [row["id"] for row in rows]
+    return [(row["lexeme"], row["idf"]) for row in rows if _LEXEME.match(row["lexeme"])]
 
 
-def fused_scores(ranked: list[tuple[list[int], float]]) -> dict[int, float]:
-    """Reciprocal Rank Fusion, normalised so 1.0 means first in every list."""
-    best = sum(weight / (RRF_K + 1) for _, weight in ranked)
-    scores: dict[int, float] = {}
+async def _lexical_hits(conn, query: str, where: str, params: list, k: int) -> list[tuple[int, float]]:
+    """(chunk id, IDF-weighted rank), best first; lexemes are checked alphanumeric before use."""
+    lexemes = await _weighted_lexemes(conn, query)
+    if not lexemes:
+        return []
+    n = len(params) + 1
+    rows = await conn.fetch(
+        f"SELECT c.id, (SELECT sum(t.idf * ts_rank('{FIELD_WEIGHTS}', c.search_vector, t.lexeme::tsquery, 1)) "
+        f"  FROM unnest(${n + 1}::text[], ${n + 2}::float8[]) AS t(lexeme, idf)) AS score "
+        f"FROM chunks c JOIN files f ON f.id = c.file_id "
+        f"WHERE c.search_vector @@ $1::tsquery AND {where} ORDER BY score DESC, c.id LIMIT {int(k)}",
+        " | ".join(lexeme for lexeme, _ in lexemes), *params,
+        [lexeme for lexeme, _ in lexemes], [idf for _, idf in lexemes],
+    )
+    return [(row["id"], row["score"]) for row in rows]
+
+
+def _relative_scores(hits: list[tuple[int, float]]) -> dict[int, float]:
+    """Scores as a fraction of the best one, so 1.0 is the top hit."""
+    best = max((score for _, score in hits), default=0.0) or 1.0
+    return {chunk_id: score / best for chunk_id, score in hits}
+
+
+def fused_scores(ranked: list[tuple[list, float]], k: int = RRF_K) -> dict:
+    """Weighted Reciprocal Rank Fusion, normalised so 1.0 means first in every list."""
+    best = sum(weight / (k + 1) for _, weight in ranked)
+    scores: dict = {}
     for ids, weight in ranked:
         for rank, chunk_id in enumerate(ids, start=1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (RRF_K + rank)
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (k + rank)
     return {chunk_id: score / best for chunk_id, score in scores.items()}
 
 
-async def _fetch_results(conn, ids: list[int], vector, query: str, mode: str,
-                         fused: dict[int, float] | None) -> list[dict]:
+async def _fetch_results(conn, ids: list[int], scores: dict[int, float]) -> list[dict]:
     if not ids:
         return []
-    score_sql, score_params = {
-        "semantic": ("1 - (c.embedding <=> $2)", [vector]),
-        "lexical": ("ts_rank_cd(c.search_vector, to_tsquery('english', $2), 32)",
-                    [" | ".join(query_terms(query))]),
-        "hybrid": ("0", []),
-    }[mode]
     rows = await conn.fetch(
         f"SELECT c.id, f.path, c.start_line, c.end_line, c.symbol, c.language, c.content, "
-        f" ({score_sql})::float8 AS score, "
         f" array_to_string((string_to_array(f.content, E'\\n'))"
         f"[greatest(c.start_line - {CONTEXT_LINES}, 1):c.start_line - 1], E'\\n') AS before, "
         f" array_to_string((string_to_array(f.content, E'\\n'))"
         f"[c.end_line + 1:c.end_line + {CONTEXT_LINES}], E'\\n') AS after "
         f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id = ANY($1::bigint[])",
-        ids, *score_params,
+        ids,
     )
     by_id = {row["id"]: row for row in rows}
-    return [_result(by_id[i], fused[i] if fused else by_id[i]["score"]) for i in ids if i in by_id]
+    return [_result(by_id[i], scores[i]) for i in ids if i in by_id]
 
 
 def _result(row, score: float) -> dict:

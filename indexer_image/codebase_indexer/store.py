@@ -14,11 +14,11 @@ import asyncpg
 import numpy as np
 from pgvector.asyncpg import register_vector
 
-from .lexical import searchable_text
+from .lexical import identifier_parts, searchable_text
 from .models import Chunk, SourceFile
 
 _STAGE_COLUMNS = ("path", "start_line", "end_line", "symbol", "kind", "language",
-                  "content", "content_hash", "embedding", "lexical")
+                  "content", "content_hash", "embedding", "lexical_symbol", "lexical_path", "lexical")
 
 
 @dataclass
@@ -37,7 +37,14 @@ def chunk_hash(chunk: Chunk) -> str:
 
 
 def embedding_text(chunk: Chunk) -> str:
-    return chunk.content
+    """What the model embeds: the kind and the symbol's words, then the code.
+
+    Spelling the symbol out ("method get usage") measurably helps a general-purpose
+    text model match natural-language queries (see `make bench`).
+    """
+    if not chunk.symbol:
+        return chunk.content
+    return f"{chunk.kind} {' '.join(identifier_parts(chunk.symbol))}\n{chunk.content}"
 
 
 async def connect(url: str) -> asyncpg.Connection:
@@ -88,7 +95,9 @@ async def write_files(conn: asyncpg.Connection, files: list[FileWrite], model: s
             "INSERT INTO chunks (file_id, start_line, end_line, symbol, kind, language, content, "
             " content_hash, embedding, search_vector) "
             "SELECT f.id, s.start_line, s.end_line, s.symbol, s.kind, s.language, s.content, "
-            " s.content_hash, s.embedding, to_tsvector('english', s.lexical) "
+            " s.content_hash, s.embedding, "
+            " setweight(to_tsvector('english', s.lexical_symbol), 'A') || "
+            " setweight(to_tsvector('english', s.lexical_path), 'B') || to_tsvector('english', s.lexical) "
             "FROM chunk_stage s JOIN files f ON f.path = s.path"
         )
         await conn.execute(
@@ -108,11 +117,23 @@ async def delete_files(conn: asyncpg.Connection, paths: list[str]) -> int:
         "SELECT coalesce(sum(chunk_count), 0) FROM gone", paths))
 
 
+async def refresh_lexeme_stats(conn: asyncpg.Connection) -> None:
+    """Recount how many chunks hold each lexeme (IDF for lexical search), in one transaction."""
+    async with conn.transaction():
+        await conn.execute("DELETE FROM lexeme_stats")
+        await conn.execute("INSERT INTO lexeme_stats (lexeme, df) "
+                           "SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM chunks')")
+        await conn.execute(
+            "INSERT INTO project_meta (key, value) SELECT 'lexical_documents', to_jsonb(count(*)) FROM chunks "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+
+
 async def _ensure_stage_table(conn: asyncpg.Connection) -> None:
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS chunk_stage ("
         " path text, start_line int, end_line int, symbol text, kind text, language text,"
-        " content text, content_hash text, embedding vector, lexical text)"
+        " content text, content_hash text, embedding vector,"
+        " lexical_symbol text, lexical_path text, lexical text)"
     )
 
 
@@ -122,7 +143,8 @@ def _stage_records(files: list[FileWrite]):
             yield (
                 f.source.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.kind,
                 chunk.language, chunk.content, content_hash, vector,
-                searchable_text(f.source.path, chunk.symbol, chunk.content),
+                searchable_text(chunk.symbol), searchable_text(f.source.path),
+                searchable_text(chunk.content),
             )
 
 
