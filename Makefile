@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[all,dev]'
+	$(BIN)/python scripts/fetch_tools.py  # helm and kubectl for the chart tests, into tools/bin
 	touch $@
 
 test: install
