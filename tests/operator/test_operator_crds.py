@@ -54,6 +54,7 @@ INVALID = {
     "run-unknown-field-type": with_spec(RUN, cancel="yes"),
     "project-without-projectId": {**PROJECT, "spec": {"source": {"path": "a"}}},
     "project-id-control-chars": with_spec(PROJECT, projectId="bad\nid"),
+    "project-id-blank": with_spec(PROJECT, projectId="   "),
     "project-id-too-long": with_spec(PROJECT, projectId="x" * 201),
     "project-bad-reclaimPolicy": with_spec(PROJECT, database={"reclaimPolicy": "Keep"}),
     "project-bad-database-name": with_spec(PROJECT, database={"name": "postgres"}),

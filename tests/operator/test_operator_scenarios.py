@@ -18,7 +18,7 @@ from codebase_indexer.identifiers import database_name, owner_role_name
 from codebase_indexer.models import Progress
 from codebase_indexer.postgres import database_url
 from codebase_indexer.provisioning import drop_project_database, project_database_exists
-from tests.support.k8s import eventually
+from tests.support.k8s import ApiError, eventually
 from tests.support.resources import (EVENTS, JOBS, PROJECTS, RUNS, SECRETS, condition, has_condition,
                                      project_manifest, run_manifest)
 
@@ -320,19 +320,28 @@ async def _roles(admin_url, names):
         await conn.close()
 
 
-# 8. Invalid resources that got past admission are refused with InvalidSpec, once, and never retried.
-@pytest.mark.parametrize("resource, name, manifest", [
-    (RUNS, "orphan", run_manifest("orphan", None)),
-    (RUNS, "escape", run_manifest("escape", "valid-project", repoPath="../etc")),
-    (RUNS, "Bad-Ref", run_manifest("bad-ref", "Not_A_Name")),
-    (PROJECTS, "both-sources", project_manifest("both-sources", "x", source={"path": "a", "git": {"url": "https://e.com/r.git"}})),
-    (PROJECTS, "empty-id", project_manifest("empty-id", "   ", path="a")),
-    (PROJECTS, "wrong-db", project_manifest("wrong-db", "x", path="a", database={"name": "cb_proj_other_00000000"})),
+# 8. Invalid resources are rejected at admission (the emulator validates against the CRDs, as the API
+#    server does); those that get past it anyway are refused by the operator with InvalidSpec, once,
+#    and never retried.
+@pytest.mark.parametrize("resource, manifest, admitted", [
+    (RUNS, run_manifest("orphan", None), False),
+    (RUNS, run_manifest("escape", "valid-project", repoPath="../etc"), False),
+    (RUNS, run_manifest("bad-ref", "Not_A_Name"), False),
+    (PROJECTS, project_manifest("both-sources", "x", source={"path": "a", "git": {"url": "https://e.com/r.git"}}),
+     False),
+    (PROJECTS, project_manifest("blank-id", "   ", path="a"), False),
+    # Valid for the schema, which cannot know the name derived from the projectId:
+    (PROJECTS, project_manifest("wrong-db", "x", path="a", database={"name": "cb_proj_other_00000000"}), True),
 ], ids=["run-without-projectRef", "run-path-escapes-workspace", "run-bad-project-name",
-        "project-two-sources", "project-empty-id", "project-foreign-database-name"])
+        "project-two-sources", "project-blank-id", "project-foreign-database-name"])
 async def test_invalid_resources_get_invalid_spec_and_are_not_retried(
-        k8s_cluster, codebase_operator, resource, name, manifest):
+        k8s_cluster, codebase_operator, resource, manifest, admitted):
     name = manifest["metadata"]["name"]
+    if not admitted:
+        with pytest.raises(ApiError) as rejected:
+            await k8s_cluster.client.create(resource, NS, manifest)
+        assert rejected.value.status == 422
+        k8s_cluster.emulator.admission = False  # an API server that let it through (no CEL, an older CRD)
     await k8s_cluster.client.create(resource, NS, manifest)
     type_ = "Succeeded" if resource == RUNS else "Ready"
     obj = await until_condition(k8s_cluster, resource, name, type_, "False", "InvalidSpec", timeout=20)
@@ -347,7 +356,11 @@ async def test_changing_the_project_id_of_a_ready_project_is_refused(
         k8s_cluster, codebase_operator, unique_project_id, drop_databases, repo, postgres_url):
     drop_databases.append(unique_project_id)
     await ready_project(k8s_cluster, "eta", unique_project_id, repo)
-    await k8s_cluster.client.patch(PROJECTS, NS, "eta", {"spec": {"projectId": unique_project_id + "-renamed"}})
+    renamed = {"spec": {"projectId": unique_project_id + "-renamed"}}
+    with pytest.raises(ApiError, match="projectId is immutable"):
+        await k8s_cluster.client.patch(PROJECTS, NS, "eta", renamed)
+    k8s_cluster.emulator.admission = False
+    await k8s_cluster.client.patch(PROJECTS, NS, "eta", renamed)
     project = await until_condition(k8s_cluster, PROJECTS, "eta", "Ready", "False", "InvalidSpec")
     assert "immutable" in condition(project, "Ready")["message"]
     assert not await project_database_exists(postgres_url, unique_project_id + "-renamed")

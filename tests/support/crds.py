@@ -44,12 +44,25 @@ def cel_rules(schema: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, 
         yield from cel_rules(schema["additionalProperties"], f"{path}.*")
 
 
+@functools.cache
+def _validator(kind: str, version: str) -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(schema_of(kind, version))
+
+
+@functools.cache
+def _program(rule: str) -> Any:
+    import celpy
+
+    environment = celpy.Environment()
+    return environment.program(environment.compile(rule))
+
+
 def validate(manifest: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> list[str]:
     """The reasons the API server would reject `manifest` (an update of `old` when given)."""
-    schema = schema_of(manifest["kind"], manifest["apiVersion"].split("/")[-1])
-    validator = jsonschema.Draft7Validator(schema)
+    version = manifest["apiVersion"].split("/")[-1]
+    schema = schema_of(manifest["kind"], version)
     errors = [f"{'.'.join(map(str, error.absolute_path)) or '.'}: {error.message}"
-              for error in validator.iter_errors(dict(manifest))]
+              for error in _validator(manifest["kind"], version).iter_errors(dict(manifest))]
     try:
         import celpy  # noqa: F401
     except ImportError:
@@ -60,7 +73,6 @@ def validate(manifest: Mapping[str, Any], old: Mapping[str, Any] | None = None) 
 def _cel_errors(schema: Mapping[str, Any], value: Any, old: Any, path: str) -> Iterator[str]:
     import celpy
 
-    environment = celpy.Environment()
     for rule in schema.get("x-kubernetes-validations") or ():
         transition = "oldSelf" in rule["rule"]
         if transition and old is None:
@@ -68,8 +80,7 @@ def _cel_errors(schema: Mapping[str, Any], value: Any, old: Any, path: str) -> I
         activation = {"self": celpy.json_to_cel(value)}
         if transition:
             activation["oldSelf"] = celpy.json_to_cel(old)
-        program = environment.program(environment.compile(rule["rule"]))
-        if not bool(program.evaluate(activation)):
+        if not bool(_program(rule["rule"]).evaluate(activation)):
             yield f"{path}: {rule.get('message') or rule['rule']}"
     for name, child in (schema.get("properties") or {}).items():
         if isinstance(value, Mapping) and name in value:

@@ -76,6 +76,11 @@ class Rejected(kmock.KubernetesError):
 class ApiServerEmulator(kmock.KubernetesEmulator):
     """KubernetesEmulator plus metadata stamping, status-subresource isolation and generateName."""
 
+    # Validate writes of the codebase.mcp.dev kinds against the CRDs (schema and CEL), as
+    # admission would. Tests of the operator's own checks turn it off, to play an API
+    # server that let an invalid object through.
+    admission: bool = True
+
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _write_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
 
@@ -115,6 +120,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         meta.pop("deletionTimestamp", None)
         if self._has_status_subresource(request.resource):
             obj.pop("status", None)  # a real API server ignores status on create
+        self._admission_check(request.resource, obj, None)
         return obj
 
     def _admit_update(self, request: kmock.Request) -> dict[str, Any] | None:
@@ -148,7 +154,18 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if new != current:
             meta["resourceVersion"] = str(next(self._versions))
+            self._admission_check(request.resource, new, current)
         return merge_diff(current, new)
+
+    def _admission_check(self, resource: kmock.resource, obj: Mapping[str, Any],
+                         old: Mapping[str, Any] | None) -> None:
+        if not self.admission or resource.group != GROUP:
+            return
+        from .crds import validate
+
+        errors = validate(obj, old=old)
+        if errors:
+            raise Rejected(status=422, reason="Invalid", message="; ".join(errors))
 
     def unexpected_errors(self) -> list[Exception]:
         """Errors other than deliberate API answers (404, 409, 422): bugs in a client or here."""
