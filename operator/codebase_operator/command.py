@@ -21,6 +21,7 @@ import pykube
 from .config import JobDefaults, OperatorConfig, WorkspaceVolume
 from .context import Context
 from .handlers import build_registry
+from .kube import load_config
 
 ENV_PREFIX = "CODEBASE_"
 
@@ -127,7 +128,7 @@ async def operate(config: OperatorConfig, *, namespaces: Sequence[str] = (),
                   stop_flag: asyncio.Event | threading.Event | None = None,
                   ready_flag: asyncio.Event | threading.Event | None = None) -> None:
     """Run the operator in the current event loop until `stop_flag` is set (or it is cancelled)."""
-    api = pykube.HTTPClient(_kube_config(config.kubeconfig))
+    api = pykube.HTTPClient(load_config(config.kubeconfig))
     await kopf.operator(
         registry=build_registry(poll_interval=config.poll_interval,
                                 error_backoff=min(config.retry_max_delay, 10.0)),
@@ -140,11 +141,6 @@ async def operate(config: OperatorConfig, *, namespaces: Sequence[str] = (),
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )
-
-
-def _kube_config(path: str | None) -> pykube.KubeConfig:
-    from .kube import load_config
-    return load_config(path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,7 +50,7 @@ RESOURCES: list[tuple[str, str, bool, bool]] = [
 ]
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -116,7 +116,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if request.namespace and not meta.get("namespace"):
             meta["namespace"] = request.namespace
         meta.update(uid=str(uuid.uuid4()), resourceVersion=str(next(self._versions)),
-                    generation=1, creationTimestamp=_now())
+                    generation=1, creationTimestamp=utc_now())
         meta.pop("deletionTimestamp", None)
         if self._has_status_subresource(request.resource):
             obj.pop("status", None)  # a real API server ignores status on create

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .k8s import KubeClient, _now
+from .k8s import KubeClient, utc_now
 
 RUN_LABEL = "codebase.mcp.dev/run"
 GC_RESOURCES = ["batch/v1/jobs", "v1/pods", "v1/secrets"]
@@ -133,7 +133,7 @@ class TestKubelet:
         meta, spec = job["metadata"], job["spec"]
         namespace, name = meta["namespace"], meta["name"]
         gate = self._gates.get((meta.get("labels") or {}).get(RUN_LABEL, ""))
-        await self._patch_job(namespace, name, {"active": 1, "startTime": _now()})
+        await self._patch_job(namespace, name, {"active": 1, "startTime": utc_now()})
         if gate is not None:
             await gate.wait()
         fail_job_codes = _fail_job_exit_codes(spec)
@@ -147,7 +147,7 @@ class TestKubelet:
             exit_code = await self._run_pod(job, remaining)
             if exit_code == 0:
                 await self._patch_job(namespace, name, {
-                    "active": 0, "ready": 0, "succeeded": 1, "completionTime": _now(),
+                    "active": 0, "ready": 0, "succeeded": 1, "completionTime": utc_now(),
                     "conditions": [_condition(type_, "CompletionsReached", "Reached expected number of succeeded pods")
                                    for type_ in ("SuccessCriteriaMet", "Complete")]})
                 return
@@ -185,7 +185,7 @@ class TestKubelet:
         sandbox = Path(tempfile.mkdtemp(prefix=f"{pod_name}-", dir=self.workdir))
         termination_file = sandbox / "termination-log"
         env = await self._environment(namespace, template["spec"], container, sandbox, termination_file)
-        started = _now()
+        started = utc_now()
         await self.client.patch("v1/pods", namespace, pod_name, {"status": {
             "phase": "Running", "startTime": started,
             "containerStatuses": [{"name": container["name"], "ready": True, "restartCount": 0,
@@ -214,7 +214,7 @@ class TestKubelet:
                                    "state": {"terminated": {
                                        "exitCode": 137 if exit_code is None else exit_code,
                                        "reason": "Completed" if exit_code == 0 else "Error",
-                                       "message": message, "startedAt": started, "finishedAt": _now()}}}]}},
+                                       "message": message, "startedAt": started, "finishedAt": utc_now()}}}]}},
             subresource="status")
         return exit_code
 
@@ -281,7 +281,7 @@ def _fail_job_exit_codes(spec: Mapping[str, Any]) -> set[int]:
 
 
 def _condition(type_: str, reason: str, message: str) -> dict[str, str]:
-    now = _now()
+    now = utc_now()
     return {"type": type_, "status": "True", "reason": reason, "message": message,
             "lastProbeTime": now, "lastTransitionTime": now}
 
