@@ -26,6 +26,8 @@ HNSW_EF_SEARCH = 100
 # Lexical ranking: the rarest query lexemes, each scored by IDF x ts_rank with field weights
 # {content, -, path, symbol}: a query word in a symbol name counts three times one in the body.
 LEXICAL_TERMS = 6
+# Chunks ranked lexically at most: gathered rarest term first, so the cap keeps the most telling.
+LEXICAL_CANDIDATES = 1000
 FIELD_WEIGHTS = "{0.2, 0.2, 0.4, 0.6}"
 _LEXEME = re.compile(r"^[a-z0-9]+$")
 _EXTENSION = re.compile(r"^[a-z0-9_+\-]{1,16}$")
@@ -57,7 +59,8 @@ async def search_code(url: str, embedder: Embedder, query: str, *, project_id: s
     where, params = _filter_clause(SearchFilters(language, file_type, directory, path_glob))
     pool = await _pool(url)
     async with pool.acquire() as conn:
-        results = await _search(conn, embedder, query, where, params, limit, mode)
+        await _check_model(conn, embedder)
+    results = await _search(pool, embedder, query, where, params, limit, mode)
     return {
         "results": results,
         "total_count": len(results),
@@ -67,29 +70,44 @@ async def search_code(url: str, embedder: Embedder, query: str, *, project_id: s
     }
 
 
-async def _search(conn, embedder, query, where, params, limit, mode) -> list[dict]:
+async def _check_model(conn, embedder) -> None:
     recorded = await recorded_embedding_model(conn)
-    if recorded is None:
-        return []  # nothing indexed yet
-    if recorded[0] != embedder.model_name:
+    if recorded is not None and recorded[0] != embedder.model_name:
         raise SearchError(
             f"this project was indexed with embedding model {recorded[0]!r}; this server "
             f"embeds queries with {embedder.model_name!r}. Configure {recorded[0]!r} or "
             "re-index the project fully with the current model."
         )
+
+
+async def _search(pool, embedder, query, where, params, limit, mode) -> list[dict]:
     candidates = max(limit * 4, 40)
-    ranked: list[tuple[list[tuple[int, float]], float]] = []
+    legs = []
     if mode in ("hybrid", "semantic"):
-        vector = (await asyncio.to_thread(embedder.embed, [query]))[0]
-        ranked.append((await _semantic_hits(conn, vector, where, params, candidates), SEMANTIC_WEIGHT))
+        legs.append((_with_connection(pool, _semantic_leg, embedder, query, where, params, candidates),
+                     SEMANTIC_WEIGHT))
     if mode in ("hybrid", "lexical"):
-        ranked.append((await _lexical_hits(conn, query, where, params, candidates), LEXICAL_WEIGHT))
+        legs.append((_with_connection(pool, _lexical_hits, query, where, params, candidates), LEXICAL_WEIGHT))
+    # The legs run side by side on their own connections: hybrid costs the slower one, not the sum.
+    leg_hits = await asyncio.gather(*(leg for leg, _ in legs))
+    ranked = [(hits, weight) for hits, (_, weight) in zip(leg_hits, legs)]
     if mode == "hybrid":
         scores = fused_scores([([i for i, _ in hits], weight) for hits, weight in ranked])
     else:
         scores = _relative_scores(ranked[0][0]) if mode == "lexical" else dict(ranked[0][0])
     ids = sorted(scores, key=lambda i: -scores[i])[:limit]
-    return await _fetch_results(conn, ids, scores)
+    async with pool.acquire() as conn:
+        return await _fetch_results(conn, ids, scores)
+
+
+async def _with_connection(pool, leg, *args):
+    async with pool.acquire() as conn:
+        return await leg(conn, *args)
+
+
+async def _semantic_leg(conn, embedder, query, where, params, k) -> list[tuple[int, float]]:
+    vector = (await asyncio.to_thread(embedder.embed, [query]))[0]
+    return await _semantic_hits(conn, vector, where, params, k)
 
 
 def _checked_query(query: str) -> str:
@@ -199,18 +217,34 @@ async def _weighted_lexemes(conn, query: str) -> list[tuple[str, float]]:
 async def _lexical_hits(conn, query: str, where: str, params: list, k: int) -> list[tuple[int, float]]:
     """(chunk id, IDF-weighted rank), best first; lexemes are checked alphanumeric before use."""
     lexemes = await _weighted_lexemes(conn, query)
-    if not lexemes:
+    candidates = await _lexical_candidates(conn, lexemes, where, params)
+    if not candidates:
         return []
-    n = len(params) + 1
     rows = await conn.fetch(
         f"SELECT c.id, (SELECT sum(t.idf * ts_rank('{FIELD_WEIGHTS}', c.search_vector, t.lexeme::tsquery, 1)) "
-        f"  FROM unnest(${n + 1}::text[], ${n + 2}::float8[]) AS t(lexeme, idf)) AS score "
-        f"FROM chunks c JOIN files f ON f.id = c.file_id "
-        f"WHERE c.search_vector @@ $1::tsquery AND {where} ORDER BY score DESC, c.id LIMIT {int(k)}",
-        " | ".join(lexeme for lexeme, _ in lexemes), *params,
-        [lexeme for lexeme, _ in lexemes], [idf for _, idf in lexemes],
+        f"  FROM unnest($2::text[], $3::float8[]) AS t(lexeme, idf)) AS score "
+        f"FROM chunks c WHERE c.id = ANY($1::bigint[]) ORDER BY score DESC, c.id LIMIT {int(k)}",
+        candidates, [lexeme for lexeme, _ in lexemes], [idf for _, idf in lexemes],
     )
     return [(row["id"], row["score"]) for row in rows]
+
+
+async def _lexical_candidates(conn, lexemes: list[tuple[str, float]], where: str, params: list) -> list[int]:
+    """Chunks holding the query's lexemes, rarest lexeme first, at most LEXICAL_CANDIDATES."""
+    found: dict[int, None] = {}
+    n = len(params) + 2
+    for lexeme, _ in lexemes:
+        budget = LEXICAL_CANDIDATES - len(found)
+        if budget <= 0:
+            break
+        rows = await conn.fetch(
+            f"SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id "
+            f"WHERE c.search_vector @@ $1::tsquery AND {where} AND NOT c.id = ANY(${n}::bigint[]) "
+            f"LIMIT {int(budget)}",
+            lexeme, *params, list(found),
+        )
+        found.update((row["id"], None) for row in rows)
+    return list(found)
 
 
 def _relative_scores(hits: list[tuple[int, float]]) -> dict[int, float]:

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from fastmcp.exceptions import ToolError
+
 from codebase_indexer.embedding import EmbeddingError, create_embedder
 from codebase_indexer.identifiers import InvalidProjectId, database_name, normalize_project_id
 from codebase_indexer.models import IndexSummary, Progress
@@ -16,8 +18,7 @@ from codebase_indexer.postgres import admin_database_url, database_url
 from codebase_indexer.provisioning import ensure_project_database, project_database_exists
 from codebase_indexer.search import MODES, SearchError, search_code
 
-CONFIG_RELATIVE_PATH = Path(".codebase-mcp") / "config.json"
-
+from .projects import find_config
 
 class CliError(Exception):
     """A problem the user can fix; printed without a traceback."""
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (CliError, InvalidProjectId, IndexingError, SearchError, EmbeddingError) as exc:
+    except (CliError, ToolError, InvalidProjectId, IndexingError, SearchError, EmbeddingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -83,24 +84,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def project_for(path: Path, explicit: str | None) -> str:
-    """The explicit name, else the nearest `.codebase-mcp/config.json`'s, else the folder's name."""
+    """The explicit name, else the nearest `.codebase-mcp/config.json`'s, else the folder's name.
+
+    Unlike the gateway's `default`, the folder's name keeps two repositories indexed
+    from a terminal in two projects.
+    """
     if explicit:
         return normalize_project_id(explicit)
-    for folder in [path, *path.parents]:
-        config = folder / CONFIG_RELATIVE_PATH
-        if config.is_file():
-            return _project_from_config(config)
+    config = find_config(path)
+    if config is not None:
+        return config.project_id
     return normalize_project_id(path.name or "default")
-
-
-def _project_from_config(config: Path) -> str:
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-        project = data["project"]
-        return normalize_project_id(project.get("id") or project["name"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CliError(f"{config} is not a valid project config "
-                       f'(expected {{"version": 1, "project": {{"name": "..."}}}}): {exc}') from exc
 
 
 def _index_command(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
+from tests.repo_files import write_tree as write_repo  # noqa: F401 - the gateway tests import it from here
+
 TOKEN = "test-token-0123456789abcdef"
 SERVE = [str(Path(sys.executable).with_name("codebase-mcp")), "serve"]
 
@@ -97,17 +99,6 @@ async def wait_for_job(client: Client, job_id: str, timeout: float = 120) -> dic
             return status
         await asyncio.sleep(0.3)
     raise AssertionError(f"job {job_id} did not finish within {timeout} s: {status}")
-
-
-def write_repo(root: Path, files: dict[str, str | bytes]) -> Path:
-    for relative, content in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-    return root
 
 
 def write_config(directory: Path, name: str) -> Path:

@@ -9,16 +9,7 @@ from codebase_indexer.pipeline import index_repository
 from codebase_indexer.provisioning import ensure_project_database
 from codebase_indexer.search import search_code
 
-
-def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
-    for relative, content in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-    return root
+from tests.repo_files import write_tree  # noqa: F401 - re-exported for the tests here
 
 
 class Project:
