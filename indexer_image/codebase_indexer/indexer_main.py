@@ -130,18 +130,38 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
                        exclude=globs(args.exclude))
 
 
+_ASKPASS_SCRIPT = """#!/bin/sh
+# git asks for credentials through this script; they come from the environment, never argv.
+case "$1" in
+  Username*) printf '%s\\n' "$CODEBASE_GIT_USERNAME" ;;
+  *) printf '%s\\n' "$CODEBASE_GIT_PASSWORD" ;;
+esac
+"""
+
+
 def _cloned(args: argparse.Namespace) -> Path:
     """Shallow-clone the repository; arguments go to git as a list, never through a shell."""
-    target = Path(tempfile.mkdtemp(prefix="clone-", dir=args.work_dir or None))
+    work = Path(tempfile.mkdtemp(prefix="clone-", dir=args.work_dir or None))
+    target = work / "repo"
     command = ["git", "clone", "--depth", "1", "--quiet"]
     if args.git_ref:
         command += ["--branch", args.git_ref]
     command += ["--", args.git_url, str(target)]
-    result = subprocess.run(command, capture_output=True, text=True,
-                            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    result = subprocess.run(command, capture_output=True, text=True, env=_git_environment(work))
     if result.returncode != 0:
         raise GitCloneError(f"git clone of {args.git_url} failed: {result.stderr.strip()[-500:]}")
     return target
+
+
+def _git_environment(work: Path) -> dict[str, str]:
+    """git's environment: never prompt; answer credential prompts from CODEBASE_GIT_USERNAME/PASSWORD."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    if os.environ.get("CODEBASE_GIT_PASSWORD"):
+        askpass = work / "askpass.sh"
+        askpass.write_text(_ASKPASS_SCRIPT)
+        askpass.chmod(0o700)
+        env["GIT_ASKPASS"] = str(askpass)
+    return env
 
 
 def _emit(args: argparse.Namespace, result: dict) -> None:

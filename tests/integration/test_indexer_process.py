@@ -86,3 +86,20 @@ def test_git_source_is_cloned_without_a_shell(project, tmp_path):
     })
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["summary"]["files_indexed"] == 1
+
+
+def test_git_credentials_reach_git_through_askpass_not_argv(tmp_path, monkeypatch):
+    """git asks GIT_ASKPASS for "Username for ..." and "Password for ..."; the secret stays in the environment."""
+    from codebase_indexer.indexer_main import _git_environment
+
+    monkeypatch.setenv("CODEBASE_GIT_USERNAME", "robot")
+    monkeypatch.setenv("CODEBASE_GIT_PASSWORD", "s3cret-token")
+    env = _git_environment(tmp_path)
+    askpass = env["GIT_ASKPASS"]
+    assert "s3cret-token" not in open(askpass).read()
+
+    def ask(prompt: str) -> str:
+        return subprocess.run([askpass, prompt], capture_output=True, text=True, env=env, check=True).stdout
+
+    assert ask("Username for 'https://git.example.com': ") == "robot\n"
+    assert ask("Password for 'https://robot@git.example.com': ") == "s3cret-token\n"
