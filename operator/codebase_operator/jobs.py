@@ -25,6 +25,9 @@ MANAGED_BY = "codebase-operator"
 # Exit codes of codebase-indexer that no retry can fix: 1 = failed (bad source, DB, embedding), 2 = bad arguments.
 PERMANENT_EXIT_CODES = (1, 2)
 
+# The user (and group) of indexer_image/Dockerfile, so the pod runs as the image expects.
+INDEXER_UID = 10001
+
 
 def job_name(run_name: str, run_uid: str) -> str:
     """`ir-<run name>-<hash>`: the same run always maps to the same Job (idempotent creation)."""
@@ -108,9 +111,9 @@ def build_job(run: Mapping[str, Any], project: Mapping[str, Any], source: Source
                     "enableServiceLinks": False,
                     "securityContext": {
                         "runAsNonRoot": True,
-                        "runAsUser": 65532,
-                        "runAsGroup": 65532,
-                        "fsGroup": 65532,
+                        "runAsUser": INDEXER_UID,
+                        "runAsGroup": INDEXER_UID,
+                        "fsGroup": INDEXER_UID,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],

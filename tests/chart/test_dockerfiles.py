@@ -110,3 +110,11 @@ def test_the_linter_catches_root_and_latest(tmp_path):
         test_base_images_are_pinned("bad")
     finally:
         del DOCKERFILES["bad"]
+
+
+def test_indexer_jobs_run_as_the_indexer_image_user():
+    from codebase_operator.jobs import INDEXER_UID
+
+    _, all_stages = stages(DOCKERFILES["indexer"])
+    users = [rest for keyword, rest in all_stages[-1] if keyword == "USER"]
+    assert users[-1] == f"{INDEXER_UID}:{INDEXER_UID}"
