@@ -34,6 +34,9 @@ from .projects import ResolvedProject, find_config, resolve_project
 from .sessions import WorkingDirectories, session_key
 
 SEARCH_MODES = ("hybrid", "semantic", "lexical")
+RepoPath = Annotated[str, Field(description="Absolute path of the repository to index")]
+IndexedProjectId = Annotated[str | None, Field(description="Project name; default: from the working directory")]
+ForceReindex = Annotated[bool, Field(description="Re-index every file, not only changed ones")]
 _PROGRESS_POLL_SECONDS = 0.5
 
 INSTRUCTIONS = """\
@@ -118,10 +121,10 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
 
     @mcp.tool
     async def start_indexing_background(
-        repo_path: Annotated[str, Field(description="Absolute path of the repository to index")],
+        repo_path: RepoPath,
         ctx: Context,
-        project_id: Annotated[str | None, Field(description="Project name; default: from the working directory")] = None,
-        force_reindex: Annotated[bool, Field(description="Re-index every file, not only changed ones")] = False,
+        project_id: IndexedProjectId = None,
+        force_reindex: ForceReindex = False,
     ) -> dict:
         """Start indexing a repository in the background and return a job_id at once."""
         status = await control_plane.start_run(run_request(ctx, repo_path, project_id, force_reindex))
@@ -145,10 +148,10 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
 
     @mcp.tool
     async def index_repository(
-        repo_path: Annotated[str, Field(description="Absolute path of the repository to index")],
+        repo_path: RepoPath,
         ctx: Context,
-        project_id: Annotated[str | None, Field(description="Project name; default: from the working directory")] = None,
-        force_reindex: Annotated[bool, Field(description="Re-index every file, not only changed ones")] = False,
+        project_id: IndexedProjectId = None,
+        force_reindex: ForceReindex = False,
     ) -> dict:
         """Index a repository and wait for the result, reporting progress while it runs."""
         status = await control_plane.start_run(run_request(ctx, repo_path, project_id, force_reindex))
