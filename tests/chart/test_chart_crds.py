@@ -28,7 +28,7 @@ def test_chart_crds_define_the_api():
         assert crd["spec"]["versions"][0]["subresources"]["status"] == {}
 
 
-def test_helm_does_not_template_crds(helm):
+def test_helm_does_not_template_crds():
     """Files in crds/ are installed verbatim by helm; a template there would be sent unrendered."""
     for path in COPIES.glob("*.yaml"):
         assert "{{" not in path.read_text(), path

@@ -65,8 +65,8 @@ def stop_embedded_postgres(home: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def hook_script(helm) -> str:
-    pod = one(helm.render(), "Pod", "-test-gateway")
+def hook_script(default_manifests) -> str:
+    pod = one(default_manifests, "Pod", "-test-gateway")
     (container,) = pod["spec"]["containers"]
     assert container["command"][:2] == ["python", "-c"]
     return container["command"][2]

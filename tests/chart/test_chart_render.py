@@ -95,24 +95,24 @@ def test_gateway_serves_streamable_http_with_the_token_from_the_generated_secret
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
 
-def test_generated_token_is_random_per_render_but_fixed_when_given(helm):
-    first = one(helm.render(), "Secret", "-gateway-token")["data"]["token"]
+def test_generated_token_is_random_per_render_but_fixed_when_given(helm, default_manifests):
+    first = one(default_manifests, "Secret", "-gateway-token")["data"]["token"]
     second = one(helm.render(), "Secret", "-gateway-token")["data"]["token"]
     assert first != second  # random without a cluster; `lookup` keeps the live one on upgrades
     fixed = one(helm.render("--set", "gateway.auth.token=a-fixed-token-of-24-chars"), "Secret", "-gateway-token")
     assert base64.b64decode(fixed["data"]["token"]) == b"a-fixed-token-of-24-chars"
 
 
-def test_a_new_token_in_the_values_restarts_the_gateway_and_nothing_else_does(helm):
-    def checksum(*args):
-        return one(helm.render(*args), "Deployment", "-gateway")["spec"]["template"]["metadata"]["annotations"][
-            "checksum/auth"]
+def test_a_new_token_in_the_values_restarts_the_gateway_and_nothing_else_does(helm, default_manifests):
+    def checksum(manifests):
+        return one(manifests, "Deployment", "-gateway")["spec"]["template"]["metadata"]["annotations"]["checksum/auth"]
 
-    assert checksum() == checksum()  # stable although the generated token differs per render
-    assert checksum("--set", "gateway.auth.token=a-fixed-token-of-24-chars") != checksum()
+    default = checksum(default_manifests)
+    assert checksum(helm.render()) == default  # stable although the generated token differs per render
+    assert checksum(helm.render("--set", "gateway.auth.token=a-fixed-token-of-24-chars")) != default
 
 
-def test_secrets_are_looked_up_so_upgrades_keep_them(helm):
+def test_secrets_are_looked_up_so_upgrades_keep_them():
     template = (CHART / "templates" / "secrets.yaml").read_text()
     assert template.count('lookup "v1" "Secret" .Release.Namespace $name') == 2
 

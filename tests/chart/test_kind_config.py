@@ -2,12 +2,19 @@
 and the mapped host port is the gateway's NodePort."""
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from chart_support import CHART, REPO_ROOT, one
 
 KIND_CONFIG = yaml.safe_load((REPO_ROOT / "kind-config.yaml").read_text())
 E2E_VALUES = REPO_ROOT / "tests" / "e2e" / "values-kind.yaml"
+
+
+@pytest.fixture(scope="module")
+def e2e_manifests(helm) -> list[dict]:
+    """The chart as the e2e suite installs it (its values file; the image tags it adds change nothing here)."""
+    return helm.render("--values", str(E2E_VALUES))
 
 
 def test_kind_config_shape():
@@ -17,23 +24,22 @@ def test_kind_config_shape():
     assert image.startswith("kindest/node:v1.") and not image.endswith(":latest")
 
 
-def test_sample_repositories_are_mounted_where_the_chart_expects_the_workspace(helm):
+def test_sample_repositories_are_mounted_where_the_chart_expects_the_workspace(e2e_manifests):
     (node,) = KIND_CONFIG["nodes"]
     (mount,) = node["extraMounts"]
     host_folder = REPO_ROOT / mount["hostPath"]
     assert (host_folder / "polyglot" / "backend" / "inventory.py").is_file()  # what the e2e suite indexes
-    manifests = helm.render("--values", str(E2E_VALUES))
-    gateway = one(manifests, "Deployment", "-gateway")
+    gateway = one(e2e_manifests, "Deployment", "-gateway")
     (volume,) = [v for v in gateway["spec"]["template"]["spec"]["volumes"] if v["name"] == "workspace"]
     assert volume["hostPath"]["path"] == mount["containerPath"]
     default_values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert default_values["workspace"]["hostPath"]["path"] == mount["containerPath"]
 
 
-def test_the_gateway_node_port_is_mapped_to_the_host(helm):
+def test_the_gateway_node_port_is_mapped_to_the_host(e2e_manifests):
     (node,) = KIND_CONFIG["nodes"]
     (mapping,) = node["extraPortMappings"]
-    service = one(helm.render("--values", str(E2E_VALUES)), "Service", "-gateway")
+    service = one(e2e_manifests, "Service", "-gateway")
     assert service["spec"]["type"] == "NodePort"
     assert service["spec"]["ports"][0]["nodePort"] == mapping["containerPort"]
     assert mapping["hostPort"] == 30080 and mapping.get("listenAddress") == "127.0.0.1"
