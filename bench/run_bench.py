@@ -22,10 +22,11 @@ BENCH_DIR = Path(__file__).resolve().parent.parent / ".bench"
 os.environ.setdefault("CODEBASE_MCP_HOME", str(BENCH_DIR / "home"))
 
 from codebase_indexer.embedding import LocalEmbedder  # noqa: E402
-from codebase_indexer.pipeline import _prepared, index_repository  # noqa: E402
+from codebase_indexer.pipeline import index_repository, prepare_file  # noqa: E402
 from codebase_indexer.postgres import admin_database_url  # noqa: E402
 from codebase_indexer.provisioning import drop_project_database, ensure_project_database  # noqa: E402
 from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates, read_source  # noqa: E402
+from codebase_indexer.store import embedding_text  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latency import measure_search_latency  # noqa: E402
@@ -58,7 +59,7 @@ def corpus_chunk_texts(root: Path) -> list[str]:
     for candidate in list_candidates(root, ScanOptions(), skips):
         source = read_source(candidate, skips)
         if source is not None:
-            texts.extend(c.content for c in _prepared(source).chunks)
+            texts.extend(embedding_text(c) for c in prepare_file(source).chunks)
     return texts
 
 

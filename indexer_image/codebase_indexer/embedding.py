@@ -141,7 +141,8 @@ class _HttpEmbedder:
 
     def _request(self, texts: list[str]) -> np.ndarray:
         try:
-            response = self._client.post(self.path, json=self.payload(texts))
+            # OpenAI-compatible servers and Ollama both take {"model", "input": [...]}.
+            response = self._client.post(self.path, json={"model": self.model_name, "input": texts})
             response.raise_for_status()
             vectors = self.vectors(response.json())
         except httpx.HTTPStatusError as exc:
@@ -167,9 +168,6 @@ class OpenAIEmbedder(_HttpEmbedder):
 
     path = "/v1/embeddings"
 
-    def payload(self, texts: list[str]) -> dict:
-        return {"model": self.model_name, "input": texts}
-
     @staticmethod
     def vectors(body: dict) -> list[list[float]]:
         rows = sorted(body["data"], key=lambda row: row["index"])
@@ -180,9 +178,6 @@ class OllamaEmbedder(_HttpEmbedder):
     """Ollama's `/api/embed`."""
 
     path = "/api/embed"
-
-    def payload(self, texts: list[str]) -> dict:
-        return {"model": self.model_name, "input": texts}
 
     @staticmethod
     def vectors(body: dict) -> list[list[float]]:

@@ -90,8 +90,9 @@ async def index_repository(
                                mode="full" if full else "incremental")
         run_id = run_id or uuid.uuid4().hex
         await runs.start_run(conn, run_id, summary.mode)
-        indexer = _Indexer(conn, root, embedder, summary, full, scan_options or ScanOptions(),
-                           run_id, on_progress, should_cancel)
+        indexer = _Indexer(conn=conn, root=root, embedder=embedder, summary=summary, full=full,
+                           scan_options=scan_options or ScanOptions(), run_id=run_id,
+                           on_progress=on_progress, should_cancel=should_cancel or (lambda: False))
         try:
             await indexer.run()
         except IndexingCancelled:
@@ -124,23 +125,23 @@ async def _record_failure(conn: asyncpg.Connection, run_id: str, exc: BaseExcept
         pass
 
 
+@dataclass
 class _Indexer:
-    def __init__(self, conn, root, embedder, summary, full, scan_options, run_id,
-                 on_progress, should_cancel) -> None:
-        self.conn = conn
-        self.root = root
-        self.embedder = embedder
-        self.summary = summary
-        self.full = full
-        self.scan_options = scan_options
-        self.run_id = run_id
-        self.on_progress = on_progress
-        self.should_cancel = should_cancel or (lambda: False)
-        self.progress = Progress()
-        self.skips = SkipCounter()
-        self._recorded_model: tuple[str, int] | None = None
-        self._last_progress = 0.0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+    conn: asyncpg.Connection
+    root: Path
+    embedder: Embedder
+    summary: IndexSummary
+    full: bool
+    scan_options: ScanOptions
+    run_id: str
+    on_progress: Callable[[Progress], None] | None
+    should_cancel: Callable[[], bool]
+    progress: Progress = field(default_factory=Progress)
+    skips: SkipCounter = field(default_factory=SkipCounter)
+    _recorded_model: tuple[str, int] | None = None
+    _last_progress: float = 0.0
+    _pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed"))
 
     async def run(self) -> None:
         started = time.monotonic()
@@ -184,7 +185,7 @@ class _Indexer:
             if not self.full and stored.get(source.path) == source.content_hash:
                 self.summary.files_unchanged += 1
                 continue
-            batch.add(_prepared(source))
+            batch.add(prepare_file(source))
             if batch.full():
                 yield batch
                 batch = _Batch()
@@ -261,7 +262,8 @@ def _embedding_of(loop, pool, embedder: Embedder, texts: list[str]) -> asyncio.F
     return loop.run_in_executor(pool, embedder.embed, texts)
 
 
-def _prepared(source: SourceFile) -> FileWrite:
+def prepare_file(source: SourceFile) -> FileWrite:
+    """A file's chunks (blank ones dropped, NULs replaced) and their embedding cache keys."""
     if "\x00" in source.text:  # PostgreSQL text cannot hold NUL
         source = replace(source, text=source.text.replace("\x00", "\ufffd"))
     chunks = [c for c in chunk_file(source.path, source.text, source.language) if c.content.strip()]

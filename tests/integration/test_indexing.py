@@ -166,8 +166,8 @@ async def test_another_model_is_refused(project, tmp_path, embedder):
     from codebase_indexer.pipeline import ModelMismatch
     from codebase_indexer.search import SearchError, search_code
 
+    project.embedder = RenamedModel()
     with pytest.raises(ModelMismatch, match="all-MiniLM-L6-v2"):
-        project.embedder = RenamedModel()
         await project.index(repo)
     with pytest.raises(SearchError, match="indexed with embedding model"):
         await search_code(project.database.url, RenamedModel(), "a", project_id="x", database_name="y")

@@ -101,13 +101,13 @@ async def test_search_during_reindex_sees_the_previous_complete_file(indexed, tm
     repo = write_tree(tmp_path / "repo2", {"src/db/pool.go": "package db\n\nfunc DrainQueue() {}\n"})
     conn = await store.connect(indexed.database.url)
     try:
-        from codebase_indexer.pipeline import _prepared
+        from codebase_indexer.pipeline import prepare_file
         from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates, read_source
 
         skips = SkipCounter()
         [candidate] = list_candidates(repo, ScanOptions(), skips)
-        write = _prepared(read_source(candidate, skips))
-        write.vectors = list(indexed.embedder.embed([c.content for c in write.chunks]))
+        write = prepare_file(read_source(candidate, skips))
+        write.vectors = list(indexed.embedder.embed([store.embedding_text(c) for c in write.chunks]))
         transaction = conn.transaction()
         await transaction.start()
         await store.write_files(conn, [write], indexed.embedder.model_name)
