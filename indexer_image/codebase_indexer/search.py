@@ -26,9 +26,9 @@ HNSW_EF_SEARCH = 100
 # Lexical ranking: the rarest query lexemes, each scored by IDF x ts_rank with field weights
 # {content, -, path, symbol}: a query word in a symbol name counts three times one in the body.
 LEXICAL_TERMS = 6
+FIELD_WEIGHTS = "{0.2, 0.2, 0.4, 0.6}"
 # Chunks ranked lexically at most: gathered rarest term first, so the cap keeps the most telling.
 LEXICAL_CANDIDATES = 1000
-FIELD_WEIGHTS = "{0.2, 0.2, 0.4, 0.6}"
 _LEXEME = re.compile(r"^[a-z0-9]+$")
 _EXTENSION = re.compile(r"^[a-z0-9_+\-]{1,16}$")
 
