@@ -14,14 +14,12 @@ from chart_support import CHART, FULL_VALUES, find, one
 KUBERNETES_VERSION = "1.33"
 
 
-def containers(manifest: dict) -> list[dict]:
-    spec = manifest["spec"]
-    pod = spec if manifest["kind"] == "Pod" else spec["template"]["spec"]
-    return pod["containers"]
-
-
 def pod_spec(manifest: dict) -> dict:
     return manifest["spec"] if manifest["kind"] == "Pod" else manifest["spec"]["template"]["spec"]
+
+
+def containers(manifest: dict) -> list[dict]:
+    return pod_spec(manifest)["containers"]
 
 
 def env(container: dict) -> dict[str, dict]:
@@ -196,12 +194,11 @@ def test_full_values_reach_the_manifests(full_manifests):
     assert operator_env["CODEBASE_JOB_BACKOFF_LIMIT"]["value"] == "3"
     assert operator_env["CODEBASE_JOB_TTL_SECONDS"]["value"] == "3600"
     assert "--verbose" in operator_container["args"]
-    for container in (gateway_container,):
-        embedding = env(container)
-        assert embedding["CODEBASE_MCP_EMBEDDING_PROVIDER"]["value"] == "openai"
-        assert embedding["CODEBASE_MCP_EMBEDDING_URL"]["value"] == "http://tei.embeddings.svc:8080"
-        assert embedding["CODEBASE_MCP_EMBEDDING_API_KEY"]["valueFrom"]["secretKeyRef"] == {
-            "name": "embedding-api", "key": "token"}
+    embedding = env(gateway_container)
+    assert embedding["CODEBASE_MCP_EMBEDDING_PROVIDER"]["value"] == "openai"
+    assert embedding["CODEBASE_MCP_EMBEDDING_URL"]["value"] == "http://tei.embeddings.svc:8080"
+    assert embedding["CODEBASE_MCP_EMBEDDING_API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "embedding-api", "key": "token"}
     assert not find(full_manifests, "Pod")  # tests.enabled=false
 
 
