@@ -64,4 +64,5 @@ def test_every_object_in_the_schema_is_closed():
             walk(child, f"{path}.{key}")
 
     walk(schema, "values")
-
+    for name, definition in schema["definitions"].items():  # image, resources: shared through $ref
+        walk(definition, f"definitions.{name}")
