@@ -96,10 +96,10 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
         if job is not None:
             await kube.delete(ctx.api, kube.Job, namespace, job_name)
         await _finish(ctx, body, patch, status, transitions.cancelled(f"cancelled: the Job {job_name} was deleted"),
-                      summary=None, ran=True)
+                      summary=None)
         return
     if job is None:
-        await _finish(ctx, body, patch, status, transitions.job_lost(job_name), summary=None, ran=True)
+        await _finish(ctx, body, patch, status, transitions.job_lost(job_name), summary=None)
         return
 
     state = jobs.job_state(job)
@@ -116,7 +116,7 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
     if report is None:
         logger.warning(f"Job {job_name} left no report in its Pods' termination messages")
     await _finish(ctx, body, patch, status, transitions.finished(state, report),
-                  summary=transitions.summary(report), ran=True)
+                  summary=transitions.summary(report))
 
 
 async def claim(ctx: Context, project: Mapping[str, Any], run: kopf.Body) -> str | None:
@@ -147,42 +147,44 @@ async def claim(ctx: Context, project: Mapping[str, Any], run: kopf.Body) -> str
 
 
 async def release(ctx: Context, namespace: str, project_name: str, run_name: str,
-                  last_run: Mapping[str, Any] | None = None) -> None:
-    """Give the project's turn back (if `run_name` holds it) and record its last run."""
+                  last_run: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """Give the project's turn back (if `run_name` holds it) and record its last run.
+
+    Returns the project as last read (None when it is gone), for the caller's Event.
+    """
+    project = None
     for _ in range(_CLAIM_ATTEMPTS):
         project = await kube.get(ctx.api, kube.CodebaseProject, namespace, project_name)
         if project is None:
-            return
+            return None
         ops: list[dict[str, Any]] = []
         if (project.get("status") or {}).get("activeRun") == run_name:
             ops.append({"op": "remove", "path": "/status/activeRun"})
         if last_run is not None:
             ops.append({"op": "add", "path": "/status/lastRun", "value": dict(last_run)})
-        if not ops:
-            return
-        if "status" not in project:
-            return
+        if not ops or "status" not in project:
+            return project
         try:
             await kube.json_patch(ctx.api, kube.CodebaseProject, namespace, project_name, [
                 {"op": "test", "path": "/metadata/resourceVersion",
                  "value": project["metadata"]["resourceVersion"]}, *ops], subresource="status")
-            return
+            return project
         except kube.Conflict:
             continue
+    return project
 
 
 async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any],
-                  state: transitions.State, *, summary: Mapping[str, Any] | None, ran: bool) -> None:
+                  state: transitions.State, *, summary: Mapping[str, Any] | None) -> None:
     now = conditions.now_rfc3339()
     fields: dict[str, Any] = {"progress": transitions.final_progress(summary, status.get("progress"))}
     if summary:
         fields["summary"] = dict(summary)
     _enter(body, patch, status, state, now=now, **fields)
-    project_name = body.spec["projectRef"]["name"]
-    last_run = transitions.last_run(body.metadata.name, now, state.status == "True", summary) if ran else None
-    await release(ctx, body.metadata.namespace, project_name, body.metadata.name, last_run)
-    project = await kube.get(ctx.api, kube.CodebaseProject, body.metadata.namespace, project_name)
-    if project is not None and last_run is not None:
+    last_run = transitions.last_run(body.metadata.name, now, state.status == "True", summary)
+    project = await release(ctx, body.metadata.namespace, body.spec["projectRef"]["name"], body.metadata.name,
+                            last_run)
+    if project is not None:
         kopf.event(project, type=state.event_type, reason=f"Run{state.reason}",
                    message=f"run {body.metadata.name}: {state.message}")
 
