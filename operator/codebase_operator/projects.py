@@ -37,7 +37,7 @@ async def reconcile(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int
             raise InvalidSpec(f"spec.projectId is immutable: this project's database is {recorded}; "
                               f"restore the projectId or create a new project")
     except InvalidSpec as exc:
-        _set_state(body, patch, status, transitions.State("False", "InvalidSpec", str(exc)), generation)
+        _set_state(body, patch, status, transitions.invalid_spec(str(exc)), generation)
         raise kopf.PermanentError(str(exc)) from None
     project_id = normalize_project_id(body.spec["projectId"])
     secret_name = jobs.secret_name(name)
