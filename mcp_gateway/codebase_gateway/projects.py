@@ -13,6 +13,8 @@ from fastmcp.exceptions import ToolError
 
 from codebase_indexer.identifiers import InvalidProjectId, database_name, normalize_project_id
 
+from . import validation
+
 CONFIG_DIR = ".codebase-mcp"
 CONFIG_FILE = "config.json"
 DEFAULT_PROJECT = "default"
@@ -76,10 +78,7 @@ def read_config(path: Path) -> ProjectConfig:
 def resolve_project(explicit: str | None, working_directory: Path | None) -> ResolvedProject:
     """Explicit id, else the working directory's config, else the default project."""
     if explicit is not None:
-        try:
-            pid = normalize_project_id(explicit)
-        except InvalidProjectId as exc:
-            raise ToolError(f"invalid project_id: {exc}") from None
+        pid = validation.project_id(explicit)
         return ResolvedProject(pid, database_name(pid), "explicit")
     if working_directory is not None:
         config = find_config(working_directory)

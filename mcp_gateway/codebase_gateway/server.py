@@ -33,7 +33,6 @@ from .metrics import Metrics
 from .projects import ResolvedProject, find_config, resolve_project
 from .sessions import WorkingDirectories, session_key
 
-SEARCH_MODES = ("hybrid", "semantic", "lexical")
 RepoPath = Annotated[str, Field(description="Absolute path of the repository to index")]
 IndexedProjectId = Annotated[str | None, Field(description="Project name; default: from the working directory")]
 ForceReindex = Annotated[bool, Field(description="Re-index every file, not only changed ones")]
@@ -182,8 +181,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         """Search indexed code; results carry path, line range, symbol, snippet, score and context."""
         text = validation.query(query)
         limit = validation.limit(limit)
-        if mode not in SEARCH_MODES:
-            raise ToolError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+        mode = validation.search_mode(mode)
         file_type, directory = validation.file_type(file_type), validation.directory_prefix(directory)
         project = resolve(ctx, project_id)
         try:

@@ -9,9 +9,10 @@ from typing import Iterable
 from fastmcp.exceptions import ToolError
 
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
+from codebase_indexer.search import MAX_LIMIT, MAX_QUERY_CHARS, MODES
 
-MAX_QUERY_CHARS = 2_000
-MAX_LIMIT = 50
+# search_code's arguments are checked here against the data plane's own bounds, before the
+# project is resolved, so that a bad argument is an MCP error whatever the project.
 MAX_LIST_LIMIT = 100
 # About 20k tokens at ~4 characters a token: what an agent can take in one response.
 MAX_RESPONSE_CHARS = 80_000
@@ -70,6 +71,12 @@ def query(value: str) -> str:
         raise ToolError(f"query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}. "
                         "Shorten it to the essential words")
     return text
+
+
+def search_mode(value: str) -> str:
+    if value not in MODES:
+        raise ToolError(f"mode must be one of {', '.join(MODES)}, got {value!r}")
+    return value
 
 
 def file_type(value: str | None) -> str | None:

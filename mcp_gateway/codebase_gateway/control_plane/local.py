@@ -151,12 +151,7 @@ class LocalControlPlane:
 
     async def project_database_url(self, project_id: str) -> str:
         name = database_name(project_id)
-        admin = await asyncpg.connect(self.admin_url)
-        try:
-            exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        finally:
-            await admin.close()
-        if not exists:
+        if not await self.registry.database_exists(name):  # a pooled connection: no set-up per search
             raise UnknownProject(project_id)
         return database_url(self.admin_url, name)
 

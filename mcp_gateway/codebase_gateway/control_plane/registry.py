@@ -95,6 +95,10 @@ class Registry:
     async def ping(self) -> bool:
         return await self._pool.fetchval("SELECT true")
 
+    async def database_exists(self, name: str) -> bool:
+        """Whether the server has this database (pg_database is shared: any database can tell)."""
+        return bool(await self._pool.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+
     # --- gateways ---
 
     async def heartbeat(self, hostname: str, pid: int) -> None:
