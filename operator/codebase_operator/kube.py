@@ -102,13 +102,11 @@ async def delete(api: pykube.HTTPClient, kind: Kind, namespace: str, name: str) 
 
 async def list_labelled(api: pykube.HTTPClient, kind: Kind, namespace: str,
                         labels: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Objects with all these labels; re-checked here too, since a selector is only a filter hint."""
+    """Objects selected by these labels (callers that must be exact check them: `jobs.pods_of_job`)."""
     def fetch() -> list[dict[str, Any]]:
         query = kind.objects(api, namespace=namespace).filter(selector=dict(labels))
         return [obj.obj for obj in query]
-    items = await asyncio.to_thread(fetch)
-    return [item for item in items
-            if all((item.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in labels.items())]
+    return await asyncio.to_thread(fetch)
 
 
 async def json_patch(api: pykube.HTTPClient, kind: Kind, namespace: str, name: str,
