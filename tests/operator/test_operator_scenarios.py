@@ -100,6 +100,13 @@ async def ready_project(cluster, name, project_id, path, **spec):
     return await until_condition(cluster, PROJECTS, name, "Ready", "True", timeout=30)
 
 
+async def held_run(cluster, kubelet, name, project):
+    """Create a run whose Pod the kubelet holds; return it once its Job exists (Succeeded=Unknown, Pending)."""
+    kubelet.hold(name)
+    await cluster.client.create(RUNS, NS, run_manifest(name, project))
+    return await until_condition(cluster, RUNS, name, "Succeeded", "Unknown", "Pending")
+
+
 # 1. A new project becomes Ready, with its database, vector extension, owner role and Secret.
 async def test_new_project_becomes_ready_with_database_role_and_secret(
         k8s_cluster, codebase_operator, postgres_url, unique_project_id, drop_databases, repo):
@@ -196,9 +203,7 @@ async def test_operator_restart_mid_run_keeps_exactly_one_job(
         k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
     await ready_project(k8s_cluster, "delta", unique_project_id, repo)
-    test_kubelet.hold("restart")
-    await k8s_cluster.client.create(RUNS, NS, run_manifest("restart", "delta"))
-    await until_condition(k8s_cluster, RUNS, "restart", "Succeeded", "Unknown", "Pending")
+    await held_run(k8s_cluster, test_kubelet, "restart", "delta")
 
     await codebase_operator.astop()
     test_kubelet.release("restart")
@@ -221,9 +226,7 @@ async def test_second_run_is_queued_until_the_first_ends(
         k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
     await ready_project(k8s_cluster, "epsilon", unique_project_id, repo)
-    test_kubelet.hold("one")
-    await k8s_cluster.client.create(RUNS, NS, run_manifest("one", "epsilon"))
-    await until_condition(k8s_cluster, RUNS, "one", "Succeeded", "Unknown", "Pending")
+    await held_run(k8s_cluster, test_kubelet, "one", "epsilon")
     await k8s_cluster.client.create(RUNS, NS, run_manifest("two", "epsilon"))
     two = await until_condition(k8s_cluster, RUNS, "two", "Succeeded", "Unknown", "Queued")
     assert "one" in condition(two, "Succeeded")["message"]
@@ -245,9 +248,7 @@ async def test_cancel_deletes_the_job_and_reports_cancelled(
         k8s_cluster, codebase_operator, test_kubelet, postgres_url, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
     await ready_project(k8s_cluster, "zeta", unique_project_id, repo)
-    test_kubelet.hold("long")
-    await k8s_cluster.client.create(RUNS, NS, run_manifest("long", "zeta"))
-    long_run = await until_condition(k8s_cluster, RUNS, "long", "Succeeded", "Unknown", "Pending")
+    long_run = await held_run(k8s_cluster, test_kubelet, "long", "zeta")
     # Progress flows from the project database into status.progress while the Job runs
     # (written here the way the indexer writes it: its `index_runs` row, keyed by the run's uid).
     await _write_progress(postgres_url, unique_project_id, long_run["metadata"]["uid"], Progress(40, 12, 57))
@@ -285,8 +286,8 @@ async def _progress_is(cluster, name, expected):
 
 # 7. Deleting projects: Retain keeps the database, Delete drops it; neither is stuck terminating.
 async def test_delete_with_retain_keeps_and_with_delete_drops_the_database(
-        k8s_cluster, codebase_operator, postgres_url, drop_databases, repo):
-    kept_id, dropped_id = f"keep-{repo}-{id(repo)}", f"drop-{repo}-{id(repo)}"
+        k8s_cluster, codebase_operator, postgres_url, unique_project_id, drop_databases, repo):
+    kept_id, dropped_id = f"{unique_project_id}-keep", f"{unique_project_id}-drop"
     drop_databases.extend([kept_id, dropped_id])
     await ready_project(k8s_cluster, "kept", kept_id, repo)
     await ready_project(k8s_cluster, "dropped", dropped_id, repo, reclaim_policy="Delete")
