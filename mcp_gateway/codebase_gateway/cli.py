@@ -183,10 +183,12 @@ def format_results(result: dict) -> str:
     """One result a line: `path:start-end  score  symbol`."""
     if not result["results"]:
         return "no results"
-    return "\n".join(
-        f"{r['file_path']}:{r['start_line']}-{r['end_line']}  {r['similarity_score']:.3f}  {r['symbol'] or '-'}"
-        for r in result["results"]
-    )
+    return "\n".join(result_line(r) for r in result["results"])
+
+
+def result_line(result: dict) -> str:
+    return (f"{result['file_path']}:{result['start_line']}-{result['end_line']}  "
+            f"{result['similarity_score']:.3f}  {result['symbol'] or '-'}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 from fastmcp.exceptions import ToolError
 
+from .cli import result_line
+
 QUERIES = (
     "parse command line arguments",
     "read configuration from environment variables",
@@ -54,11 +56,6 @@ class ProgressLine:
     def close(self) -> None:
         if self.tty and self.last:
             print()
-
-
-def result_line(result: dict) -> str:
-    return (f"{result['file_path']}:{result['start_line']}-{result['end_line']}  "
-            f"{result['similarity_score']:.3f}  {result['symbol'] or '-'}")
 
 
 async def demo(repo: Path, limit: int) -> int:

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -106,12 +105,6 @@ def write_config(directory: Path, name: str) -> Path:
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(f'{{"version": 1, "project": {{"name": "{name}"}}}}', encoding="utf-8")
     return config
-
-
-@asynccontextmanager
-async def connected(client: Client):
-    async with client:
-        yield client
 
 
 # The operator's emulator tier (an emulated API server, the real operator, a test kubelet).

@@ -13,6 +13,7 @@ from fastmcp.exceptions import ToolError
 
 from codebase_indexer.identifiers import database_name
 from codebase_indexer.postgres import database_url
+from codebase_indexer.provisioning import project_database_exists
 
 from .conftest import stdio_client, wait_for_job, write_config, write_repo
 
@@ -39,15 +40,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-async def database_exists(postgres_url: str, project_id: str) -> bool:
-    conn = await asyncpg.connect(postgres_url)
-    try:
-        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
-                                        database_name(project_id)))
-    finally:
-        await conn.close()
-
-
 async def test_original_bug_background_indexing_of_a_never_seen_project(stdio_gateway, tmp_path, postgres_url):
     """set_working_directory → config names a new project → background run → completed and searchable."""
     project = unique("never-seen")
@@ -67,7 +59,7 @@ async def test_original_bug_background_indexing_of_a_never_seen_project(stdio_ga
     assert status["status"] == "completed", status
     assert status["files_indexed"] == 2 and status["chunks_created"] >= 2
     assert status["progress"]["files_total"] == 2
-    assert await database_exists(postgres_url, project)
+    assert await project_database_exists(postgres_url, project)
 
     found = (await client.call_tool("search_code", {"query": "add sales tax to an invoice"})).data
     assert found["project_id"] == project

@@ -27,10 +27,6 @@ class RunRequest:
     repo_path: Path
     force_reindex: bool = False
 
-    @property
-    def mode(self) -> str:
-        return "full" if self.force_reindex else "incremental"
-
 
 @dataclass
 class JobStatus:

@@ -30,7 +30,6 @@ PROJECT_LABEL = "codebase.mcp.dev/project"
 PROJECT_ID_ANNOTATION = "codebase.mcp.dev/project-id"
 REPO_PATH_ANNOTATION = "codebase.mcp.dev/repo-path"
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-_PENDING_REASONS = {"Pending", "WaitingForDatabase", "Queued"}
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
