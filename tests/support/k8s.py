@@ -32,8 +32,9 @@ import kmock
 import yaml
 from kmock._internal import dicts as kmock_dicts
 
+from .crds import CRDS_DIR, validate
+
 GROUP, VERSION = "codebase.mcp.dev", "v1alpha1"
-CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
 ALL_VERBS = ["list", "watch", "get", "create", "patch", "update", "delete"]
 
 # Every resource the operator, the gateway and the kubelet touch: (group/version/plural, kind, namespaced, status).
@@ -161,8 +162,6 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                          old: Mapping[str, Any] | None) -> None:
         if not self.admission or resource.group != GROUP:
             return
-        from .crds import validate
-
         errors = validate(obj, old=old)
         if errors:
             raise Rejected(status=422, reason="Invalid", message="; ".join(errors))
@@ -344,10 +343,6 @@ class OperatorThread:
             raise RuntimeError("the operator did not stop in time")
         if self._failure is not None:
             raise RuntimeError("the operator failed") from self._failure
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)

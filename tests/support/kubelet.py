@@ -54,7 +54,6 @@ class TestKubelet:
         self.workdir = workdir
         self.claims = dict(claims or {})
         self.interval = interval
-        self.logs: dict[str, Path] = {}  # job name → combined stdout/stderr of its last pod
         self.started: list[str] = []  # job names, in the order their first pod started
         self._jobs: dict[str, asyncio.Task[None]] = {}  # "namespace/name" → task
         self._gates: dict[str, asyncio.Event] = {}
@@ -193,7 +192,6 @@ class TestKubelet:
         await self._patch_job(namespace, meta["name"], {"active": 1, "ready": 1})
         self.started.append(meta["name"])
         log_path = sandbox / "container.log"
-        self.logs[meta["name"]] = log_path
         command = [*container.get("command", []), *container.get("args", [])]
         with log_path.open("wb") as log:
             process = await asyncio.create_subprocess_exec(

@@ -52,8 +52,3 @@ def violations(requests: Iterable[Any], rules: Iterable[Mapping[str, Any]],
         if needed is not None and not allowed(rules, needed):
             missing.add(needed)
     return missing
-
-
-def used(requests: Iterable[Any], user_agents: tuple[str, ...]) -> set[Permission]:
-    return {p for r in requests if r.headers.get("User-Agent", "").startswith(user_agents)
-            and (p := permission(r)) is not None}
