@@ -57,9 +57,9 @@ def project_id(value: str | None) -> str | None:
         raise ToolError(f"invalid project_id: {exc}") from None
 
 
-def limit(value: int, *, maximum: int = MAX_LIMIT, what: str = "limit") -> int:
+def limit(value: int, *, maximum: int = MAX_LIMIT) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise ToolError(f"{what} must be an integer from 1 to {maximum}, got {value!r}")
+        raise ToolError(f"limit must be an integer from 1 to {maximum}, got {value!r}")
     return value
 
 

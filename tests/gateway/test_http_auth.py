@@ -39,7 +39,8 @@ async def test_the_right_token_is_served(http_gateway):
 ])
 def test_refuses_to_serve_http_insecurely(args, env, message):
     environment = gateway_env(env)
-    environment.pop("CODEBASE_MCP_TOKEN", None) if not env else None
+    if not env:
+        environment.pop("CODEBASE_MCP_TOKEN", None)
     done = subprocess.run([*SERVE, "--transport", "http", "--port", "1", *args], env=environment,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
