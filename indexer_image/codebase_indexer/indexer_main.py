@@ -18,8 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import credentials
 from .embedding import EmbeddingError, create_embedder
-from .pipeline import IndexingCancelled, IndexingError, index_repository
+from .log_redaction import redact_logs
+from .pipeline import DEFAULT_LOCK_WAIT_SECONDS, IndexingCancelled, IndexingError, index_repository
 from .postgres import redact
 from .scanning import ScanOptions
 
@@ -53,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--termination-message-path", default=env("CODEBASE_TERMINATION_MESSAGE_PATH"))
     parser.add_argument("--max-file-size", type=int,
                         default=int(env("CODEBASE_MAX_FILE_SIZE", str(ScanOptions.max_file_size))))
+    parser.add_argument("--lock-wait-seconds", type=float,
+                        default=float(env("CODEBASE_PROJECT_LOCK_WAIT_SECONDS", str(DEFAULT_LOCK_WAIT_SECONDS))),
+                        help="how long to wait while another run indexes the project before failing "
+                             "(env CODEBASE_PROJECT_LOCK_WAIT_SECONDS)")
     parser.add_argument("--include", default=env("CODEBASE_INCLUDE", ""),
                         help="comma-separated globs; only matching files are indexed")
     parser.add_argument("--exclude", default=env("CODEBASE_EXCLUDE", ""),
@@ -61,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    redact_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     problem = _usage_problem(args)
@@ -92,7 +99,7 @@ async def _run(args: argparse.Namespace) -> tuple[dict, int]:
             args.database_url, source, project_id=args.project,
             embedder=create_embedder(), full=args.mode == "full",
             scan_options=_scan_options(args), run_id=args.run_id,
-            on_progress=None, should_cancel=cancelled.is_set,
+            on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=args.lock_wait_seconds,
         )
     except IndexingCancelled as exc:
         return {"ok": False, "reason": exc.reason, "message": str(exc)}, EXIT_CANCELLED
@@ -165,6 +172,8 @@ def _git_environment(work: Path) -> dict[str, str]:
 
 
 def _emit(args: argparse.Namespace, result: dict) -> None:
+    if "message" in result:  # it leaves the process: stdout, the termination message, then status
+        result = {**result, "message": credentials.redact(str(result["message"]))}
     line = json.dumps(result, separators=(",", ":"), sort_keys=True)
     print(line, flush=True)
     if args.termination_message_path:
