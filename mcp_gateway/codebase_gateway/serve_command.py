@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from codebase_indexer.log_redaction import redact_logs
+
 from .auth import TOKEN_ENV, InsecureHttpConfiguration, http_auth
 from .control_plane.base import ControlPlane
 
@@ -31,12 +33,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allowed-root", action="append", type=Path, default=None, metavar="DIR",
                         help=f"repositories must be under DIR (repeatable; env {ALLOWED_ROOTS_ENV}, "
                              "separated by ':'); default: anywhere (local), the workspace root (kubernetes)")
+    parser.add_argument("--max-concurrent-runs", type=_positive_int,
+                        default=env("CODEBASE_MCP_MAX_CONCURRENT_RUNS", "2"), metavar="N",
+                        help="local: indexer processes this gateway runs at once; later runs wait in a "
+                             "queue (env CODEBASE_MCP_MAX_CONCURRENT_RUNS, default 2)")
     parser.add_argument("--namespace", default=None,
                         help="kubernetes: namespace of the resources (default: the pod's, else 'default')")
     parser.add_argument("--workspace-root", type=Path, default=Path(env("CODEBASE_MCP_WORKSPACE_ROOT", "/workspace")),
                         help="kubernetes: the directory mounted into indexer pods (env CODEBASE_MCP_WORKSPACE_ROOT)")
     parser.add_argument("--log-level", default=env("CODEBASE_MCP_LOG_LEVEL", "WARNING"),
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 def allowed_roots(args: argparse.Namespace) -> list[Path]:
@@ -54,12 +70,13 @@ def control_plane_for(args: argparse.Namespace) -> ControlPlane:
         return KubernetesControlPlane(namespace=args.namespace, workspace_root=args.workspace_root)
     from .control_plane.local import LocalControlPlane
 
-    return LocalControlPlane()
+    return LocalControlPlane(max_concurrent_runs=args.max_concurrent_runs)
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_logs()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
