@@ -2,9 +2,8 @@
 turns on the project's write lock instead of deleting each other's files; a second run waits, or
 fails with "project X is being indexed by run R"; a killed indexer's run is marked failed.
 
-The first run is held in its write phase by an OpenAI-compatible embedding server in this file
-that answers only when the test lets it (no embedding server can run here), so the overlap is
-certain rather than a matter of timing.
+The first run is held in its write phase by an embedding server that answers only when the test
+lets it (`embedding_gate`), so the overlap is certain rather than a matter of timing.
 """
 from __future__ import annotations
 
@@ -13,10 +12,7 @@ import json
 import os
 import signal
 import sys
-import threading
-import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import asyncpg
 import pytest
@@ -27,47 +23,9 @@ from codebase_indexer.runs import read_run
 
 from tests.gateway.conftest import SERVE, gateway_env, wait_for_job, write_repo
 
+from .embedding_gate import gate  # noqa: F401 - a fixture
+
 FILES = {f"pkg/mod{i}.py": f"def lock_probe_{i}(value):\n    return value * {i}\n" for i in range(12)}
-
-
-class _Gate(BaseHTTPRequestHandler):
-    """/v1/embeddings: the dimension probe at once, real batches once `released` is set."""
-
-    released = threading.Event()
-    batch_waiting = threading.Event()
-
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if body["input"] != ["dimension probe"]:
-            type(self).batch_waiting.set()
-            type(self).released.wait(timeout=120)
-        data = [{"index": i, "embedding": [float(len(t) % 7) + 1.0, 1.0, float(i % 3)]}
-                for i, t in enumerate(body["input"])]
-        raw = json.dumps({"data": data}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def gate():
-    _Gate.released = threading.Event()
-    _Gate.batch_waiting = threading.Event()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gate)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    _Gate.released.set()
-    server.shutdown()
-
-
-def embedding_env(gate_url: str, **extra: str) -> dict[str, str]:
-    return {"CODEBASE_MCP_EMBEDDING_PROVIDER": "openai", "CODEBASE_MCP_EMBEDDING_URL": gate_url,
-            "CODEBASE_MCP_EMBEDDING_MODEL": "gate-model", **extra}
 
 
 async def start_indexer(url: str, project_id: str, repo, run_id: str, env: dict[str, str]):
@@ -82,15 +40,6 @@ async def start_indexer(url: str, project_id: str, repo, run_id: str, env: dict[
 async def result_of(process) -> dict:
     out, _ = await asyncio.wait_for(process.communicate(), timeout=180)
     return json.loads(out.decode().strip().splitlines()[-1])
-
-
-async def until(condition, timeout: float = 90, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 async def index_state(url: str) -> dict:
@@ -110,15 +59,15 @@ async def index_state(url: str) -> dict:
 async def test_a_second_run_waits_for_the_first_and_the_index_stays_whole(postgres_url, gate, tmp_path):
     project = await ensure_project_database(postgres_url, f"lock-wait-{uuid.uuid4().hex[:8]}")
     repo = write_repo(tmp_path / "repo", FILES)
-    first = await start_indexer(project.url, project.project_id, repo, "run-first", embedding_env(gate))
-    await until(_Gate.batch_waiting.is_set, what="the first run's write phase")
+    first = await start_indexer(project.url, project.project_id, repo, "run-first", gate.env())
+    await asyncio.to_thread(gate.wait_for_batches, 1)
     second = await start_indexer(project.url, project.project_id, repo, "run-second",
-                                 embedding_env(gate, CODEBASE_PROJECT_LOCK_WAIT_SECONDS="120"))
+                                 gate.env(CODEBASE_PROJECT_LOCK_WAIT_SECONDS="120"))
     await asyncio.sleep(4)  # time enough for the second to start and reach the lock
     assert second.returncode is None  # waiting, not failed and not writing
     assert [r["run_id"] for r in (await index_state(project.url))["runs"]] == ["run-first"]
 
-    _Gate.released.set()
+    gate.released.set()
     results = [await result_of(first), await result_of(second)]
     assert [r["ok"] for r in results] == [True, True], results
     assert results[0]["summary"]["files_indexed"] == len(FILES)
@@ -137,15 +86,15 @@ async def test_a_second_run_through_the_gateway_fails_naming_the_run_that_holds_
 
     project = await ensure_project_database(postgres_url, f"lock-busy-{uuid.uuid4().hex[:8]}")
     repo = write_repo(tmp_path / "repo", FILES)
-    cli_run = await start_indexer(project.url, project.project_id, repo, "run-from-the-cli", embedding_env(gate))
-    await until(_Gate.batch_waiting.is_set, what="the CLI run's write phase")
+    cli_run = await start_indexer(project.url, project.project_id, repo, "run-from-the-cli", gate.env())
+    await asyncio.to_thread(gate.wait_for_batches, 1)
 
-    env = gateway_env(embedding_env(gate, CODEBASE_PROJECT_LOCK_WAIT_SECONDS="0"))
+    env = gateway_env(gate.env(CODEBASE_PROJECT_LOCK_WAIT_SECONDS="0"))
     transport = StdioTransport(command=SERVE[0], args=SERVE[1:], env=env, keep_alive=False)
     async with Client(transport, timeout=180) as gateway:
         refused = (await gateway.call_tool("index_repository", {"repo_path": str(repo),
                                                                 "project_id": project.project_id})).data
-        _Gate.released.set()
+        gate.released.set()
         assert (await result_of(cli_run))["ok"] is True
         after = (await gateway.call_tool("index_repository", {"repo_path": str(repo),
                                                               "project_id": project.project_id})).data
@@ -166,27 +115,26 @@ async def test_a_killed_indexer_is_marked_failed_not_running_forever(postgres_ur
     repo = write_repo(tmp_path / "repo", FILES)
 
     # An indexer started by hand (the CLI's way), killed in its write phase: nobody supervises it.
-    orphan = await start_indexer(project.url, project.project_id, repo, "run-killed", embedding_env(gate))
-    await until(_Gate.batch_waiting.is_set, what="the orphan's write phase")
+    orphan = await start_indexer(project.url, project.project_id, repo, "run-killed", gate.env())
+    await asyncio.to_thread(gate.wait_for_batches, 1)
     orphan.send_signal(signal.SIGKILL)
     await orphan.wait()
     left = await read_run(project.url, "run-killed")
     assert left["state"] == "failed" and "killed" in left["error"]
 
     # An indexer of the gateway, killed: its job fails at once, saying how it ended.
-    _Gate.batch_waiting.clear()
-    transport = StdioTransport(command=SERVE[0], args=SERVE[1:], env=gateway_env(embedding_env(gate)),
+    transport = StdioTransport(command=SERVE[0], args=SERVE[1:], env=gateway_env(gate.env()),
                                keep_alive=False)
     async with Client(transport, timeout=180) as gateway:
         job = (await gateway.call_tool("start_indexing_background",
                                        {"repo_path": str(repo), "project_id": project.project_id})).data
-        await until(_Gate.batch_waiting.is_set, what="the gateway run's write phase")
+        await asyncio.to_thread(gate.wait_for_batches, 2)  # the orphan's batch, then this one
         pid = await _indexer_pid(postgres_url, job["job_id"])
         os.kill(pid, signal.SIGKILL)
         status = await wait_for_job(gateway, job["job_id"], timeout=60)
         assert status["status"] == "failed" and "SIGKILL" in status["error_message"]
 
-        _Gate.released.set()
+        gate.released.set()
         again = (await gateway.call_tool("index_repository", {"repo_path": str(repo),
                                                               "project_id": project.project_id})).data
     assert again["status"] == "completed"
