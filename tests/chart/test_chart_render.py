@@ -26,6 +26,16 @@ def env(container: dict) -> dict[str, dict]:
     return {item["name"]: item for item in container.get("env", [])}
 
 
+def admin_url_volume(operator: dict) -> dict:
+    """The volume holding the file the operator reads its admin database URL from (--admin-database-url-file)."""
+    (container,) = containers(operator)
+    (path,) = [arg.split("=", 1)[1] for arg in container["args"] if arg.startswith("--admin-database-url-file=")]
+    (mount,) = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod_spec(operator)["volumes"] if v["name"] == mount["name"]]
+    return volume
+
+
 def test_helm_lint(helm):
     helm.run("lint", str(CHART), "--strict")
     helm.run("lint", str(CHART), "--strict", "--values", str(FULL_VALUES))
@@ -127,17 +137,15 @@ def test_bundled_postgresql(default_manifests):
     url = base64.b64decode(admin["data"]["url"]).decode()
     password = base64.b64decode(admin["data"]["password"]).decode()
     assert url == f"postgresql://postgres:{password}@cbm-codebase-mcp-postgresql.codebase.svc:5432/postgres"
-    operator_env = env(containers(one(default_manifests, "Deployment", "-operator"))[0])
-    assert operator_env["CODEBASE_ADMIN_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": admin["metadata"]["name"], "key": "url"}
+    assert admin_url_volume(one(default_manifests, "Deployment", "-operator"))["secret"] == {
+        "secretName": admin["metadata"]["name"], "defaultMode": 0o440, "items": [{"key": "url", "path": "url"}]}
 
 
 def test_external_database_replaces_the_bundled_one(full_manifests):
     assert not find(full_manifests, "StatefulSet")
     assert not find(full_manifests, "Secret")  # token and admin URL both come from the user's Secrets
-    operator_env = env(containers(one(full_manifests, "Deployment", "-operator"))[0])
-    assert operator_env["CODEBASE_ADMIN_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "codebase-db-admin", "key": "admin-url"}
+    assert admin_url_volume(one(full_manifests, "Deployment", "-operator"))["secret"] == {
+        "secretName": "codebase-db-admin", "defaultMode": 0o440, "items": [{"key": "admin-url", "path": "url"}]}
     gateway_env = env(containers(one(full_manifests, "Deployment", "-gateway"))[0])
     assert gateway_env["CODEBASE_MCP_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "mcp-token", "key": "bearer"}
 
