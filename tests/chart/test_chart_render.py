@@ -161,15 +161,19 @@ def test_workspace_is_the_same_volume_at_the_same_path_for_gateway_and_indexer(v
     operator_env = env(containers(one(manifests, "Deployment", "-operator"))[0])
     assert operator_env["CODEBASE_WORKSPACE_ROOT"]["value"] == mount["mountPath"]
     assert f"--workspace-root={mount['mountPath']}" in container["args"]
-    if values == "default":
+    if values == "default":  # a claim the chart creates (a hostPath would fail Pod Security "baseline")
         assert mount["mountPath"] == "/workspace"
-        assert volume["hostPath"]["path"] == operator_env["CODEBASE_WORKSPACE_HOST_PATH"]["value"]
-        assert "CODEBASE_WORKSPACE_CLAIM" not in operator_env
+        claim = one(manifests, "PersistentVolumeClaim", "-workspace")
+        assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        assert operator_env["CODEBASE_WORKSPACE_CLAIM"]["value"] == claim["metadata"]["name"]
+        assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert "CODEBASE_WORKSPACE_HOST_PATH" not in operator_env
     else:
         assert mount["mountPath"] == "/srv/repos"
         assert volume["persistentVolumeClaim"]["claimName"] == "shared-repos"
         assert operator_env["CODEBASE_WORKSPACE_CLAIM"]["value"] == "shared-repos"
         assert "CODEBASE_WORKSPACE_HOST_PATH" not in operator_env
+        assert not find(manifests, "PersistentVolumeClaim")  # the user's own claim
 
 
 def test_full_values_reach_the_manifests(full_manifests):

@@ -9,12 +9,18 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.chart.chart_support import FULL_VALUES, Helm, fetch_tools_module, one
 from tests.support.crds import validate
+
+# The chart tests' helpers, imported under the names tests/chart uses (it is not a package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chart"))
+from chart_support import FULL_VALUES, Helm, fetch_tools_module, find, one  # noqa: E402
+from indexer_jobs import indexer_job  # noqa: E402
+from pod_security import violations  # noqa: E402
 from tests.support.resources import project_manifest
 
 # Item 3: a project's indexerTemplate.resources is bounded by the API itself.
@@ -179,3 +185,66 @@ def test_the_parts_form_renders_valid_kubernetes(helm):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     for manifest in helm.render(*EXTERNAL_PARTS):
         kubernetes_validate.validate(manifest, "1.33", strict=True)
+
+
+# Item 5: Pod Security. Every pod the chart creates, and the indexer pods the operator creates, pass "restricted".
+
+VARIANTS = {"default": [], "full": ["--values", str(FULL_VALUES)], "external-parts": EXTERNAL_PARTS}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_pod_of_the_chart_passes_pod_security_restricted(helm, variant):
+    manifests = helm.render(*VARIANTS[variant])
+    pods = workloads(manifests)
+    assert {m["kind"] for m in pods} >= {"Deployment"}
+    for manifest in pods:
+        assert violations(pod_spec(manifest), "restricted") == [], manifest["metadata"]["name"]
+
+
+@pytest.mark.parametrize("variant", ["default", "full"])
+def test_the_operators_indexer_pods_pass_pod_security_restricted(helm, variant):
+    manifests = helm.render(*VARIANTS[variant])
+    job = indexer_job(manifests, "codebase")
+    spec = pod_spec(job)
+    assert any("persistentVolumeClaim" in volume for volume in spec["volumes"])  # the workspace
+    assert violations(spec, "restricted") == []
+    git_job = indexer_job(manifests, "codebase", source={"git": {"url": "https://git.example.com/r.git"}})
+    assert violations(pod_spec(git_job), "restricted") == []
+
+
+def test_the_default_workspace_is_a_claim_the_chart_creates(default_manifests):
+    claim = one(default_manifests, "PersistentVolumeClaim", "-workspace")
+    gateway = one(default_manifests, "Deployment", "-gateway")
+    (volume,) = [v for v in pod_spec(gateway)["volumes"] if v["name"] == "workspace"]
+    assert volume == {"name": "workspace", "persistentVolumeClaim": {
+        "claimName": claim["metadata"]["name"], "readOnly": True}}
+    assert not [v for m in workloads(default_manifests) for v in pod_spec(m).get("volumes", ()) if "hostPath" in v]
+
+
+def test_a_hostpath_workspace_is_an_opt_in_that_fails_baseline(helm):
+    """What the old default did: the gateway and every indexer pod mount a node folder."""
+    manifests = helm.render("--set", "workspace.type=hostPath")
+    assert not find(manifests, "PersistentVolumeClaim")
+    gateway_problems = violations(pod_spec(one(manifests, "Deployment", "-gateway")), "baseline")
+    indexer_problems = violations(pod_spec(indexer_job(manifests, "codebase")), "baseline")
+    assert gateway_problems == ["volume workspace is a hostPath"]
+    assert indexer_problems == ["volume workspace is a hostPath"]
+    readme = (Path(__file__).resolve().parents[2] / "charts" / "codebase-mcp" / "README.md").read_text()
+    assert 'fails Pod Security "baseline"' in readme
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda spec: spec["containers"][0]["securityContext"].update(privileged=True), "is privileged"),
+    (lambda spec: spec["securityContext"].pop("seccompProfile"), "seccomp"),
+    (lambda spec: spec["containers"][0]["securityContext"].pop("allowPrivilegeEscalation"),
+     "allowPrivilegeEscalation"),
+    (lambda spec: spec["containers"][0]["securityContext"]["capabilities"].update(add=["SYS_ADMIN"]), "SYS_ADMIN"),
+    (lambda spec: spec["securityContext"].update(runAsNonRoot=False), "non-root"),
+    (lambda spec: spec.update(hostNetwork=True), "hostNetwork"),
+])
+def test_the_pod_security_checker_catches_what_restricted_refuses(default_manifests, change, problem):
+    import copy
+
+    spec = copy.deepcopy(pod_spec(one(default_manifests, "Deployment", "-operator")))
+    change(spec)
+    assert any(problem in line for line in violations(spec, "restricted")), violations(spec, "restricted")

@@ -176,9 +176,14 @@ app.kubernetes.io/component: {{ .component }}
     type: {{ .Values.workspace.hostPath.type }}
 {{- else }}
   persistentVolumeClaim:
-    claimName: {{ required "workspace.type=persistentVolumeClaim needs workspace.persistentVolumeClaim.claimName" .Values.workspace.persistentVolumeClaim.claimName }}
+    claimName: {{ include "codebase-mcp.workspaceClaimName" . }}
     readOnly: {{ .Values.workspace.readOnly }}
 {{- end }}
+{{- end }}
+
+{{/* The workspace claim: the user's, or the one the chart creates. */}}
+{{- define "codebase-mcp.workspaceClaimName" -}}
+{{- default (include "codebase-mcp.componentName" (dict "root" . "component" "workspace")) .Values.workspace.persistentVolumeClaim.claimName }}
 {{- end }}
 
 {{/* Environment for the embedding provider (the gateway embeds queries and writes it into new projects' specs). */}}
