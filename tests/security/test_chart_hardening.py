@@ -20,6 +20,7 @@ from tests.support.crds import validate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chart"))
 from chart_support import FULL_VALUES, Helm, fetch_tools_module, find, one  # noqa: E402
 from indexer_jobs import indexer_job  # noqa: E402
+from network_policy import Endpoint, Network, external, pod_of  # noqa: E402
 from pod_security import violations  # noqa: E402
 from tests.support.resources import project_manifest
 
@@ -248,3 +249,143 @@ def test_the_pod_security_checker_catches_what_restricted_refuses(default_manife
     spec = copy.deepcopy(pod_spec(one(default_manifests, "Deployment", "-operator")))
     change(spec)
     assert any(problem in line for line in violations(spec, "restricted")), violations(spec, "restricted")
+
+
+# Item 1: NetworkPolicies. Connections are evaluated over the rendered policies and the pods the chart and the
+# operator really create (their labels and named ports), in the namespaces they really run in.
+
+API_SERVER = external("10.96.0.1", "kubernetes API")
+INTERNET = external("203.0.113.7", "somewhere on the internet")
+DNS = Endpoint("coredns", "kube-system", {"k8s-app": "kube-dns"})
+WATCHED = ["--set", "operator.extraWatchNamespaces={team-a}"]
+
+
+class Cluster:
+    """The pods of a rendered release, plus indexers and strangers, under the release's NetworkPolicies."""
+
+    def __init__(self, manifests: list[dict]):
+        self.manifests = manifests
+        self.network = Network(manifests)
+
+    def pod(self, kind: str, suffix: str) -> Endpoint:
+        return pod_of(one(self.manifests, kind, suffix))
+
+    def indexer(self, namespace: str) -> Endpoint:
+        return pod_of(indexer_job(self.manifests, namespace))
+
+    def can(self, source: Endpoint, destination: Endpoint, port: int | str, protocol: str = "TCP") -> bool:
+        return self.network.allows(source, destination, port, protocol)
+
+
+@pytest.fixture(scope="module")
+def cluster(helm) -> Cluster:
+    return Cluster(helm.render(*WATCHED))
+
+
+def stranger(namespace: str, **labels: str) -> Endpoint:
+    return Endpoint(f"stranger in {namespace}", namespace, labels or {"app": "curl"})
+
+
+def test_the_database_accepts_only_the_operator_the_gateway_and_indexer_pods(cluster):
+    database = cluster.pod("StatefulSet", "-postgresql")
+    for allowed in (cluster.pod("Deployment", "-operator"), cluster.pod("Deployment", "-gateway"),
+                    cluster.indexer("codebase"), cluster.indexer("team-a")):
+        assert cluster.can(allowed, database, 5432), allowed.name
+        assert cluster.can(allowed, database, "postgresql"), allowed.name
+    indexer_labels = cluster.indexer("team-a").labels
+    for refused in (stranger("codebase"), stranger("team-a"), cluster.pod("Pod", "-test-gateway"),
+                    Endpoint("indexer look-alike", "not-watched", indexer_labels)):
+        assert not cluster.can(refused, database, 5432), refused.name
+    assert not cluster.can(cluster.pod("Deployment", "-gateway"), database, 22)
+
+
+def test_the_database_reaches_nothing(cluster):
+    database = cluster.pod("StatefulSet", "-postgresql")
+    for destination, port in ((INTERNET, 443), (API_SERVER, 443), (cluster.pod("Deployment", "-gateway"), 8000)):
+        assert not cluster.can(database, destination, port), destination.name
+
+
+def test_indexer_pods_reach_only_the_database_and_dns_by_default(cluster):
+    database = cluster.pod("StatefulSet", "-postgresql")
+    for namespace in ("codebase", "team-a"):
+        indexer = cluster.indexer(namespace)
+        assert cluster.can(indexer, database, 5432)
+        assert cluster.can(indexer, DNS, 53, "UDP") and cluster.can(indexer, DNS, 53, "TCP")
+        for destination, port in ((INTERNET, 443), (INTERNET, 22), (API_SERVER, 443), (API_SERVER, 6443),
+                                  (cluster.pod("Deployment", "-gateway"), 8000),
+                                  (cluster.pod("Deployment", "-operator"), 8080), (stranger(namespace), 80),
+                                  (Endpoint("dns look-alike", "codebase", {"k8s-app": "kube-dns"}), 53)):
+            assert not cluster.can(indexer, destination, port), (namespace, destination.name, port)
+        assert not cluster.can(stranger(namespace), indexer, 8080)  # nothing connects to an indexer
+
+
+def test_indexer_pods_reach_the_embedding_server_and_git_hosts_the_values_allow(helm):
+    cluster = Cluster(helm.render(
+        "--set", "embedding.provider=openai", "--set", "embedding.url=http://tei.embeddings.svc:8080",
+        "--set", "networkPolicy.embedding.to[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=embeddings",
+        "--set", "networkPolicy.git.to[0].ipBlock.cidr=140.82.112.0/20",
+        "--set", "networkPolicy.git.ports[0].port=443"))
+    indexer, gateway = cluster.indexer("codebase"), cluster.pod("Deployment", "-gateway")
+    tei = Endpoint("tei", "embeddings", {"app": "tei"})
+    github = external("140.82.112.3", "github.com")
+    for client in (indexer, gateway):
+        assert cluster.can(client, tei, 8080), client.name
+        assert not cluster.can(client, tei, 9000) and not cluster.can(client, stranger("codebase"), 8080)
+    assert cluster.can(indexer, github, 443)
+    assert not cluster.can(indexer, github, 22) and not cluster.can(indexer, INTERNET, 443)
+    assert not cluster.can(indexer, tei, 443)
+    assert not cluster.can(gateway, github, 22)
+
+
+def test_the_gateway_and_the_operator_reach_the_api_server_dns_and_the_database(cluster):
+    database = cluster.pod("StatefulSet", "-postgresql")
+    for component in (cluster.pod("Deployment", "-gateway"), cluster.pod("Deployment", "-operator")):
+        assert cluster.can(component, API_SERVER, 443) and cluster.can(component, API_SERVER, 6443)
+        assert cluster.can(component, DNS, 53, "UDP") and cluster.can(component, database, 5432)
+        assert not cluster.can(component, INTERNET, 80) and not cluster.can(component, stranger("codebase"), 8080)
+    operator = cluster.pod("Deployment", "-operator")
+    assert cluster.can(stranger("codebase"), operator, "liveness")  # the kubelet's probe
+    assert not cluster.can(stranger("codebase"), operator, 9999)
+
+
+def test_a_pinned_api_server_and_gateway_clients(helm):
+    cluster = Cluster(helm.render(
+        "--set", "networkPolicy.apiServer.to[0].ipBlock.cidr=10.96.0.1/32",
+        "--set", "networkPolicy.gatewayFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=ingress"))
+    gateway = cluster.pod("Deployment", "-gateway")
+    assert cluster.can(gateway, API_SERVER, 443) and not cluster.can(gateway, INTERNET, 443)
+    assert cluster.can(Endpoint("ingress controller", "ingress", {"app": "nginx"}), gateway, 8000)
+    assert cluster.can(cluster.pod("Pod", "-test-gateway"), gateway, "http")  # helm test keeps working
+    assert not cluster.can(stranger("codebase"), gateway, 8000)
+
+
+def test_the_gateway_answers_any_client_by_default(cluster):
+    assert cluster.can(stranger("elsewhere"), cluster.pod("Deployment", "-gateway"), "http")  # it checks a token
+
+
+def test_an_external_database_is_reached_on_its_port(helm):
+    cluster = Cluster(helm.render(*EXTERNAL_PARTS, "--set", "externalDatabase.port=6432",
+                                  "--set", "networkPolicy.externalDatabase.to[0].ipBlock.cidr=10.20.0.0/16"))
+    assert not find(cluster.manifests, "NetworkPolicy", "-postgresql")
+    database, elsewhere = external("10.20.3.4", "managed PostgreSQL"), external("10.30.0.1")
+    for client in (cluster.indexer("codebase"), cluster.pod("Deployment", "-gateway"),
+                   cluster.pod("Deployment", "-operator")):
+        assert cluster.can(client, database, 6432), client.name
+        assert not cluster.can(client, database, 22) and not cluster.can(client, elsewhere, 6432)
+
+
+def test_network_policies_can_be_turned_off(helm):
+    assert not find(helm.render("--set", "networkPolicy.enabled=false"), "NetworkPolicy")
+
+
+def test_the_checker_sees_a_selector_that_matches_no_pod(cluster):
+    """If the chart's indexer labels drifted from the operator's, the database would refuse indexers."""
+    import copy
+
+    manifests = copy.deepcopy(cluster.manifests)
+    policy = one(manifests, "NetworkPolicy", "-postgresql")
+    for peer in policy["spec"]["ingress"][0]["from"]:
+        if "matchExpressions" in peer.get("namespaceSelector", {}):
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] = "indexer"
+    drifted = Cluster(manifests)
+    assert not drifted.can(drifted.indexer("codebase"), drifted.pod("StatefulSet", "-postgresql"), 5432)
