@@ -389,3 +389,59 @@ def test_the_checker_sees_a_selector_that_matches_no_pod(cluster):
             peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] = "indexer"
     drifted = Cluster(manifests)
     assert not drifted.can(drifted.indexer("codebase"), drifted.pod("StatefulSet", "-postgresql"), 5432)
+
+
+# Item 4: RBAC. Nothing reads Secrets cluster-wide; nothing lists or watches them; Secrets are read by name only.
+
+RBAC_YAML = Path(__file__).resolve().parents[2] / "operator" / "rbac.yaml"
+SECRET_READING = {"get", "list", "watch", "*"}
+# Creating a pod (or what creates pods) in a namespace is as good as reading its Secrets.
+POD_CREATING = {("", "pods"), ("batch", "jobs"), ("batch", "cronjobs"), ("apps", "deployments"),
+                ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "replicasets")}
+
+
+def rbac_documents(source) -> list[dict]:
+    import yaml
+
+    documents = source if isinstance(source, list) else [d for d in yaml.safe_load_all(source.read_text()) if d]
+    return [d for d in documents if d["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]
+
+
+def cluster_wide_rules(documents: list[dict]) -> list[dict]:
+    """Rules that apply in every namespace: those of ClusterRoles bound by ClusterRoleBindings."""
+    bound = {d["roleRef"]["name"] for d in documents if d["kind"] == "ClusterRoleBinding"}
+    return [rule for d in documents if d["kind"] == "ClusterRole" and d["metadata"]["name"] in bound
+            for rule in d["rules"]]
+
+
+@pytest.mark.parametrize("source", ["operator/rbac.yaml", "chart-default", "chart-full"])
+def test_nothing_reads_secrets_or_creates_pods_cluster_wide(source, default_manifests, full_manifests):
+    documents = rbac_documents({"operator/rbac.yaml": RBAC_YAML, "chart-default": default_manifests,
+                                "chart-full": full_manifests}[source])
+    for rule in cluster_wide_rules(documents):
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert not (group == "" and resource in ("secrets", "*") and set(rule["verbs"]) & SECRET_READING), rule
+                assert not ((group, resource) in POD_CREATING and {"create", "*"} & set(rule["verbs"])), rule
+
+
+@pytest.mark.parametrize("source", ["operator/rbac.yaml", "chart-full"])
+def test_secrets_are_read_by_name_only(source, full_manifests):
+    documents = rbac_documents(RBAC_YAML if source == "operator/rbac.yaml" else full_manifests)
+    secret_rules = [rule for d in documents if d["kind"] in ("Role", "ClusterRole") for rule in d["rules"]
+                    if "" in rule["apiGroups"] and {"secrets", "*"} & set(rule["resources"])]
+    assert secret_rules
+    for rule in secret_rules:
+        assert not {"list", "watch", "*"} & set(rule["verbs"]), rule  # both return every Secret's data
+
+
+def test_operator_rbac_yaml_still_lets_the_operator_work_in_its_namespace():
+    documents = rbac_documents(RBAC_YAML)
+    (role,) = [d for d in documents if d["kind"] == "Role"]
+    (binding,) = [d for d in documents if d["kind"] == "RoleBinding"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "codebase-mcp"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "codebase-operator"}
+    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    assert {("", "secrets", "get"), ("", "secrets", "create"), ("batch", "jobs", "create"), ("", "pods", "list")} \
+        <= granted
