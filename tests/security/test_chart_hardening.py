@@ -445,3 +445,19 @@ def test_operator_rbac_yaml_still_lets_the_operator_work_in_its_namespace():
                for resource in rule["resources"] for verb in rule["verbs"]}
     assert {("", "secrets", "get"), ("", "secrets", "create"), ("batch", "jobs", "create"), ("", "pods", "list")} \
         <= granted
+
+
+def test_production_values_open_exactly_what_they_name(full_manifests):
+    cluster = Cluster(full_manifests)
+    gateway, operator = cluster.pod("Deployment", "-gateway"), cluster.pod("Deployment", "-operator")
+    database, api_server = external("10.20.1.1", "managed PostgreSQL"), external("172.18.0.2", "API server")
+    for namespace in ("codebase", "team-a", "team-b"):
+        indexer = cluster.indexer(namespace)
+        assert cluster.can(indexer, database, 6432) and not cluster.can(indexer, INTERNET, 6432)
+        assert cluster.can(indexer, external("192.0.2.10"), 8443) and not cluster.can(indexer, INTERNET, 8443)
+        assert cluster.can(indexer, external("140.82.112.9"), 22) and not cluster.can(indexer, api_server, 6443)
+    for component in (gateway, operator):
+        assert cluster.can(component, api_server, 6443) and not cluster.can(component, API_SERVER, 443)
+        assert not cluster.can(component, external("140.82.112.9"), 443)
+    assert cluster.can(Endpoint("ingress", "ingress-nginx", {"app": "nginx"}), gateway, 9000)
+    assert not cluster.can(stranger("codebase"), gateway, 9000)
