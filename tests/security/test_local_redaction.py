@@ -41,3 +41,29 @@ async def test_a_failed_run_reports_its_path_error_without_the_token(postgres_ur
     assert not any(GITHUB_TOKEN in text for text in shown), shown
     log = (session_home / "logs" / f"{job['job_id']}.log").read_text()
     assert "does not exist" in log and GITHUB_TOKEN not in log
+
+
+LOGGING_PROCESS = f"""
+import logging, sys
+from codebase_indexer.log_redaction import redact_logs
+logging.basicConfig(stream=sys.stderr)
+redact_logs()
+library = logging.getLogger("fastmcp")  # like fastmcp: its own handler, no propagation to the root
+library.propagate = False
+library.addHandler(logging.StreamHandler(sys.stderr))
+try:
+    raise RuntimeError("git clone {GIT_URL} failed")
+except RuntimeError:
+    logging.getLogger("fastmcp.server.server").error("Error calling tool %r", "index_repository", exc_info=True)
+logging.getLogger("codebase_gateway").warning("run failed: %s", "{GIT_URL}")
+"""
+
+
+def test_log_records_of_any_logger_are_redacted_tracebacks_included():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", LOGGING_PROCESS], capture_output=True, text=True, timeout=60)
+    assert "Error calling tool 'index_repository'" in result.stderr and "RuntimeError: git clone" in result.stderr
+    assert "run failed: https://alice:***@github.com" in result.stderr
+    assert GITHUB_TOKEN not in result.stderr
