@@ -21,9 +21,10 @@ from pathlib import Path
 from . import credentials
 from .embedding import EmbeddingError, create_embedder
 from .log_redaction import redact_logs
-from .pipeline import DEFAULT_LOCK_WAIT_SECONDS, IndexingCancelled, IndexingError, index_repository
+from .pipeline import IndexingCancelled, IndexingError, index_repository
 from .postgres import redact
 from .scanning import ScanOptions
+from .settings import LOCK_WAIT_ENV, project_lock_wait_seconds
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 143
 TERMINATION_MESSAGE_LIMIT = 4096
@@ -55,10 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--termination-message-path", default=env("CODEBASE_TERMINATION_MESSAGE_PATH"))
     parser.add_argument("--max-file-size", type=int,
                         default=int(env("CODEBASE_MAX_FILE_SIZE", str(ScanOptions.max_file_size))))
-    parser.add_argument("--lock-wait-seconds", type=float,
-                        default=float(env("CODEBASE_PROJECT_LOCK_WAIT_SECONDS", str(DEFAULT_LOCK_WAIT_SECONDS))),
+    parser.add_argument("--lock-wait-seconds", type=float, default=None,
                         help="how long to wait while another run indexes the project before failing "
-                             "(env CODEBASE_PROJECT_LOCK_WAIT_SECONDS)")
+                             f"(env {LOCK_WAIT_ENV}, default 60)")
     parser.add_argument("--include", default=env("CODEBASE_INCLUDE", ""),
                         help="comma-separated globs; only matching files are indexed")
     parser.add_argument("--exclude", default=env("CODEBASE_EXCLUDE", ""),
@@ -99,7 +99,7 @@ async def _run(args: argparse.Namespace) -> tuple[dict, int]:
             args.database_url, source, project_id=args.project,
             embedder=create_embedder(), full=args.mode == "full",
             scan_options=_scan_options(args), run_id=args.run_id,
-            on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=args.lock_wait_seconds,
+            on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=_lock_wait(args),
         )
     except IndexingCancelled as exc:
         return {"ok": False, "reason": exc.reason, "message": str(exc)}, EXIT_CANCELLED
@@ -113,6 +113,10 @@ async def _run(args: argparse.Namespace) -> tuple[dict, int]:
     except Exception as exc:  # anything else still ends with a result a human can read
         return {"ok": False, "reason": _reason_of(exc), "message": str(exc)}, EXIT_FAILED
     return {"ok": True, "summary": summary.to_dict()}, EXIT_OK
+
+
+def _lock_wait(args: argparse.Namespace) -> float:
+    return args.lock_wait_seconds if args.lock_wait_seconds is not None else project_lock_wait_seconds()
 
 
 def _cancel_on_sigterm() -> asyncio.Event:

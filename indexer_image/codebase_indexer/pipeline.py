@@ -21,13 +21,13 @@ from .embedding import Embedder
 from .models import IndexSummary, Progress, SourceFile
 from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
+from .settings import DEFAULT_LOCK_WAIT_SECONDS
 from .store import FileWrite
 
 BATCH_CHUNKS = 256
 BATCH_FILES = 128
 BATCH_TEXT_BYTES = 8 * 1024 * 1024
 PROGRESS_INTERVAL_SECONDS = 1.0
-DEFAULT_LOCK_WAIT_SECONDS = 60.0
 _LOCK_POLL_SECONDS = 0.5
 
 

@@ -6,6 +6,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
+LOCK_WAIT_ENV = "CODEBASE_PROJECT_LOCK_WAIT_SECONDS"
+DEFAULT_LOCK_WAIT_SECONDS = 60.0
+
+
+def project_lock_wait_seconds() -> float:
+    """How long a run waits while another run indexes its project: `$CODEBASE_PROJECT_LOCK_WAIT_SECONDS`."""
+    configured = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    try:
+        seconds = float(configured) if configured else DEFAULT_LOCK_WAIT_SECONDS
+    except ValueError:
+        raise ValueError(f"{LOCK_WAIT_ENV} must be a number of seconds, got {configured!r}") from None
+    if seconds < 0:
+        raise ValueError(f"{LOCK_WAIT_ENV} must be 0 or more seconds, got {configured!r}")
+    return seconds
 
 
 def home_dir() -> Path:

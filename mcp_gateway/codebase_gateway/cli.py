@@ -17,6 +17,7 @@ from codebase_indexer.pipeline import IndexingError, index_repository
 from codebase_indexer.postgres import admin_database_url, database_url
 from codebase_indexer.provisioning import ensure_project_database, project_database_exists
 from codebase_indexer.search import MODES, SearchError, search_code
+from codebase_indexer.settings import project_lock_wait_seconds
 
 from .projects import find_config
 
@@ -112,7 +113,8 @@ async def _index(path: Path, project_id: str, full: bool) -> IndexSummary:
     bar = ProgressBar(sys.stderr)
     try:
         return await index_repository(project.url, path, project_id=project_id,
-                                      embedder=create_embedder(), full=full, on_progress=bar.update)
+                                      embedder=create_embedder(), full=full, on_progress=bar.update,
+                                      lock_wait_seconds=project_lock_wait_seconds())
     finally:
         bar.close()
 
