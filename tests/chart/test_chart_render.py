@@ -103,12 +103,16 @@ def test_gateway_serves_streamable_http_with_the_token_from_the_generated_secret
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
 
+# A generated secret (secrets.token_urlsafe(32)): the schema and the gateway refuse weaker tokens.
+FIXED_TOKEN = "_uDQn4MkLLmHodnrWkmV4JROgbdZoK4xSxEGmBYMIzA"
+
+
 def test_generated_token_is_random_per_render_but_fixed_when_given(helm, default_manifests):
     first = one(default_manifests, "Secret", "-gateway-token")["data"]["token"]
     second = one(helm.render(), "Secret", "-gateway-token")["data"]["token"]
     assert first != second  # random without a cluster; `lookup` keeps the live one on upgrades
-    fixed = one(helm.render("--set", "gateway.auth.token=a-fixed-token-of-24-chars"), "Secret", "-gateway-token")
-    assert base64.b64decode(fixed["data"]["token"]) == b"a-fixed-token-of-24-chars"
+    fixed = one(helm.render("--set", f"gateway.auth.token={FIXED_TOKEN}"), "Secret", "-gateway-token")
+    assert base64.b64decode(fixed["data"]["token"]) == FIXED_TOKEN.encode()
 
 
 def test_a_new_token_in_the_values_restarts_the_gateway_and_nothing_else_does(helm, default_manifests):
@@ -117,7 +121,7 @@ def test_a_new_token_in_the_values_restarts_the_gateway_and_nothing_else_does(he
 
     default = checksum(default_manifests)
     assert checksum(helm.render()) == default  # stable although the generated token differs per render
-    assert checksum(helm.render("--set", "gateway.auth.token=a-fixed-token-of-24-chars")) != default
+    assert checksum(helm.render("--set", f"gateway.auth.token={FIXED_TOKEN}")) != default
 
 
 def test_secrets_are_looked_up_so_upgrades_keep_them():

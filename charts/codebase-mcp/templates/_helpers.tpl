@@ -206,3 +206,10 @@ app.kubernetes.io/component: {{ .component }}
       key: {{ .Values.embedding.apiKeySecret.key }}
 {{- end }}
 {{- end }}
+
+{{/* Host names the gateway answers to: its Service's DNS names, then gateway.allowedHosts. A JSON list. */}}
+{{- define "codebase-mcp.gatewayHosts" -}}
+{{- $svc := include "codebase-mcp.componentName" (dict "root" . "component" "gateway") }}
+{{- $ns := .Release.Namespace }}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | concat .Values.gateway.allowedHosts | uniq | toJson }}
+{{- end }}
