@@ -7,6 +7,7 @@ hostPath workspace) and sees it refused now.
 from __future__ import annotations
 
 import argparse
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -182,15 +183,18 @@ def test_an_external_database_without_credentials_is_refused_with_what_to_set(he
     assert result.returncode != 0 and "/externalDatabase/sslmode" in result.stderr
 
 
-def test_the_parts_form_renders_valid_kubernetes(helm):
+@pytest.mark.parametrize("values", [EXTERNAL_PARTS, ["--set", "operator.namespace=codebase-system"]],
+                         ids=["external-parts", "operator-namespace"])
+def test_the_new_forms_render_valid_kubernetes(helm, values):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    for manifest in helm.render(*EXTERNAL_PARTS):
+    for manifest in helm.render(*values):
         kubernetes_validate.validate(manifest, "1.33", strict=True)
 
 
 # Item 5: Pod Security. Every pod the chart creates, and the indexer pods the operator creates, pass "restricted".
 
-VARIANTS = {"default": [], "full": ["--values", str(FULL_VALUES)], "external-parts": EXTERNAL_PARTS}
+VARIANTS = {"default": [], "full": ["--values", str(FULL_VALUES)], "external-parts": EXTERNAL_PARTS,
+            "operator-namespace": ["--set", "operator.namespace=codebase-system"]}
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -461,3 +465,54 @@ def test_production_values_open_exactly_what_they_name(full_manifests):
         assert not cluster.can(component, external("140.82.112.9"), 443)
     assert cluster.can(Endpoint("ingress", "ingress-nginx", {"app": "nginx"}), gateway, 9000)
     assert not cluster.can(stranger("codebase"), gateway, 9000)
+
+
+# The admin Secret out of the gateway's reach: operator.namespace puts the operator, the bundled PostgreSQL and
+# the admin Secret in a namespace of their own, where no Role of the gateway applies.
+
+SYSTEM = ["--set", "operator.namespace=codebase-system", "--set", "operator.extraWatchNamespaces={team-a}"]
+
+
+def namespaces_where_secrets_are_readable_by(manifests: list[dict], account: str) -> set[str]:
+    roles = {(d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in manifests
+             if d["kind"] in ("Role", "ClusterRole")}
+    readable = set()
+    for binding in manifests:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding") or not any(
+                s["kind"] == "ServiceAccount" and s["name"] == account for s in binding["subjects"]):
+            continue
+        namespace = binding["metadata"].get("namespace")
+        role = roles.get((namespace if binding["roleRef"]["kind"] == "Role" else None, binding["roleRef"]["name"]))
+        if role and any("" in r["apiGroups"] and {"secrets", "*"} & set(r["resources"])
+                        and {"get", "list", "watch", "*"} & set(r["verbs"]) for r in role["rules"]):
+            readable.add(namespace or "*")
+    return readable
+
+
+def test_with_operator_namespace_the_gateway_cannot_read_the_admin_secret(helm):
+    manifests = helm.render(*SYSTEM)
+    admin = one(manifests, "Secret", "-postgresql-admin")
+    assert admin["metadata"]["namespace"] == "codebase-system"
+    gateway_account = one(manifests, "ServiceAccount", "-gateway")["metadata"]["name"]
+    readable = namespaces_where_secrets_are_readable_by(manifests, gateway_account)
+    assert readable == {"codebase"}  # the per-project Secrets, next to the projects
+    assert admin["metadata"]["namespace"] not in readable and "*" not in readable
+    url = base64.b64decode(admin["data"]["url"]).decode()
+    assert "@cbm-codebase-mcp-postgresql.codebase-system.svc:5432/" in url
+    for kind, suffix in [("Deployment", "-operator"), ("StatefulSet", "-postgresql"), ("Service", "-postgresql")]:
+        assert one(manifests, kind, suffix)["metadata"]["namespace"] == "codebase-system"
+    operator = one(manifests, "Deployment", "-operator")
+    watched = [a.split("=", 1)[1] for a in pod_spec(operator)["containers"][0]["args"] if a.startswith("--namespace=")]
+    assert watched == ["codebase", "team-a"]  # projects are not in the system namespace
+
+
+def test_with_operator_namespace_the_database_still_accepts_exactly_its_clients(helm):
+    cluster = Cluster(helm.render(*SYSTEM))
+    database = cluster.pod("StatefulSet", "-postgresql")
+    assert database.namespace == "codebase-system"
+    for allowed in (cluster.pod("Deployment", "-operator"), cluster.pod("Deployment", "-gateway"),
+                    cluster.indexer("codebase"), cluster.indexer("team-a")):
+        assert cluster.can(allowed, database, 5432), allowed.name
+    for refused in (stranger("codebase-system"), stranger("codebase")):
+        assert not cluster.can(refused, database, 5432)
+    assert cluster.can(cluster.pod("Deployment", "-operator"), API_SERVER, 443)
