@@ -516,3 +516,18 @@ def test_with_operator_namespace_the_database_still_accepts_exactly_its_clients(
     for refused in (stranger("codebase-system"), stranger("codebase")):
         assert not cluster.can(refused, database, 5432)
     assert cluster.can(cluster.pod("Deployment", "-operator"), API_SERVER, 443)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("podSecurityContext.runAsNonRoot=false", "/podSecurityContext/runAsNonRoot"),
+    ("podSecurityContext.runAsUser=0", "/podSecurityContext/runAsUser"),
+    ("podSecurityContext.seccompProfile.type=Unconfined", "/podSecurityContext/seccompProfile/type"),
+    ("containerSecurityContext.allowPrivilegeEscalation=true", "/containerSecurityContext/allowPrivilegeEscalation"),
+    ("containerSecurityContext.privileged=true", "/containerSecurityContext/privileged"),
+    ("containerSecurityContext.capabilities.add[0]=SYS_ADMIN", "/containerSecurityContext/capabilities/add/0"),
+    ("containerSecurityContext.capabilities.drop[0]=NET_RAW", "/containerSecurityContext/capabilities/drop"),
+])
+def test_values_that_would_lose_pod_security_restricted_are_refused(helm, setting, message):
+    result = helm.template("--set", setting, check=False)
+    assert result.returncode != 0, f"helm accepted {setting}"
+    assert message in result.stderr, result.stderr
