@@ -88,10 +88,10 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
                   middleware=[_CallMetrics(metrics)], mask_error_details=False)
 
     def resolve(ctx: Context, project_id: str | None) -> ResolvedProject:
-        return resolve_project(project_id, working_directories.get(session_key(ctx)))
+        return resolve_project(project_id, working_directories.get(session_key(ctx)), roots)
 
     def run_request(ctx: Context, repo_path: str, project_id: str | None, force_reindex: bool) -> RunRequest:
-        path = validation.within_allowed_roots(validation.directory_path(repo_path, what="repo_path"), roots)
+        path = validation.directory_path(repo_path, roots, what="repo_path")
         return RunRequest(project=resolve(ctx, project_id), repo_path=path, force_reindex=bool(force_reindex))
 
     async def job_status(job_id: str) -> JobStatus:
@@ -106,8 +106,8 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         ctx: Context,
     ) -> dict:
         """Set this session's working directory; its nearest .codebase-mcp/config.json names the project."""
-        path = validation.within_allowed_roots(validation.directory_path(directory), roots, what="directory")
-        config = find_config(path)  # a broken config is an error now, before the session depends on it
+        path = validation.directory_path(directory, roots, what="directory")
+        config = find_config(path, roots)  # a broken config is an error now, before the session depends on it
         key = session_key(ctx)
         working_directories.set(key, path)
         return {
