@@ -99,6 +99,15 @@ def http_middleware(args: argparse.Namespace) -> list[Middleware]:
     return [Middleware(HostOriginGuard, policy=policy)]
 
 
+def checked_configuration(args: argparse.Namespace):
+    """Token, Host/Origin guard, control plane and roots; refuses an HTTP setup that would be open."""
+    http = args.transport == "http"
+    auth = http_auth(args.host, os.environ.get(TOKEN_ENV), no_auth=args.no_auth) if http else None
+    middleware = http_middleware(args) if http else []
+    control_plane = control_plane_for(args)
+    return auth, middleware, control_plane, confinement(args, control_plane)
+
+
 def control_plane_for(args: argparse.Namespace) -> ControlPlane:
     if args.control_plane == "kubernetes":
         from .control_plane.kubernetes import KubernetesControlPlane
@@ -110,25 +119,17 @@ def control_plane_for(args: argparse.Namespace) -> ControlPlane:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        auth = (http_auth(args.host, os.environ.get(TOKEN_ENV), no_auth=args.no_auth)
-                if args.transport == "http" else None)
-        middleware = http_middleware(args) if args.transport == "http" else []
-    except InsecureHttpConfiguration as exc:
+        auth, middleware, control_plane, roots = checked_configuration(args)
+    except (InsecureHttpConfiguration, MissingAllowedRoot) as exc:
         print(f"codebase-mcp serve: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .server import create_server
 
-    control_plane = control_plane_for(args)
-    try:
-        roots = confinement(args, control_plane)
-    except MissingAllowedRoot as exc:
-        print(f"codebase-mcp serve: {exc}", file=sys.stderr)
-        return 2
     server = create_server(control_plane, allowed_roots=roots, auth=auth)
     # SIGTERM (Kubernetes, a closing editor) stops like Ctrl-C: the lifespan stops the runs, and
     # exit handlers release the embedded database, which the default SIGTERM action would skip.

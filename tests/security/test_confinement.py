@@ -43,14 +43,24 @@ def gateway(postgres_url, area):
     stop_http_gateway(gateway)
 
 
-@pytest.mark.parametrize("args", [["--no-auth"], []], ids=["no-auth", "token"])
-def test_http_refuses_to_start_without_an_allowed_root(args):
+def test_http_refuses_to_start_without_an_allowed_root():
     environment = gateway_env({"CODEBASE_MCP_TOKEN": TOKEN})
     environment.pop("CODEBASE_MCP_ALLOWED_ROOTS", None)
-    done = subprocess.run([*SERVE, "--transport", "http", "--host", "127.0.0.1", "--port", "1", *args],
+    done = subprocess.run([*SERVE, "--transport", "http", "--host", "127.0.0.1", "--port", "1"],
                           env=environment, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "needs at least one --allowed-root DIR" in done.stderr
+
+
+def test_without_a_token_it_refuses_as_well_and_a_missing_root_is_named(tmp_path, monkeypatch, capsys):
+    from codebase_gateway import serve_command
+
+    monkeypatch.delenv("CODEBASE_MCP_ALLOWED_ROOTS", raising=False)
+    assert serve_command.main(["--transport", "http", "--port", "1", "--no-auth"]) == 2
+    assert "needs at least one --allowed-root DIR" in capsys.readouterr().err
+    missing = tmp_path / "no-such-folder"
+    assert serve_command.main(["--transport", "http", "--port", "1", "--no-auth", "--allowed-root", str(missing)]) == 2
+    assert f"--allowed-root {missing} is not an existing directory" in capsys.readouterr().err
 
 
 async def _error(client, tool: str, arguments: dict) -> str:

@@ -150,3 +150,16 @@ def test_the_chart_allows_its_service_names_and_the_values_hosts_and_refuses_oth
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         (header,) = container[probe]["httpGet"]["httpHeaders"]
         assert header["name"] == "Host" and not refused(header["value"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--no-auth", "--allowed-host", "*"], "turns off DNS-rebinding protection"),
+    (["--no-auth", "--allowed-host", "http://codebase.test/"], "is not a host name"),
+    (["--no-auth", "--allowed-origin", "app.test"], "is not an origin"),
+], ids=["any-host-without-token", "url-as-host", "host-as-origin"])
+def test_allow_lists_that_would_open_the_gateway_or_match_nothing_are_refused(args, message, tmp_path, capsys):
+    from codebase_gateway import serve_command
+
+    argv = ["--transport", "http", "--port", "1", "--allowed-root", str(tmp_path), *args]
+    assert serve_command.main(argv) == 2  # refused before anything listens
+    assert message in capsys.readouterr().err
