@@ -56,7 +56,8 @@ def find_config(start: Path, roots: Iterable[Path] = ()) -> ProjectConfig | None
             break
         candidate = directory / CONFIG_DIR / CONFIG_FILE
         if candidate.is_file():
-            if roots and not validation.is_within(candidate.resolve(), [root.resolve() for root in roots]):
+            target = validation.resolved_path(candidate)
+            if roots and (target is None or not validation.is_within(target, [root.resolve() for root in roots])):
                 raise ToolError(f"project config {candidate} is a link leading outside the allowed roots: "
                                 "make it a regular file")
             return read_config(candidate)

@@ -30,7 +30,9 @@ def directory_path(value: str, roots: Iterable[Path] = (), *, what: str = "direc
     roots = [Path(root) for root in roots]
     if roots and not is_within(raw, roots):
         raise _outside(value, roots, what)
-    resolved = raw.resolve()
+    resolved = resolved_path(raw)
+    if resolved is None:
+        raise ToolError(f"{what} {value!r} cannot be resolved: it goes through a loop of symbolic links")
     if roots and not is_within(resolved, [root.resolve() for root in roots]):
         raise _outside(value, roots, what, through_link=True)
     if not resolved.exists():
@@ -51,6 +53,14 @@ def _absolute_path(value: str, what: str) -> Path:
     if ".." in raw.parts:
         raise ToolError(f"{what} {value!r} contains '..': give the path without parent references")
     return Path(os.path.normpath(raw))
+
+
+def resolved_path(path: Path) -> Path | None:
+    """`path` with every symbolic link followed, or None for a loop of links."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError on Python < 3.13, OSError (ELOOP) after
+        return None
 
 
 def is_within(path: Path, roots: Iterable[Path]) -> bool:

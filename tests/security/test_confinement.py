@@ -29,6 +29,8 @@ def area(tmp_path_factory):
     write_config(workspace / "configured", "configured-inside")
     (workspace / "to-outside").symlink_to(OUTSIDE_TARGET, target_is_directory=True)
     (workspace / "to-nowhere").symlink_to("/opt/no-such-secret-dir", target_is_directory=True)
+    (workspace / "loop-a").symlink_to(workspace / "loop-b")
+    (workspace / "loop-b").symlink_to(workspace / "loop-a")
     linked = write_repo(workspace / "linked-config", {"c.py": "c = 3\n"})
     (linked / ".codebase-mcp").mkdir()
     (linked / ".codebase-mcp" / "config.json").symlink_to(outer / ".codebase-mcp" / "config.json")
@@ -105,6 +107,8 @@ async def test_inside_the_roots_errors_stay_precise(gateway, area):
                                                 {"directory": str(workspace / "missing")})
         assert "not a directory" in await _error(client, "set_working_directory",
                                                  {"directory": str(workspace / "plain" / "a.py")})
+        assert "loop of symbolic links" in await _error(client, "index_repository",
+                                                        {"repo_path": str(workspace / "loop-a")})
 
 
 async def test_a_config_above_the_allowed_root_does_not_choose_the_project(gateway, area):
