@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "kubernetes: CodebaseProject/IndexingRun resources run by the operator")
     parser.add_argument("--allowed-root", action="append", type=Path, default=None, metavar="DIR",
                         help=f"repositories must be under DIR (repeatable; env {ALLOWED_ROOTS_ENV}, "
-                             "separated by ':'); default: anywhere (local), the workspace root (kubernetes)")
+                             "separated by ':'); default: anywhere (local stdio), the workspace root (kubernetes); "
+                             "HTTP with the local control plane needs at least one")
     parser.add_argument("--namespace", default=None,
                         help="kubernetes: namespace of the resources (default: the pod's, else 'default')")
     parser.add_argument("--workspace-root", type=Path, default=Path(env("CODEBASE_MCP_WORKSPACE_ROOT", "/workspace")),
@@ -49,12 +50,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
+class MissingAllowedRoot(ValueError):
+    """The gateway would serve HTTP with no confinement, or a configured root does not exist."""
+
+
 def allowed_roots(args: argparse.Namespace) -> list[Path]:
+    """The configured roots, absolute and as written (the checks also match their resolved form)."""
     if args.allowed_root:
         roots = args.allowed_root
     else:
         roots = [Path(p) for p in os.environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
-    return [root.expanduser().resolve() for root in roots]
+    roots = [Path(os.path.abspath(root.expanduser())) for root in roots]
+    for root in roots:
+        if not root.is_dir():
+            raise MissingAllowedRoot(f"--allowed-root {root} is not an existing directory: "
+                                     "give the folder that holds the repositories to index")
+    return roots
+
+
+def confinement(args: argparse.Namespace, control_plane: ControlPlane) -> list[Path]:
+    """The roots the gateway confines paths to. Over HTTP there must be at least one: any token
+    holder (or, with --no-auth, any local process) could otherwise index /etc or /proc/self/root."""
+    roots = allowed_roots(args) or control_plane.default_allowed_roots()
+    if args.transport == "http" and not roots:
+        raise MissingAllowedRoot(
+            f"HTTP transport needs at least one --allowed-root DIR (or {ALLOWED_ROOTS_ENV}, separated by "
+            f"'{os.pathsep}'): the folders holding the repositories clients may index, e.g. --allowed-root ~/src")
+    return roots
 
 
 def _listed(values: list[str] | None, env_name: str) -> list[str]:
@@ -77,6 +99,15 @@ def http_middleware(args: argparse.Namespace) -> list[Middleware]:
     return [Middleware(HostOriginGuard, policy=policy)]
 
 
+def checked_configuration(args: argparse.Namespace):
+    """Token, Host/Origin guard, control plane and roots; refuses an HTTP setup that would be open."""
+    http = args.transport == "http"
+    auth = http_auth(args.host, os.environ.get(TOKEN_ENV), no_auth=args.no_auth) if http else None
+    middleware = http_middleware(args) if http else []
+    control_plane = control_plane_for(args)
+    return auth, middleware, control_plane, confinement(args, control_plane)
+
+
 def control_plane_for(args: argparse.Namespace) -> ControlPlane:
     if args.control_plane == "kubernetes":
         from .control_plane.kubernetes import KubernetesControlPlane
@@ -88,20 +119,18 @@ def control_plane_for(args: argparse.Namespace) -> ControlPlane:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        auth = (http_auth(args.host, os.environ.get(TOKEN_ENV), no_auth=args.no_auth)
-                if args.transport == "http" else None)
-        middleware = http_middleware(args) if args.transport == "http" else []
-    except InsecureHttpConfiguration as exc:
+        auth, middleware, control_plane, roots = checked_configuration(args)
+    except (InsecureHttpConfiguration, MissingAllowedRoot) as exc:
         print(f"codebase-mcp serve: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .server import create_server
 
-    server = create_server(control_plane_for(args), allowed_roots=allowed_roots(args), auth=auth)
+    server = create_server(control_plane, allowed_roots=roots, auth=auth)
     # SIGTERM (Kubernetes, a closing editor) stops like Ctrl-C: the lifespan stops the runs, and
     # exit handlers release the embedded database, which the default SIGTERM action would skip.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
