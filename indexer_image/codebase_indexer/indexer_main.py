@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated globs; only matching files are indexed")
     parser.add_argument("--exclude", default=env("CODEBASE_EXCLUDE", ""),
                         help="comma-separated globs to leave out")
+    parser.add_argument("--include-secrets", default=env("CODEBASE_INCLUDE_SECRETS", ""),
+                        help="comma-separated globs of secret files (.env, keys, ...) to index on purpose; "
+                             "added to the repository's .codebase-mcp/config.json indexing.include_secrets")
     return parser
 
 
@@ -127,7 +130,7 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         return tuple(g.strip() for g in text.split(",") if g.strip())
 
     return ScanOptions(max_file_size=args.max_file_size, include=globs(args.include),
-                       exclude=globs(args.exclude))
+                       exclude=globs(args.exclude), include_secrets=globs(args.include_secrets))
 
 
 _ASKPASS_SCRIPT = """#!/bin/sh

@@ -21,6 +21,7 @@ from .embedding import Embedder
 from .models import IndexSummary, Progress, SourceFile
 from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
+from .secret_files import without_credentials
 from .store import FileWrite
 
 BATCH_CHUNKS = 256
@@ -138,6 +139,7 @@ class _Indexer:
     should_cancel: Callable[[], bool]
     progress: Progress = field(default_factory=Progress)
     skips: SkipCounter = field(default_factory=SkipCounter)
+    chunk_skips: dict[str, int] = field(default_factory=dict)
     _recorded_model: tuple[str, int] | None = None
     _last_progress: float = 0.0
     _pool: ThreadPoolExecutor = field(
@@ -162,6 +164,8 @@ class _Indexer:
             await store.refresh_lexeme_stats(self.conn)
         self.summary.files_skipped = self.skips.total()
         self.summary.skipped_by_reason = dict(sorted(self.skips.counts.items()))
+        self.summary.chunks_skipped = sum(self.chunk_skips.values())
+        self.summary.chunks_skipped_by_reason = dict(sorted(self.chunk_skips.items()))
         self.summary.duration_seconds = round(time.monotonic() - started, 3)
         await self._report(force=True)
 
@@ -185,7 +189,7 @@ class _Indexer:
             if not self.full and stored.get(source.path) == source.content_hash:
                 self.summary.files_unchanged += 1
                 continue
-            batch.add(prepare_file(source))
+            batch.add(prepare_file(source, chunk_skips=self.chunk_skips))
             if batch.full():
                 yield batch
                 batch = _Batch()
@@ -262,10 +266,14 @@ def _embedding_of(loop, pool, embedder: Embedder, texts: list[str]) -> asyncio.F
     return loop.run_in_executor(pool, embedder.embed, texts)
 
 
-def prepare_file(source: SourceFile) -> FileWrite:
-    """A file's chunks (blank ones dropped, NULs replaced) and their embedding cache keys."""
+def prepare_file(source: SourceFile, *, chunk_skips: dict[str, int] | None = None) -> FileWrite:
+    """A file's chunks (blank ones and those carrying a credential dropped, NULs replaced) and
+    their embedding cache keys; `chunk_skips` counts the dropped ones by reason."""
     if "\x00" in source.text:  # PostgreSQL text cannot hold NUL
         source = replace(source, text=source.text.replace("\x00", "\ufffd"))
     chunks = [c for c in chunk_file(source.path, source.text, source.language) if c.content.strip()]
+    chunks, withheld = without_credentials(source.text, chunks)
+    if withheld and chunk_skips is not None:
+        chunk_skips["secret"] = chunk_skips.get("secret", 0) + withheld
     chunks = [replace(c, content=c.content.replace("\x00", "\ufffd")) for c in chunks]
     return FileWrite(source=source, chunks=chunks, chunk_hashes=[store.chunk_hash(c) for c in chunks])

@@ -48,6 +48,7 @@ from pathspec import GitIgnoreSpec
 
 from .languages import language_for_path
 from .models import SourceFile
+from .secret_files import SecretRules, has_credential_line, repository_include_secrets
 
 DEFAULT_MAX_FILE_SIZE = 1024 * 1024
 
@@ -56,6 +57,8 @@ SKIP_REASONS: dict[str, str] = {
     " (a pruned directory counts once)",
     "not_included": "ScanOptions.include is set and the file matches none of its globs",
     "default_excluded": "VCS, dependency, virtualenv, cache or build-output folder (counted once per folder)",
+    "secret": "environment file, private key, key store, credentials file or .ssh/ folder, or a"
+    " .npmrc/.pypirc holding a token (re-include on purpose with indexing.include_secrets)",
     "lock_file": "package-manager lock file (package-lock.json, Cargo.lock, go.sum, ...)",
     "minified": "*.min.js / *.min.css, or JavaScript/CSS whose average line is very long",
     "source_map": "generated source map (*.js.map, *.css.map, ...)",
@@ -134,6 +137,9 @@ class ScanOptions:
     include: tuple[str, ...] = ()  # gitignore-style globs; when non-empty only matching files are indexed
     exclude: tuple[str, ...] = ()  # extra gitignore-style globs to exclude
     ignore_file_name: str = ".codebase-mcpignore"  # gitignore syntax, honoured at every level like .gitignore
+    # gitignore-style globs of secret files to index on purpose, added to the repository's own
+    # `.codebase-mcp/config.json` "indexing.include_secrets" (see secret_files)
+    include_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,7 @@ class Candidate:
     size: int  # bytes, from stat at listing time
     max_size: int = DEFAULT_MAX_FILE_SIZE  # the limit read_source enforces if the file grew
     links: int = 1  # hard links accepted at listing time; read_source skips the file if it gained more
+    may_hold_token: bool = False  # a .npmrc-like file: a secret if a credential line is in it
 
 
 class SkipCounter:
@@ -252,6 +259,7 @@ class _Walker:
         self.exclude_layers = (_IgnoreLayer("", _compile(list(options.exclude)), "ignored"),) if options.exclude else ()
         self.include_spec = _compile(list(options.include)) if options.include else None
         self.linked = _HardLinks()
+        self.secrets = SecretRules(options.include_secrets + repository_include_secrets(self.root))
 
     def walk(self) -> list[Candidate]:
         if not os.path.isdir(self.root):
@@ -321,6 +329,9 @@ class _Walker:
         if entry.name in _ALWAYS_EXCLUDED_NAMES:
             self.skips.add("default_excluded", shown_path)
             return None
+        if not is_dir and self.secrets.is_secret_path(rel_path):  # before ignore files: no `!` re-includes it
+            self.skips.add("secret", rel_path)
+            return None
         excluding = _excluding_layer(self.default_layers + layers + self.exclude_layers, rel_path, is_dir)
         if excluding is not None:
             self.skips.add(excluding.reason, shown_path)
@@ -356,6 +367,8 @@ class _Walker:
         elif _ALWAYS_EXCLUDED_NAMES.intersection(PurePosixPath(os.path.relpath(target, self.root)).parts):
             # e.g. a link to .git/config, which may hold credentials
             self.skips.add("default_excluded", rel_path)
+        elif self.secrets.is_secret_path(PurePosixPath(os.path.relpath(target, self.root)).as_posix()):
+            self.skips.add("secret", rel_path)  # e.g. notes.txt -> .env
         else:
             self._add_file(rel_path, Path(target), target_stat)
 
@@ -368,7 +381,7 @@ class _Walker:
             self.skips.add("too_large", rel_path)
         else:
             candidate = Candidate(rel_path, abs_path, file_stat.st_size, self.options.max_file_size,
-                                  links=file_stat.st_nlink)
+                                  links=file_stat.st_nlink, may_hold_token=self.secrets.may_hold_token(rel_path))
             if file_stat.st_nlink > 1:
                 self.linked.add(candidate, file_stat)
             else:
@@ -441,7 +454,8 @@ def read_source(candidate: Candidate, skips: SkipCounter) -> SourceFile | None:
     except OSError:
         skips.add("unreadable", candidate.path)
         return None
-    reason = _content_skip_reason(candidate.path, data)
+    reason = "secret" if candidate.may_hold_token and has_credential_line(data) else None
+    reason = reason or _content_skip_reason(candidate.path, data)
     if reason is not None:
         skips.add(reason, candidate.path)
         return None
