@@ -111,3 +111,11 @@ def test_the_indexer_option_re_includes_a_secret_too(tmp_path):
 
     assert paths == ["test/fixtures/sample.pem"]
     assert skips.counts == {"secret": 1}
+
+
+def test_on_kubernetes_the_count_of_chunks_left_out_reaches_the_run_status():
+    from codebase_operator import transitions
+
+    report = {"ok": True, "summary": {"files_indexed": 2, "chunks_created": 5, "chunks_skipped": 3,
+                                      "chunks_skipped_by_reason": {"secret": 3}}}
+    assert transitions.summary(report) == {"filesIndexed": 2, "chunksCreated": 5, "chunksSkipped": 3}
