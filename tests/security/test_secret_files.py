@@ -119,3 +119,17 @@ def test_on_kubernetes_the_count_of_chunks_left_out_reaches_the_run_status():
     report = {"ok": True, "summary": {"files_indexed": 2, "chunks_created": 5, "chunks_skipped": 3,
                                       "chunks_skipped_by_reason": {"secret": 3}}}
     assert transitions.summary(report) == {"filesIndexed": 2, "chunksCreated": 5, "chunksSkipped": 3}
+
+
+def test_the_gateway_passes_the_secret_and_chunk_settings_to_its_indexers(monkeypatch, tmp_path):
+    from codebase_gateway.control_plane.indexer_process import indexer_environment
+
+    settings = {"CODEBASE_INCLUDE_SECRETS": ".env.example", "CODEBASE_MAX_CHUNKS_PER_FILE": "500",
+                "CODEBASE_MAX_CHUNKS_PER_RUN": "9000"}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+
+    env = indexer_environment(database_url="postgresql://x@db/p", project_id="p", source=tmp_path,
+                              mode="incremental", run_id="r")
+
+    assert settings.items() <= env.items()
