@@ -58,6 +58,8 @@ _TEMPLATE_ARGUMENTS = re.compile(r"<[^<>]*>")
 Row = tuple[int, str]  # (0-based line number, line text)
 
 _NON_BLANK = re.compile(rb"\S")
+# What may follow a definition on its last row and still leave it alone there: `};`, `),`, a comment.
+_TRAILER = re.compile(rb"[\s;,)\]}]*(?:(?://|/\*|#|--).*)?", re.DOTALL)
 _CLOSING = re.compile(r"[ \t]*(?:\}|end[ \t]*$)")
 _INDENT = re.compile(r"[ \t]*")
 
@@ -88,6 +90,9 @@ class _Source:
 
     def blank(self, start: int, end: int) -> bool:
         return _NON_BLANK.search(self.data, start, end) is None
+
+    def only_trailer(self, start: int, end: int) -> bool:
+        return start >= end or _TRAILER.fullmatch(self.data, start, end) is not None
 
     def starts_line(self, node: Node) -> bool:
         return self.blank(self.row_starts[node.start_point.row], node.start_byte)
@@ -492,7 +497,7 @@ def _definitions(root: Node, language: str, src: _Source) -> list[_Definition]:
         first, last = lead.start_point.row, _last_row(outer)
         row_start, row_end = src.row_starts[first], src.row_end(last)
         alone_at_start = src.blank(row_start, lead.start_byte)
-        alone_at_end = src.blank(outer.end_byte, row_end)
+        alone_at_end = src.only_trailer(outer.end_byte, row_end)
         definition = _Definition(
             symbol=_qualified(parent, name or "<anonymous>"),
             kind=kind,
@@ -501,7 +506,7 @@ def _definitions(root: Node, language: str, src: _Source) -> list[_Definition]:
             header_last=_header_last(node, src),
             qualifies=rule.qualifies,
             start_byte=row_start if alone_at_start else lead.start_byte,
-            end_byte=max(row_end, outer.end_byte) if alone_at_end else outer.end_byte,
+            end_byte=row_end if alone_at_end else outer.end_byte,
             shares_rows=not (alone_at_start and alone_at_end),
             body=_body_span(node, src),
         )

@@ -44,6 +44,15 @@ def test_many_functions_on_one_line_make_one_chunk_each_without_repeating_the_li
     assert "return x+" not in outline
 
 
+def test_definitions_alone_on_their_lines_keep_whole_lines() -> None:
+    text = "namespace geo {\nstruct stats {\n    int grows;\n};\n}  // namespace geo\n"
+
+    chunks = {c.symbol: c.content for c in chunk_file("geo.cpp", text, "cpp")}
+
+    assert chunks["geo.stats"] == "struct stats {\n    int grows;\n};"
+    assert chunks["geo"].endswith("}  // namespace geo")
+
+
 def test_the_chunks_of_one_file_are_bounded_without_building_them_all() -> None:
     text = one_line_typescript(functions=3000, methods=0)
 
