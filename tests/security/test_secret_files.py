@@ -17,7 +17,7 @@ import pytest
 from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates
 from codebase_indexer.secret_files import RepositoryConfigError
 
-from tests.gateway.conftest import stdio_client
+from tests.gateway.conftest import stdio_client, wait_for_job
 from tests.repo_files import write_tree
 
 # Built at run time so that no scanner flags this test file itself.
@@ -72,8 +72,9 @@ async def test_secret_files_and_credential_chunks_are_left_out_and_counted(tmp_p
     repo = repository(tmp_path, project)
 
     async with stdio_client() as client:
-        status = (await client.call_tool("index_repository", {"repo_path": str(repo),
-                                                              "project_id": project})).data
+        started = (await client.call_tool("start_indexing_background", {"repo_path": str(repo),
+                                                                        "project_id": project})).data
+        status = await wait_for_job(client, started["job_id"], timeout=600)  # a shared machine can be slow
         assert status["status"] == "completed", status
         summary = status["summary"]
         assert summary["skipped_by_reason"]["secret"] == len(SECRET_FILES) + 1  # and the symlink to .env
