@@ -80,6 +80,7 @@ async def test_secret_files_and_credential_chunks_are_left_out_and_counted(tmp_p
         assert summary["skipped_by_reason"]["secret"] == len(SECRET_FILES) + 1  # and the symlink to .env
         assert summary["chunks_skipped_by_reason"] == {"secret": 2}  # github_client and the deploy note
         assert summary["chunks_skipped"] == 2
+        assert "2 left out for holding credentials" in status["status_message"]
 
         everything = [r for query in ("password", DB_PASSWORD, "hunter2", "PRIVATE KEY", "deploykey",
                                       "aws_access_key_id", "authToken", "github client token",
