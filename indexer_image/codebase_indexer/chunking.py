@@ -474,12 +474,16 @@ def _kind(rule: _Rule, node: Node, parent: _Definition | None, spec: _LanguageSp
     return kind
 
 
-def _definitions(root: Node, language: str, src: _Source) -> list[_Definition]:
-    """Top-level definitions of a parsed file, each with its nested definitions as children."""
+def _definitions(root: Node, language: str, src: _Source, max_chunks: int | None) -> list[_Definition]:
+    """Top-level definitions of a parsed file, each with its nested definitions as children.
+
+    Every definition makes at least one chunk: past `max_chunks` of them, TooManyChunks at once.
+    """
     spec = _SPECS[language]
     query = _language_and_query(language)[1]
     captured = {node.id: node for nodes in QueryCursor(query).captures(root).values() for node in nodes}
     top_level: list[_Definition] = []
+    count = 0
     open_definitions: list[tuple[int, _Definition]] = []  # (end byte, definition), outermost first
     for node in sorted(captured.values(), key=lambda n: (n.start_byte, -n.end_byte)):
         while open_definitions and open_definitions[-1][0] <= node.start_byte:
@@ -512,6 +516,9 @@ def _definitions(root: Node, language: str, src: _Source) -> list[_Definition]:
         )
         (parent.children if parent is not None else top_level).append(definition)
         open_definitions.append((node.end_byte, definition))
+        count += 1
+        if max_chunks is not None and count > max_chunks:
+            raise TooManyChunks(max_chunks)
     return top_level
 
 
@@ -636,10 +643,10 @@ def _uncovered_spans(top_level: list[_Definition], line_count: int) -> Iterator[
 
 
 def _syntax_chunks(text: str, lines: list[str], language: str, max_chars: int,
-                   window_lines: int, overlap_lines: int) -> Iterator[Chunk]:
+                   window_lines: int, overlap_lines: int, max_chunks: int | None) -> Iterator[Chunk]:
     src = _Source(text, lines)
     tree = _parser(language).parse(src.data)
-    top_level = _definitions(tree.root_node, language, src)
+    top_level = _definitions(tree.root_node, language, src, max_chunks)
     for definition in top_level:
         yield from _definition_chunks(definition, src, language, max_chars)
     for first, last in _uncovered_spans(top_level, len(lines)):
@@ -669,7 +676,7 @@ def chunk_file(path: str, text: str, language: str, *, max_chars: int = DEFAULT_
     if language in _SPECS:
         try:
             chunks = _collected(_syntax_chunks(text, lines, language, max_chars, window_lines,
-                                               overlap_lines), max_chunks)
+                                               overlap_lines, max_chunks), max_chunks)
         except TooManyChunks:
             raise
         except Exception:  # noqa: BLE001 - a grammar hiccup must not lose the file: use windows
