@@ -122,7 +122,7 @@ def progress(row: Mapping[str, Any] | None) -> dict[str, int] | None:
 _SUMMARY_FIELDS = {
     "files_total": "filesTotal", "files_indexed": "filesIndexed", "files_unchanged": "filesUnchanged",
     "files_deleted": "filesDeleted", "files_skipped": "filesSkipped", "chunks_created": "chunksCreated",
-    "chunks_deleted": "chunksDeleted", "duration_seconds": "durationSeconds",
+    "chunks_deleted": "chunksDeleted", "chunks_skipped": "chunksSkipped", "duration_seconds": "durationSeconds",
 }
 
 
