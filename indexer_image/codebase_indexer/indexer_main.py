@@ -18,8 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import credentials
 from .embedding import EmbeddingError, create_embedder
-from .pipeline import IndexingCancelled, IndexingError, index_repository
+from .log_redaction import redact_logs
+from .pipeline import DEFAULT_LOCK_WAIT_SECONDS, IndexingCancelled, IndexingError, index_repository
 from .postgres import redact
 from .scanning import ScanOptions
 
@@ -60,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                         default=int(env("CODEBASE_MAX_CHUNKS_PER_RUN", str(ScanOptions.max_chunks_per_run))),
                         help="files past this many new chunks in one run are skipped (too_many_chunks); "
                              "the next run picks them up")
+    parser.add_argument("--lock-wait-seconds", type=float,
+                        default=float(env("CODEBASE_PROJECT_LOCK_WAIT_SECONDS", str(DEFAULT_LOCK_WAIT_SECONDS))),
+                        help="how long to wait while another run indexes the project before failing "
+                             "(env CODEBASE_PROJECT_LOCK_WAIT_SECONDS)")
     parser.add_argument("--include", default=env("CODEBASE_INCLUDE", ""),
                         help="comma-separated globs; only matching files are indexed")
     parser.add_argument("--exclude", default=env("CODEBASE_EXCLUDE", ""),
@@ -71,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    redact_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     problem = _usage_problem(args)
@@ -102,7 +109,7 @@ async def _run(args: argparse.Namespace) -> tuple[dict, int]:
             args.database_url, source, project_id=args.project,
             embedder=create_embedder(), full=args.mode == "full",
             scan_options=_scan_options(args), run_id=args.run_id,
-            on_progress=None, should_cancel=cancelled.is_set,
+            on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=args.lock_wait_seconds,
         )
     except IndexingCancelled as exc:
         return {"ok": False, "reason": exc.reason, "message": str(exc)}, EXIT_CANCELLED
@@ -176,6 +183,8 @@ def _git_environment(work: Path) -> dict[str, str]:
 
 
 def _emit(args: argparse.Namespace, result: dict) -> None:
+    if "message" in result:  # it leaves the process: stdout, the termination message, then status
+        result = {**result, "message": credentials.redact(str(result["message"]))}
     line = json.dumps(result, separators=(",", ":"), sort_keys=True)
     print(line, flush=True)
     if args.termination_message_path:

@@ -28,6 +28,8 @@ BATCH_CHUNKS = 256
 BATCH_FILES = 128
 BATCH_TEXT_BYTES = 8 * 1024 * 1024
 PROGRESS_INTERVAL_SECONDS = 1.0
+DEFAULT_LOCK_WAIT_SECONDS = 60.0
+_LOCK_POLL_SECONDS = 0.5
 
 
 class IndexingError(Exception):
@@ -46,6 +48,10 @@ class IndexingCancelled(IndexingError):
 
 class ModelMismatch(IndexingError):
     reason = "EmbeddingModelMismatch"
+
+
+class ProjectBusy(IndexingError):
+    reason = "ProjectBusy"
 
 
 @dataclass
@@ -76,20 +82,24 @@ async def index_repository(
     run_id: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
 ) -> IndexSummary:
     """Bring the project database in line with the repository at `source`; returns the summary.
 
-    Raises SourceNotFound, ModelMismatch, IndexingCancelled, or database/embedding errors.
-    The run's state and progress are kept in the `index_runs` table under `run_id`.
+    Raises SourceNotFound, ModelMismatch, IndexingCancelled, ProjectBusy (another run kept the
+    project for `lock_wait_seconds`), or database/embedding errors. The run's state and progress
+    are kept in the `index_runs` table under `run_id`.
     """
     root = _checked_source(source)
     conn = await store.connect(url)
     try:
         await migrate(conn)
+        run_id = run_id or uuid.uuid4().hex
+        await _lock_project(conn, project_id, run_id, lock_wait_seconds, should_cancel or (lambda: False))
+        await runs.fail_abandoned_runs(conn, run_id)
         database = await conn.fetchval("SELECT current_database()")
         summary = IndexSummary(project_id=project_id, database_name=database,
                                mode="full" if full else "incremental")
-        run_id = run_id or uuid.uuid4().hex
         await runs.start_run(conn, run_id, summary.mode)
         indexer = _Indexer(conn=conn, root=root, embedder=embedder, summary=summary, full=full,
                            scan_options=scan_options or ScanOptions(), run_id=run_id,
@@ -103,9 +113,25 @@ async def index_repository(
             await _record_failure(conn, run_id, exc)
             raise
         await runs.finish_run(conn, run_id, "succeeded", summary=summary)
+        await runs.clear_whole_run_steps_pending(conn)
         return summary
     finally:
-        await conn.close()
+        await conn.close()  # also releases the project lock
+
+
+async def _lock_project(conn: asyncpg.Connection, project_id: str, run_id: str, wait_seconds: float,
+                        should_cancel: Callable[[], bool]) -> None:
+    """Wait up to `wait_seconds` for the project's write lock; raise ProjectBusy naming the holder."""
+    deadline = time.monotonic() + max(0.0, wait_seconds)
+    while not await runs.try_lock_project(conn, run_id):
+        if should_cancel():
+            raise IndexingCancelled("indexing was cancelled while waiting for the project")
+        if time.monotonic() >= deadline:
+            holder = await runs.lock_holder(conn)
+            raise ProjectBusy(
+                f"project {project_id!r} is being indexed by run {holder or '(unknown)'}; "
+                "wait for that run to finish (or cancel it) and start again")
+        await asyncio.sleep(_LOCK_POLL_SECONDS)
 
 
 def _checked_source(source: Path) -> Path:
@@ -150,6 +176,10 @@ class _Indexer:
         started = time.monotonic()
         await self._check_model()
         stored = await store.stored_file_hashes(self.conn)
+        # A run that wrote files and died before the whole-run steps below left this marker:
+        # redo those steps even when this run finds nothing to write.
+        steps_pending = await runs.whole_run_steps_pending(self.conn)
+        await runs.mark_whole_run_steps_pending(self.conn, self.run_id)
         candidates = await asyncio.to_thread(list_candidates, self.root, self.scan_options, self.skips)
         self.progress.files_total = self.summary.files_total = len(candidates)
         await self._report(force=True)
@@ -161,7 +191,7 @@ class _Indexer:
         gone = sorted(set(stored) - seen)
         self.summary.chunks_deleted += await store.delete_files(self.conn, gone)
         self.summary.files_deleted = len(gone)
-        if self.summary.files_indexed or gone:
+        if self.summary.files_indexed or gone or steps_pending:
             await store.refresh_lexeme_stats(self.conn)
         self.summary.files_skipped = self.skips.total()
         self.summary.skipped_by_reason = dict(sorted(self.skips.counts.items()))

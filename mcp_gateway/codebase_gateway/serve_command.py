@@ -11,6 +11,8 @@ from pathlib import Path
 
 from starlette.middleware import Middleware
 
+from codebase_indexer.log_redaction import redact_logs
+
 from .auth import TOKEN_ENV, InsecureHttpConfiguration, http_auth
 from .control_plane.base import ControlPlane
 from .host_guard import ALLOWED_HOSTS_ENV, ALLOWED_ORIGINS_ENV, ANY, HostOriginGuard, InvalidAllowList, build_policy
@@ -42,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"repositories must be under DIR (repeatable; env {ALLOWED_ROOTS_ENV}, "
                              "separated by ':'); default: anywhere (local stdio), the workspace root (kubernetes); "
                              "HTTP with the local control plane needs at least one")
+    parser.add_argument("--max-concurrent-runs", type=_positive_int,
+                        default=env("CODEBASE_MCP_MAX_CONCURRENT_RUNS", "2"), metavar="N",
+                        help="local: indexer processes this gateway runs at once; later runs wait in a "
+                             "queue (env CODEBASE_MCP_MAX_CONCURRENT_RUNS, default 2)")
     parser.add_argument("--namespace", default=None,
                         help="kubernetes: namespace of the resources (default: the pod's, else 'default')")
     parser.add_argument("--workspace-root", type=Path, default=Path(env("CODEBASE_MCP_WORKSPACE_ROOT", "/workspace")),
@@ -52,6 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 class MissingAllowedRoot(ValueError):
     """The gateway would serve HTTP with no confinement, or a configured root does not exist."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 def allowed_roots(args: argparse.Namespace) -> list[Path]:
@@ -115,7 +131,7 @@ def control_plane_for(args: argparse.Namespace) -> ControlPlane:
         return KubernetesControlPlane(namespace=args.namespace, workspace_root=args.workspace_root)
     from .control_plane.local import LocalControlPlane
 
-    return LocalControlPlane()
+    return LocalControlPlane(max_concurrent_runs=args.max_concurrent_runs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_logs()
     from .server import create_server
 
     server = create_server(control_plane, allowed_roots=roots, auth=auth)

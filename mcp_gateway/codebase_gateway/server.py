@@ -22,6 +22,7 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from codebase_indexer.credentials import redact
 from codebase_indexer.embedding import EmbeddingError
 from codebase_indexer.search import SearchError, search_code as run_search
 from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
@@ -62,6 +63,19 @@ class _CallMetrics(Middleware):
             self._metrics.record_call(context.message.name, failed=failed)
 
 
+class _RedactedErrors(Middleware):
+    """A tool's error text reaches the client without credentials (a token in a URL given as a path)."""
+
+    async def on_call_tool(self, context: MiddlewareContext, call_next: CallNext) -> ToolResult:
+        try:
+            return await call_next(context)
+        except Exception as exc:
+            message = str(exc)
+            if redact(message) == message:
+                raise
+            raise ToolError(redact(message)) from None
+
+
 def _version() -> str | None:
     try:
         return importlib.metadata.version("codebase-mcp")
@@ -85,7 +99,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             await control_plane.stop()
 
     mcp = FastMCP("codebase-mcp", version=_version(), instructions=INSTRUCTIONS, auth=auth, lifespan=lifespan,
-                  middleware=[_CallMetrics(metrics)], mask_error_details=False)
+                  middleware=[_CallMetrics(metrics), _RedactedErrors()], mask_error_details=False)
 
     def resolve(ctx: Context, project_id: str | None) -> ResolvedProject:
         return resolve_project(project_id, working_directories.get(session_key(ctx)), roots)

@@ -47,6 +47,7 @@ class JobStatus:
     completed_at: str | None = None
     progress: dict = field(default_factory=lambda: {"files_total": 0, "files_done": 0, "chunks_done": 0})
     summary: dict | None = None
+    queue_position: int | None = None  # pending runs: 1 starts next
 
     @property
     def finished(self) -> bool:
