@@ -9,6 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
+from codebase_indexer.connections import (DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
+                                          GATEWAY_APPLICATION_NAME, MIN_CONNECTIONS, ConnectionLimits)
+
 from .auth import TOKEN_ENV, InsecureHttpConfiguration, http_auth
 from .control_plane.base import ControlPlane
 
@@ -35,6 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kubernetes: namespace of the resources (default: the pod's, else 'default')")
     parser.add_argument("--workspace-root", type=Path, default=Path(env("CODEBASE_MCP_WORKSPACE_ROOT", "/workspace")),
                         help="kubernetes: the directory mounted into indexer pods (env CODEBASE_MCP_WORKSPACE_ROOT)")
+    parser.add_argument("--max-database-connections", type=int,
+                        default=int(env("CODEBASE_MCP_MAX_DATABASE_CONNECTIONS", str(DEFAULT_MAX_CONNECTIONS))),
+                        metavar="N",
+                        help="ceiling on the gateway's PostgreSQL connections, whatever the number of "
+                             "projects; idle project pools are closed, least recently used first "
+                             f"(default {DEFAULT_MAX_CONNECTIONS}, at least {MIN_CONNECTIONS}; "
+                             "env CODEBASE_MCP_MAX_DATABASE_CONNECTIONS)")
+    parser.add_argument("--statement-timeout", type=float,
+                        default=float(env("CODEBASE_MCP_STATEMENT_TIMEOUT", str(DEFAULT_STATEMENT_TIMEOUT))),
+                        metavar="SECONDS",
+                        help="longest a search query may run before it is stopped with an error "
+                             f"(default {DEFAULT_STATEMENT_TIMEOUT:g}; 0 = none; env CODEBASE_MCP_STATEMENT_TIMEOUT)")
     parser.add_argument("--log-level", default=env("CODEBASE_MCP_LOG_LEVEL", "WARNING"),
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -47,14 +62,21 @@ def allowed_roots(args: argparse.Namespace) -> list[Path]:
     return [root.expanduser().resolve() for root in roots]
 
 
+def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    """Raises ValueError with a message naming the flag."""
+    return ConnectionLimits(max_connections=args.max_database_connections,
+                            statement_timeout=args.statement_timeout, application_name=GATEWAY_APPLICATION_NAME)
+
+
 def control_plane_for(args: argparse.Namespace) -> ControlPlane:
+    limits = connection_limits(args)
     if args.control_plane == "kubernetes":
         from .control_plane.kubernetes import KubernetesControlPlane
 
-        return KubernetesControlPlane(namespace=args.namespace, workspace_root=args.workspace_root)
+        return KubernetesControlPlane(namespace=args.namespace, workspace_root=args.workspace_root, limits=limits)
     from .control_plane.local import LocalControlPlane
 
-    return LocalControlPlane()
+    return LocalControlPlane(limits=limits)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +92,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from .server import create_server
 
-    server = create_server(control_plane_for(args), allowed_roots=allowed_roots(args), auth=auth)
+    try:
+        control_plane = control_plane_for(args)
+    except ValueError as exc:
+        print(f"codebase-mcp serve: --max-database-connections / --statement-timeout: {exc}", file=sys.stderr)
+        return 2
+    server = create_server(control_plane, allowed_roots=allowed_roots(args), auth=auth)
     # SIGTERM (Kubernetes, a closing editor) stops like Ctrl-C: the lifespan stops the runs, and
     # exit handlers release the embedded database, which the default SIGTERM action would skip.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

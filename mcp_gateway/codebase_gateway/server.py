@@ -195,7 +195,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
                 url, await embedder.get(), text, project_id=project.project_id,
                 database_name=project.database_name, language=language or None,
                 file_type=file_type, directory=directory,
-                limit=limit, mode=mode,
+                limit=limit, mode=mode, budget=control_plane.connection_budget,
             )
         except (SearchError, EmbeddingError) as exc:
             raise ToolError(str(exc)) from None

@@ -15,11 +15,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLimits
 from codebase_indexer.identifiers import database_name, kubernetes_name
+from codebase_indexer.search import connection_budget
 
 from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, summary_message
 
@@ -36,8 +37,10 @@ _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 class KubernetesControlPlane:
     name = "kubernetes"
 
-    def __init__(self, *, namespace: str | None = None, workspace_root: Path = Path("/workspace")) -> None:
+    def __init__(self, *, namespace: str | None = None, workspace_root: Path = Path("/workspace"),
+                 limits: ConnectionLimits | None = None) -> None:
         self._namespace_option = namespace
+        self.connection_budget = connection_budget(limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME))
         self.namespace = ""
         self.workspace_root = workspace_root
         self._custom: client.CustomObjectsApi | None = None
@@ -66,6 +69,7 @@ class KubernetesControlPlane:
             raise RuntimeError(f"cannot reach the Kubernetes API: {exc}") from exc
 
     async def stop(self) -> None:
+        await self.connection_budget.close()
         if self._custom is not None:
             await asyncio.to_thread(self._custom.api_client.close)
 
@@ -215,10 +219,10 @@ class KubernetesControlPlane:
 
     async def _database_answers(self, project_id: str) -> bool:
         try:
-            conn = await asyncpg.connect(await self.project_database_url(project_id), timeout=3)
+            async with self.connection_budget.connect(await self.project_database_url(project_id)) as conn:
+                await conn.fetchval("SELECT 1")
         except Exception:
             return False
-        await conn.close()
         return True
 
     @staticmethod
