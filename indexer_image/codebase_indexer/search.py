@@ -74,7 +74,8 @@ async def search_code(url: str, embedder: Embedder, query: str, *, project_id: s
     except asyncpg.QueryCanceledError:
         raise SearchError(
             f"the search was stopped by the {budget.limits.statement_timeout:g} s statement timeout; "
-            "narrow it (a directory, language or file_type filter, or fewer and rarer words)") from None
+            "narrow it (a directory, language or file_type filter, or fewer and rarer words), "
+            "or retry in a moment if the project is busy") from None
     return {
         "results": results,
         "total_count": len(results),
