@@ -120,6 +120,14 @@ async def ensure_project_database(admin_url: str, project_id: str, *, namespace:
     return ProjectDatabase(pid, names.database, names.owner_role, names.reader_role, url, reader_url)
 
 
+async def check_claim(admin_url: str, project_id: str, *, namespace: str, owner: DatabaseOwner,
+                      take_over_from: DatabaseOwner | None = None,
+                      connect: Connector = direct_connection) -> None:
+    """Raise DatabaseClaimed unless the database and roles are free or `owner`'s (read only)."""
+    async with connect(admin_url) as admin:
+        await _check_claim(admin, project_names(project_id, namespace), owner, take_over_from)
+
+
 async def _check_claim(admin: asyncpg.Connection, names: ProjectNames, owner: DatabaseOwner,
                        take_over_from: DatabaseOwner | None) -> None:
     accepted = {owner.uid} | ({take_over_from.uid} if take_over_from else set())
