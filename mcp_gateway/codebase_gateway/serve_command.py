@@ -11,6 +11,8 @@ from pathlib import Path
 
 from starlette.middleware import Middleware
 
+from codebase_indexer.connections import (DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
+                                          GATEWAY_APPLICATION_NAME, MIN_CONNECTIONS, ConnectionLimits)
 from codebase_indexer.log_redaction import redact_logs
 
 from .auth import TOKEN_ENV, InsecureHttpConfiguration, http_auth
@@ -52,6 +54,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kubernetes: namespace of the resources (default: the pod's, else 'default')")
     parser.add_argument("--workspace-root", type=Path, default=Path(env("CODEBASE_MCP_WORKSPACE_ROOT", "/workspace")),
                         help="kubernetes: the directory mounted into indexer pods (env CODEBASE_MCP_WORKSPACE_ROOT)")
+    parser.add_argument("--max-database-connections", type=int,
+                        default=int(env("CODEBASE_MCP_MAX_DATABASE_CONNECTIONS", str(DEFAULT_MAX_CONNECTIONS))),
+                        metavar="N",
+                        help="ceiling on the gateway's PostgreSQL connections, whatever the number of "
+                             "projects; idle project pools are closed, least recently used first "
+                             f"(default {DEFAULT_MAX_CONNECTIONS}, at least {MIN_CONNECTIONS}; "
+                             "env CODEBASE_MCP_MAX_DATABASE_CONNECTIONS)")
+    parser.add_argument("--statement-timeout", type=float,
+                        default=float(env("CODEBASE_MCP_STATEMENT_TIMEOUT", str(DEFAULT_STATEMENT_TIMEOUT))),
+                        metavar="SECONDS",
+                        help="longest a search query may run before it is stopped with an error "
+                             f"(default {DEFAULT_STATEMENT_TIMEOUT:g}; 0 = none; env CODEBASE_MCP_STATEMENT_TIMEOUT)")
     parser.add_argument("--log-level", default=env("CODEBASE_MCP_LOG_LEVEL", "WARNING"),
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -124,14 +138,21 @@ def checked_configuration(args: argparse.Namespace):
     return auth, middleware, control_plane, confinement(args, control_plane)
 
 
+def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    """Raises ValueError with a message naming the flag."""
+    return ConnectionLimits(max_connections=args.max_database_connections,
+                            statement_timeout=args.statement_timeout, application_name=GATEWAY_APPLICATION_NAME)
+
+
 def control_plane_for(args: argparse.Namespace) -> ControlPlane:
+    limits = connection_limits(args)
     if args.control_plane == "kubernetes":
         from .control_plane.kubernetes import KubernetesControlPlane
 
-        return KubernetesControlPlane(namespace=args.namespace, workspace_root=args.workspace_root)
+        return KubernetesControlPlane(namespace=args.namespace, workspace_root=args.workspace_root, limits=limits)
     from .control_plane.local import LocalControlPlane
 
-    return LocalControlPlane(max_concurrent_runs=args.max_concurrent_runs)
+    return LocalControlPlane(max_concurrent_runs=args.max_concurrent_runs, limits=limits)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
         auth, middleware, control_plane, roots = checked_configuration(args)
     except (InsecureHttpConfiguration, MissingAllowedRoot) as exc:
         print(f"codebase-mcp serve: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # from connection_limits
+        print(f"codebase-mcp serve: --max-database-connections / --statement-timeout: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 
 from codebase_indexer.credentials import redact
 from codebase_indexer.embedding import EmbeddingError
+from codebase_indexer.postgres import database_of
 from codebase_indexer.search import SearchError, search_code as run_search
 from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
 
@@ -213,9 +214,9 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         try:
             response = await run_search(
                 url, await embedder.get(), text, project_id=project.project_id,
-                database_name=project.database_name, language=language or None,
+                database_name=database_of(url), language=language or None,
                 file_type=file_type, directory=directory,
-                limit=limit, mode=mode,
+                limit=limit, mode=mode, budget=control_plane.connection_budget,
             )
         except (SearchError, EmbeddingError) as exc:
             raise ToolError(str(exc)) from None

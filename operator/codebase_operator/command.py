@@ -87,6 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pacing = parser.add_argument_group("pacing")
     pacing.add_argument("--poll-interval", type=float, default=float(_env("POLL_INTERVAL", "5") or 5),
                         help="seconds between checks of a running run [$CODEBASE_POLL_INTERVAL]")
+    pacing.add_argument("--recheck-interval", type=float,
+                        default=float(_env("RECHECK_INTERVAL", "60") or 60), metavar="SECONDS",
+                        help="how often each project's database, roles and Secrets are checked and "
+                             "restored when missing (default 60)")
     pacing.add_argument("--retry-max-delay", type=float, default=float(_env("RETRY_MAX_DELAY", "60") or 60),
                         help="cap of the exponential backoff of waiting runs and failed "
                              "provisioning [$CODEBASE_RETRY_MAX_DELAY]")
@@ -110,6 +114,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
                          ttl_seconds_after_finished=args.job_ttl_seconds),
         kubeconfig=args.kubeconfig,
         poll_interval=args.poll_interval,
+        recheck_interval=args.recheck_interval,
         retry_max_delay=args.retry_max_delay,
     )
 
@@ -132,7 +137,7 @@ async def operate(config: OperatorConfig, *, namespaces: Sequence[str] = (),
     await kopf.operator(
         registry=build_registry(poll_interval=config.poll_interval,
                                 error_backoff=min(config.retry_max_delay, 10.0)),
-        memo=kopf.Memo(context=Context(config=config, api=api)),
+        memo=kopf.Memo(context=Context(config=config, api=api, namespaces=tuple(namespaces))),
         clusterwide=not namespaces,
         namespaces=list(namespaces),
         liveness_endpoint=liveness_endpoint,

@@ -45,6 +45,8 @@ class OperatorConfig:
     kubeconfig: str | None = None
     # How often running runs are checked (Job state, progress); waits back off up to the max delay.
     poll_interval: float = 5.0
+    # How often a project's database, roles and Secrets are checked (and restored when missing).
+    recheck_interval: float = 60.0
     retry_max_delay: float = 60.0
 
     def __post_init__(self) -> None:
@@ -53,7 +55,7 @@ class OperatorConfig:
                              "CODEBASE_ADMIN_DATABASE_URL)")
         if not PurePosixPath(self.workspace_root).is_absolute():
             raise ValueError(f"--workspace-root must be an absolute path, not {self.workspace_root!r}")
-        if self.poll_interval <= 0 or self.retry_max_delay <= 0:
+        if self.poll_interval <= 0 or self.retry_max_delay <= 0 or self.recheck_interval <= 0:
             raise ValueError("intervals must be positive")
 
     def backoff(self, retry: int) -> float:

@@ -12,3 +12,4 @@ from .config import OperatorConfig
 class Context:
     config: OperatorConfig
     api: pykube.HTTPClient
+    namespaces: tuple[str, ...] = ()  # the watched namespaces; empty means cluster-wide

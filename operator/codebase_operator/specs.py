@@ -46,15 +46,15 @@ def check_relative_path(path: Any, field: str) -> str:
     return path
 
 
-def check_project_spec(name: str, spec: Mapping[str, Any]) -> str:
-    """Validate a CodebaseProject spec; return the database name it maps to."""
+def check_project_spec(name: str, spec: Mapping[str, Any], namespace: str) -> str:
+    """Validate a CodebaseProject spec; return the database name it maps to in its namespace."""
     check_name(name, "project name")
     try:
         project_id = normalize_project_id(spec.get("projectId"))  # type: ignore[arg-type]
     except InvalidProjectId as exc:
         raise InvalidSpec(f"spec.projectId: {exc}") from None
     project_source(spec)
-    derived = database_name(project_id)
+    derived = database_name(project_id, namespace)
     requested = (spec.get("database") or {}).get("name")
     if requested and requested != derived:
         raise InvalidSpec(f"spec.database.name {requested!r} does not match the name derived "

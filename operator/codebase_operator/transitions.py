@@ -162,6 +162,11 @@ def provisioning_failed(message: str) -> State:
     return State("False", "ProvisioningFailed", message)
 
 
+def conflict(message: str) -> State:
+    """The database (or a Secret) the project would use belongs to something else."""
+    return State("False", "Conflict", message)
+
+
 def project_status(status: Mapping[str, Any] | None, database: State, *, generation: int | None,
                    database_name: str | None = None, secret_name: str | None = None,
                    now: str | None = None) -> dict[str, Any]:

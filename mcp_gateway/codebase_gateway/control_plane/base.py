@@ -6,6 +6,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from codebase_indexer.connections import ConnectionBudget
+
 from ..projects import ResolvedProject
 
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
@@ -74,6 +76,7 @@ class ProjectInfo:
 
 class ControlPlane(Protocol):
     name: str  # "local" | "kubernetes"
+    connection_budget: ConnectionBudget  # every database connection of the gateway, searches included
 
     def default_allowed_roots(self) -> list[Path]:
         """Where repositories may live when no `--allowed-root` is configured ([] = anywhere)."""
