@@ -22,6 +22,7 @@ DATABASE_URL_KEY = "url"  # the key of the project Secret holding the project da
 RUN_LABEL = f"{GROUP}/run"
 PROJECT_LABEL = f"{GROUP}/project"
 MANAGED_BY = "codebase-operator"
+INDEXER_NAME = "codebase-indexer"  # app.kubernetes.io/name of indexer Jobs and Pods
 # Exit codes of codebase-indexer that no retry can fix: 1 = failed (bad source, DB, embedding), 2 = bad arguments.
 PERMANENT_EXIT_CODES = (1, 2)
 
@@ -42,7 +43,7 @@ def secret_name(project_name: str) -> str:
 
 def labels(project_name: str, run_name: str) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": "codebase-indexer",
+        "app.kubernetes.io/name": INDEXER_NAME,
         "app.kubernetes.io/part-of": "codebase-mcp",
         "app.kubernetes.io/managed-by": MANAGED_BY,
         PROJECT_LABEL: project_name,

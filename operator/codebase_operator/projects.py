@@ -31,7 +31,7 @@ async def reconcile(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int
     name, generation = body.metadata.name, body.metadata.get("generation")
     status = dict(body.status)
     try:
-        dbname = check_project_spec(name, body.spec)
+        dbname = check_project_spec(name, body.spec, allow_plaintext_git=ctx.config.allow_plaintext_git)
         recorded = (status.get("database") or {}).get("name")
         if recorded and recorded != dbname:
             raise InvalidSpec(f"spec.projectId is immutable: this project's database is {recorded}; "
