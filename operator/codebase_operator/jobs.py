@@ -137,7 +137,8 @@ def indexer_env(run: Mapping[str, Any], project: Mapping[str, Any], source: Sour
         _env("CODEBASE_RUN_ID", run["metadata"]["uid"]),
         _env("CODEBASE_INDEX_MODE", str(run_spec.get("mode", "Incremental")).lower()),
         _env("CODEBASE_TERMINATION_MESSAGE_PATH", TERMINATION_MESSAGE_PATH),
-        _env("CODEBASE_WORK_DIR", f"{SCRATCH_DIR}/work"),
+        # The scratch volume itself: it exists in every pod (a folder under it would not, and mkdtemp needs one).
+        _env("CODEBASE_WORK_DIR", SCRATCH_DIR),
         _env("HOME", SCRATCH_DIR),
         _env("XDG_CACHE_HOME", f"{SCRATCH_DIR}/.cache"),
         _env("HF_HUB_OFFLINE", "1"),
