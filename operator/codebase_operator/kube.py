@@ -107,13 +107,13 @@ async def delete(api: pykube.HTTPClient, kind: Kind, namespace: str, name: str) 
     """Delete in the background (dependents are garbage-collected); False when it was already gone."""
     def remove() -> bool:
         obj = kind(api, {"metadata": {"name": name, "namespace": namespace}})
-        try:
-            obj.delete(propagation_policy="Background")
-            return True
-        except API_ERRORS as exc:
-            if status_code(exc) == 404:
-                return False
-            raise
+        # Not obj.delete(): it swallows a 404, and callers need to know the object was already gone.
+        response: requests.Response = api.delete(**obj.api_kwargs(
+            data=json.dumps({"propagationPolicy": "Background"})))
+        if response.status_code == 404:
+            return False
+        api.raise_for_status(response)
+        return True
     return await asyncio.to_thread(remove)
 
 
