@@ -83,3 +83,32 @@ def test_the_ceiling_defaults_to_eight_and_is_a_flag(monkeypatch):
     else:
         raise AssertionError("a ceiling of 0 would never start a run")
 
+
+
+def test_the_chart_values_reach_the_operator_flags(monkeypatch):
+    """operator.maxActiveJobs, .allowedEmbeddingUrls and .allowPlaintextGit become the operator's configuration."""
+    from tests.chart.chart_support import Helm, fetch_tools_module, one
+
+    helm = Helm(fetch_tools_module().ensure_tools()["helm"])
+    operator = one(helm.render("--set", "operator.maxActiveJobs=3", "--set", "operator.allowPlaintextGit=true",
+                               "--set", "operator.allowedEmbeddingUrls={https://llm.example/v1,ollama.example:11434}"),
+                   "Deployment", "-operator")
+    env = {var["name"]: var.get("value") for var in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CODEBASE_MAX_ACTIVE_JOBS"] == "3"
+    assert env["CODEBASE_ALLOW_PLAINTEXT_GIT"] == "true"
+    assert env["CODEBASE_ALLOWED_EMBEDDING_URLS"] == "https://llm.example/v1,ollama.example:11434"
+
+    for name, value in env.items():
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CODEBASE_ADMIN_DATABASE_URL", "postgresql://admin@db/postgres")
+    parser = command.argparse.ArgumentParser()
+    command.add_arguments(parser)  # the defaults come from the environment the chart sets
+    config = command.config_from_args(parser.parse_args([]))
+    assert config.max_active_jobs == 3 and config.allow_plaintext_git is True
+    assert config.allowed_embedding_urls == ("https://llm.example/v1", "ollama.example:11434")
+
+    defaults = one(helm.render(), "Deployment", "-operator")
+    env = {var["name"]: var.get("value") for var in defaults["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CODEBASE_MAX_ACTIVE_JOBS"] == "8" and env["CODEBASE_ALLOW_PLAINTEXT_GIT"] == "false"
+    assert "CODEBASE_ALLOWED_EMBEDDING_URLS" not in env
