@@ -43,15 +43,20 @@ def _operator_accepts(check):
         return False
 
 
-async def test_a_project_with_a_dot_in_its_name_can_be_indexed(
+async def test_a_project_with_a_dot_in_its_name_gets_its_runs(
         k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
     await ready_project(k8s_cluster, "team.alpha", unique_project_id, path=repo)
+    test_kubelet.hold("team-alpha-nightly")  # the Job is what matters here, not another indexing
     await k8s_cluster.client.create(RUNS, "default", run_manifest("team-alpha-nightly", "team.alpha", mode="Full"))
-    run = await until_condition(k8s_cluster, RUNS, "team-alpha-nightly", "Succeeded", "True", timeout=120)
-    assert run["status"]["summary"]["filesIndexed"] == 1
-    job = (await jobs_of(k8s_cluster, "team-alpha-nightly"))[0]
+    run = await until_condition(k8s_cluster, RUNS, "team-alpha-nightly", "Succeeded", "Unknown", "Pending")
+    (job,) = await jobs_of(k8s_cluster, "team-alpha-nightly")
+    assert run["status"]["jobName"] == job["metadata"]["name"]
     assert job["metadata"]["labels"]["codebase.mcp.dev/project"] == "team.alpha"
+    env = {var["name"]: var for var in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CODEBASE_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "team.alpha-db"
+    await k8s_cluster.client.patch(RUNS, "default", "team-alpha-nightly", {"spec": {"cancel": True}})
+    await until_condition(k8s_cluster, RUNS, "team-alpha-nightly", "Succeeded", "False", "Cancelled")
 
 
 async def test_a_name_no_api_server_accepts_is_refused_at_admission(k8s_cluster):
