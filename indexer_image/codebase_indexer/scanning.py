@@ -23,6 +23,16 @@ its real path anyway, and not following makes loops impossible. A symlink to a
 regular file inside the repository is indexed once, at the symlink's own path
 (`Candidate.abs_path` is then the resolved target). A symlink whose target
 leaves the repository is skipped and never read.
+
+Hard links cannot be told apart from the file they link to, and nothing on disk says
+where the other links are: a link planted in the repository to `~/.ssh/id_rsa` (or to
+any file of another user on the same file system) looks like a regular file. So a file
+with more than one link is indexed only when the walk itself met every link, each at a
+distinct path inside the repository (a file hard-linked twice within the repo is
+harmless); otherwise it is skipped ("hard_link"). Links inside folders the walk does not
+enter (ignored or default-excluded ones) count as unseen, which errs on the safe side.
+`read_source` re-checks the link count on the open descriptor, so a link added after
+listing is caught too.
 """
 from __future__ import annotations
 
@@ -55,6 +65,8 @@ SKIP_REASONS: dict[str, str] = {
     "symlink_dir": "symlink to a directory (never followed)",
     "broken_symlink": "symlink whose target is missing or is a symlink loop",
     "special_file": "fifo, socket or device (never opened)",
+    "hard_link": "file with more than one hard link where some link is outside the repository"
+    " (or in a part of it that is not walked)",
     "unreadable": "permission or other OS error while listing or reading",
     "invalid_name": "file name that is not valid UTF-8",
 }
@@ -130,6 +142,7 @@ class Candidate:
     abs_path: Path  # where the bytes are read; for a file symlink, its resolved target
     size: int  # bytes, from stat at listing time
     max_size: int = DEFAULT_MAX_FILE_SIZE  # the limit read_source enforces if the file grew
+    links: int = 1  # hard links accepted at listing time; read_source skips the file if it gained more
 
 
 class SkipCounter:
@@ -238,6 +251,7 @@ class _Walker:
         self.default_layers = _default_layers()
         self.exclude_layers = (_IgnoreLayer("", _compile(list(options.exclude)), "ignored"),) if options.exclude else ()
         self.include_spec = _compile(list(options.include)) if options.include else None
+        self.linked = _HardLinks()
 
     def walk(self) -> list[Candidate]:
         if not os.path.isdir(self.root):
@@ -246,6 +260,7 @@ class _Walker:
         pending = [_Directory(self.root, "", info_exclude)]
         while pending:
             pending.extend(reversed(self._visit(pending.pop())))
+        self.candidates.extend(self.linked.resolve(self.skips))
         self.candidates.sort(key=lambda candidate: candidate.path)
         return self.candidates
 
@@ -321,7 +336,7 @@ class _Walker:
         if not entry.is_file(follow_symlinks=False):
             self.skips.add("special_file", rel_path)
             return None
-        self._add_file(rel_path, Path(entry.path), entry.stat(follow_symlinks=False).st_size)
+        self._add_file(rel_path, Path(entry.path), entry.stat(follow_symlinks=False))
         return None
 
     def _add_symlink(self, entry: os.DirEntry[str], rel_path: str) -> None:
@@ -342,17 +357,45 @@ class _Walker:
             # e.g. a link to .git/config, which may hold credentials
             self.skips.add("default_excluded", rel_path)
         else:
-            self._add_file(rel_path, Path(target), target_stat.st_size)
+            self._add_file(rel_path, Path(target), target_stat)
 
-    def _add_file(self, rel_path: str, abs_path: Path, size: int) -> None:
+    def _add_file(self, rel_path: str, abs_path: Path, file_stat: os.stat_result) -> None:
         if self.include_spec is not None and not self.include_spec.match_file(rel_path):
             self.skips.add("not_included", rel_path)
         elif PurePosixPath(rel_path).suffix.lower() in _BINARY_EXTENSIONS:
             self.skips.add("binary", rel_path)
-        elif size > self.options.max_file_size:
+        elif file_stat.st_size > self.options.max_file_size:
             self.skips.add("too_large", rel_path)
         else:
-            self.candidates.append(Candidate(rel_path, abs_path, size, self.options.max_file_size))
+            candidate = Candidate(rel_path, abs_path, file_stat.st_size, self.options.max_file_size,
+                                  links=file_stat.st_nlink)
+            if file_stat.st_nlink > 1:
+                self.linked.add(candidate, file_stat)
+            else:
+                self.candidates.append(candidate)
+
+
+class _HardLinks:
+    """Candidates with several hard links, grouped by inode until the walk has seen everything."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[int, int], list[Candidate]] = {}
+
+    def add(self, candidate: Candidate, file_stat: os.stat_result) -> None:
+        self._groups.setdefault((file_stat.st_dev, file_stat.st_ino), []).append(candidate)
+
+    def resolve(self, skips: SkipCounter) -> list[Candidate]:
+        """The candidates whose every link was met inside the repository; the rest are skipped."""
+        kept: list[Candidate] = []
+        for group in self._groups.values():
+            # A symlink to a linked file shares its target's path: count distinct paths only.
+            distinct_paths = {str(candidate.abs_path) for candidate in group}
+            if len(distinct_paths) >= max(candidate.links for candidate in group):
+                kept.extend(group)
+            else:
+                for candidate in group:
+                    skips.add("hard_link", candidate.path)
+        return kept
 
 
 def _join(directory: str, name: str) -> str:
@@ -415,7 +458,10 @@ def _read_regular_file(candidate: Candidate) -> bytes:
     """The file's bytes, if it is still a regular file within the size limit."""
     descriptor = _open_regular_file(candidate.abs_path)
     try:
-        if os.fstat(descriptor).st_size > candidate.max_size:
+        opened = os.fstat(descriptor)
+        if opened.st_nlink > candidate.links:  # linked again since it was listed
+            raise _Skip("hard_link")
+        if opened.st_size > candidate.max_size:
             raise _Skip("too_large")
         data = _read_at_most(descriptor, candidate.max_size + 1)
     finally:

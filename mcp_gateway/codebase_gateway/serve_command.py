@@ -9,8 +9,11 @@ import signal
 import sys
 from pathlib import Path
 
+from starlette.middleware import Middleware
+
 from .auth import TOKEN_ENV, InsecureHttpConfiguration, http_auth
 from .control_plane.base import ControlPlane
+from .host_guard import ALLOWED_HOSTS_ENV, ALLOWED_ORIGINS_ENV, ANY, HostOriginGuard, InvalidAllowList, build_policy
 
 ALLOWED_ROOTS_ENV = "CODEBASE_MCP_ALLOWED_ROOTS"
 
@@ -24,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", default="/mcp", help="HTTP endpoint path (default /mcp)")
     parser.add_argument("--no-auth", action="store_true",
                         help=f"serve HTTP without the bearer token ({TOKEN_ENV}); loopback addresses only")
+    parser.add_argument("--allowed-host", action="append", default=None, metavar="NAME",
+                        help="HTTP: a Host name clients use besides localhost, 127.0.0.1, [::1] and --host "
+                             f"(repeatable; NAME or NAME:PORT; env {ALLOWED_HOSTS_ENV}, comma-separated); "
+                             "any other Host is refused with 403 (DNS-rebinding protection)")
+    parser.add_argument("--allowed-origin", action="append", default=None, metavar="ORIGIN",
+                        help="HTTP: a browser Origin (scheme://host[:port]) allowed besides the allowed hosts' own "
+                             f"(repeatable; env {ALLOWED_ORIGINS_ENV}, comma-separated)")
     parser.add_argument("--control-plane", choices=("local", "kubernetes"),
                         default=env("CODEBASE_MCP_CONTROL_PLANE", "local"),
                         help="local: embedded PostgreSQL and indexer processes; "
@@ -47,6 +57,26 @@ def allowed_roots(args: argparse.Namespace) -> list[Path]:
     return [root.expanduser().resolve() for root in roots]
 
 
+def _listed(values: list[str] | None, env_name: str) -> list[str]:
+    if values:
+        return values
+    return [v.strip() for v in os.environ.get(env_name, "").split(",") if v.strip()]
+
+
+def http_middleware(args: argparse.Namespace) -> list[Middleware]:
+    """The Host/Origin guard every HTTP request passes first (before the token is even looked at)."""
+    hosts = _listed(args.allowed_host, ALLOWED_HOSTS_ENV)
+    if args.no_auth and ANY in hosts:
+        raise InsecureHttpConfiguration(
+            f"--allowed-host '{ANY}' turns off DNS-rebinding protection; with --no-auth any web page could "
+            f"use the gateway: name the hosts instead, or set {TOKEN_ENV}")
+    try:
+        policy = build_policy(args.host, hosts, _listed(args.allowed_origin, ALLOWED_ORIGINS_ENV))
+    except InvalidAllowList as exc:
+        raise InsecureHttpConfiguration(str(exc)) from None
+    return [Middleware(HostOriginGuard, policy=policy)]
+
+
 def control_plane_for(args: argparse.Namespace) -> ControlPlane:
     if args.control_plane == "kubernetes":
         from .control_plane.kubernetes import KubernetesControlPlane
@@ -65,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         auth = (http_auth(args.host, os.environ.get(TOKEN_ENV), no_auth=args.no_auth)
                 if args.transport == "http" else None)
+        middleware = http_middleware(args) if args.transport == "http" else []
     except InsecureHttpConfiguration as exc:
         print(f"codebase-mcp serve: {exc}", file=sys.stderr)
         return 2
@@ -77,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.transport == "http":
             asyncio.run(server.run_http_async(show_banner=False, host=args.host, port=args.port,
-                                              path=args.path, log_level=args.log_level.lower()))
+                                              path=args.path, log_level=args.log_level.lower(),
+                                              middleware=middleware))
         else:
             asyncio.run(server.run_stdio_async(show_banner=False, log_level=args.log_level))
     except KeyboardInterrupt:

@@ -148,7 +148,8 @@ async def json_patch(api: pykube.HTTPClient, kind: Kind, namespace: str, name: s
     return await asyncio.to_thread(patch)
 
 
-async def list_all(api: pykube.HTTPClient, kind: Kind, namespace: str) -> list[dict[str, Any]]:
+async def list_all(api: pykube.HTTPClient, kind: Kind, namespace: str | None) -> list[dict[str, Any]]:
+    """Every object of the kind in one namespace or (None) in all of them."""
     def fetch() -> list[dict[str, Any]]:
-        return [obj.obj for obj in kind.objects(api, namespace=namespace)]
+        return [obj.obj for obj in kind.objects(api, namespace=pykube.all if namespace is None else namespace)]
     return await asyncio.to_thread(fetch)

@@ -102,7 +102,7 @@ async def _create_job(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: 
     if await kube.get(ctx.api, kube.Job, namespace, job_name) is not None:
         return job_name  # created before an operator restart: it already holds its slot
     async with ctx.job_slots:
-        active = await active_jobs(ctx)
+        active = await active_jobs(ctx, namespace)
         if active >= ctx.config.max_active_jobs:
             _wait(ctx, body, patch, status, 0, transitions.waiting_for_slot(active, ctx.config.max_active_jobs),
                   delay=ctx.config.poll_interval)
@@ -112,51 +112,25 @@ async def _create_job(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: 
     return job_name
 
 
-async def active_jobs(ctx: Context) -> int:
-    """Indexer Jobs not finished yet, in every namespace the operator watches."""
+async def active_jobs(ctx: Context, namespace: str) -> int:
+    """Indexer Jobs not finished yet, in every namespace where runs are (`namespace` included).
+
+    Jobs are listed per namespace: the operator may read Jobs only where its Role is bound,
+    and runs (which it may list everywhere it watches) only exist where it can start Jobs.
+    """
     selector = {"app.kubernetes.io/managed-by": jobs.MANAGED_BY, "app.kubernetes.io/name": jobs.INDEXER_NAME}
-    scopes: list[str | None] = list(ctx.namespaces)
-    if not scopes or any(set("*?[") & set(scope) for scope in ctx.namespaces):
-        scopes = [None]  # cluster-wide, or namespace globs: count in all namespaces
-    found = [job for scope in scopes for job in await kube.list_labelled(ctx.api, kube.Job, scope, selector)]
+    found = [job for scope in sorted(await _namespaces_with_runs(ctx) | {namespace})
+             for job in await kube.list_labelled(ctx.api, kube.Job, scope, selector)]
     return sum(1 for job in found
                if jobs.job_state(job).phase == "Active" and not job["metadata"].get("deletionTimestamp"))
 
 
-async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger) -> None:
-    """A running run's periodic check: cancellation, the Job's end, or progress."""
-    status = dict(body.status)
-    if transitions.is_finished(status):
-        return
-    namespace = body.metadata.namespace
-    project_name, job_name = body.spec["projectRef"]["name"], status["jobName"]
-    job = await kube.get(ctx.api, kube.Job, namespace, job_name)
-
-    if body.spec.get("cancel"):
-        if job is not None:
-            await kube.delete(ctx.api, kube.Job, namespace, job_name)
-        await _finish(ctx, body, patch, status, transitions.cancelled(f"cancelled: the Job {job_name} was deleted"),
-                      summary=None)
-        return
-    if job is None:
-        await _finish(ctx, body, patch, status, transitions.job_lost(job_name), summary=None)
-        return
-
-    state = jobs.job_state(job)
-    if state.phase == "Active":
-        if jobs.has_started(job) and transitions.reason_of(status) != "Running":
-            _enter(body, patch, status, transitions.running(job_name))
-        current = await _progress(ctx, body, project_name)
-        if current is not None and current != status.get("progress"):
-            patch.status["progress"] = current
-        return
-
-    pods = jobs.pods_of_job(await kube.list_labelled(ctx.api, kube.Pod, namespace, {"job-name": job_name}), job)
-    report = jobs.parse_report(jobs.termination_message(pods))
-    if report is None:
-        logger.warning(f"Job {job_name} left no report in its Pods' termination messages")
-    await _finish(ctx, body, patch, status, transitions.finished(state, report),
-                  summary=transitions.summary(report))
+async def _namespaces_with_runs(ctx: Context) -> set[str]:
+    exact = [scope for scope in ctx.namespaces if not set("*?[") & set(scope)]
+    if ctx.namespaces and len(exact) == len(ctx.namespaces):
+        return set(exact)
+    runs = await kube.list_all(ctx.api, kube.IndexingRun, None)  # cluster-wide, or namespace globs
+    return {run["metadata"]["namespace"] for run in runs if not transitions.is_finished(run.get("status"))}
 
 
 async def claim(ctx: Context, project: Mapping[str, Any], run: kopf.Body) -> str | None:

@@ -16,7 +16,8 @@ from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
 from tests.repo_files import write_tree as write_repo  # noqa: F401 - the gateway tests import it from here
 
-TOKEN = "test-token-0123456789abcdef"
+# A generated secret, as the gateway requires (secrets.token_urlsafe(32)).
+TOKEN = "wKeKllAmkRxbQuBxcGNlHfRQdhTjBtXjopqgBXo0Xc0"
 SERVE = [str(Path(sys.executable).with_name("codebase-mcp")), "serve"]
 
 

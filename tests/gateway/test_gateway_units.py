@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_oversized_search_responses_are_truncated_and_say_so():
 def test_http_auth_rule():
     assert http_auth("127.0.0.1", None, no_auth=True) is None
     assert http_auth("::1", None, no_auth=True) is None
-    assert http_auth("0.0.0.0", "a" * 32, no_auth=False) is not None
+    assert http_auth("0.0.0.0", secrets.token_urlsafe(32), no_auth=False) is not None
     with pytest.raises(InsecureHttpConfiguration):
         http_auth("0.0.0.0", None, no_auth=True)
     with pytest.raises(InsecureHttpConfiguration):

@@ -754,6 +754,7 @@ def test_every_skip_reason_is_documented_and_reachable(repo: Path, tmp_path: Pat
     write(repo, "bundle.js", "x" * 1200)
     write(repo, "vanishing.py")
     (repo / "out_link").symlink_to(tmp_path / "outside.txt")
+    os.link(tmp_path / "outside.txt", repo / "hard_linked.txt")
     (repo / "dir_link").symlink_to(".", target_is_directory=True)
     (repo / "dangling").symlink_to("nowhere")
     os.mkfifo(repo / "fifo")
