@@ -133,6 +133,42 @@ async def _namespaces_with_runs(ctx: Context) -> set[str]:
     return {run["metadata"]["namespace"] for run in runs if not transitions.is_finished(run.get("status"))}
 
 
+async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger) -> None:
+    """A running run's periodic check: cancellation, the Job's end, or progress."""
+    status = dict(body.status)
+    if transitions.is_finished(status):
+        return
+    namespace = body.metadata.namespace
+    project_name, job_name = body.spec["projectRef"]["name"], status["jobName"]
+    job = await kube.get(ctx.api, kube.Job, namespace, job_name)
+
+    if body.spec.get("cancel"):
+        if job is not None:
+            await kube.delete(ctx.api, kube.Job, namespace, job_name)
+        await _finish(ctx, body, patch, status, transitions.cancelled(f"cancelled: the Job {job_name} was deleted"),
+                      summary=None)
+        return
+    if job is None:
+        await _finish(ctx, body, patch, status, transitions.job_lost(job_name), summary=None)
+        return
+
+    state = jobs.job_state(job)
+    if state.phase == "Active":
+        if jobs.has_started(job) and transitions.reason_of(status) != "Running":
+            _enter(body, patch, status, transitions.running(job_name))
+        current = await _progress(ctx, body, project_name)
+        if current is not None and current != status.get("progress"):
+            patch.status["progress"] = current
+        return
+
+    pods = jobs.pods_of_job(await kube.list_labelled(ctx.api, kube.Pod, namespace, {"job-name": job_name}), job)
+    report = jobs.parse_report(jobs.termination_message(pods))
+    if report is None:
+        logger.warning(f"Job {job_name} left no report in its Pods' termination messages")
+    await _finish(ctx, body, patch, status, transitions.finished(state, report),
+                  summary=transitions.summary(report))
+
+
 async def claim(ctx: Context, project: Mapping[str, Any], run: kopf.Body) -> str | None:
     """Take the project's turn for `run`; None when taken, else the name of the run ahead of it."""
     namespace, project_name, name = run.metadata.namespace, project["metadata"]["name"], run.metadata.name
