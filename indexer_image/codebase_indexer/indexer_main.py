@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--termination-message-path", default=env("CODEBASE_TERMINATION_MESSAGE_PATH"))
     parser.add_argument("--max-file-size", type=int,
                         default=int(env("CODEBASE_MAX_FILE_SIZE", str(ScanOptions.max_file_size))))
+    parser.add_argument("--max-chunks-per-file", type=int,
+                        default=int(env("CODEBASE_MAX_CHUNKS_PER_FILE", str(ScanOptions.max_chunks_per_file))),
+                        help="a file making more chunks is skipped (too_many_chunks)")
+    parser.add_argument("--max-chunks-per-run", type=int,
+                        default=int(env("CODEBASE_MAX_CHUNKS_PER_RUN", str(ScanOptions.max_chunks_per_run))),
+                        help="files past this many new chunks in one run are skipped (too_many_chunks); "
+                             "the next run picks them up")
     parser.add_argument("--lock-wait-seconds", type=float, default=None,
                         help="how long to wait while another run indexes the project before failing "
                              f"(env {LOCK_WAIT_ENV}, default 60)")
@@ -63,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated globs; only matching files are indexed")
     parser.add_argument("--exclude", default=env("CODEBASE_EXCLUDE", ""),
                         help="comma-separated globs to leave out")
+    parser.add_argument("--include-secrets", default=env("CODEBASE_INCLUDE_SECRETS", ""),
+                        help="comma-separated globs of secret files (.env, keys, ...) to index on purpose; "
+                             "added to the repository's .codebase-mcp/config.json indexing.include_secrets")
     return parser
 
 
@@ -138,7 +148,8 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         return tuple(g.strip() for g in text.split(",") if g.strip())
 
     return ScanOptions(max_file_size=args.max_file_size, include=globs(args.include),
-                       exclude=globs(args.exclude))
+                       exclude=globs(args.exclude), include_secrets=globs(args.include_secrets),
+                       max_chunks_per_file=args.max_chunks_per_file, max_chunks_per_run=args.max_chunks_per_run)
 
 
 _ASKPASS_SCRIPT = """#!/bin/sh

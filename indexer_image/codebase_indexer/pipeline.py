@@ -16,11 +16,12 @@ from typing import Callable, Iterator
 import asyncpg
 
 from . import runs, store
-from .chunking import chunk_file
+from .chunking import TooManyChunks, chunk_file
 from .embedding import Embedder
 from .models import IndexSummary, Progress, SourceFile
 from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
+from .secret_files import without_credentials
 from .settings import DEFAULT_LOCK_WAIT_SECONDS
 from .store import FileWrite
 
@@ -164,6 +165,8 @@ class _Indexer:
     should_cancel: Callable[[], bool]
     progress: Progress = field(default_factory=Progress)
     skips: SkipCounter = field(default_factory=SkipCounter)
+    chunk_skips: dict[str, int] = field(default_factory=dict)
+    chunks_prepared: int = 0
     _recorded_model: tuple[str, int] | None = None
     _last_progress: float = 0.0
     _pool: ThreadPoolExecutor = field(
@@ -192,6 +195,8 @@ class _Indexer:
             await store.refresh_lexeme_stats(self.conn)
         self.summary.files_skipped = self.skips.total()
         self.summary.skipped_by_reason = dict(sorted(self.skips.counts.items()))
+        self.summary.chunks_skipped = sum(self.chunk_skips.values())
+        self.summary.chunks_skipped_by_reason = dict(sorted(self.chunk_skips.items()))
         self.summary.duration_seconds = round(time.monotonic() - started, 3)
         await self._report(force=True)
 
@@ -211,16 +216,33 @@ class _Indexer:
             self.progress.files_done += 1
             if source is None:
                 continue
-            seen.add(source.path)
             if not self.full and stored.get(source.path) == source.content_hash:
+                seen.add(source.path)
                 self.summary.files_unchanged += 1
                 continue
-            batch.add(prepare_file(source))
+            write = self._prepared(source)
+            if write is None:  # not seen: an earlier version of it leaves the index
+                continue
+            seen.add(source.path)
+            batch.add(write)
             if batch.full():
                 yield batch
                 batch = _Batch()
         if batch.files:
             yield batch
+
+    def _prepared(self, source: SourceFile) -> FileWrite | None:
+        """The file's chunks; None (counted as too_many_chunks) past the file's or the run's budget."""
+        options = self.scan_options
+        try:
+            write = prepare_file(source, chunk_skips=self.chunk_skips, max_chunks=options.max_chunks_per_file)
+        except TooManyChunks:
+            write = None
+        if write is None or self.chunks_prepared + len(write.chunks) > options.max_chunks_per_run:
+            self.skips.add("too_many_chunks", source.path)
+            return None
+        self.chunks_prepared += len(write.chunks)
+        return write
 
     async def _index_batches(self, batches: Iterator[_Batch]) -> None:
         loop = asyncio.get_running_loop()
@@ -292,10 +314,17 @@ def _embedding_of(loop, pool, embedder: Embedder, texts: list[str]) -> asyncio.F
     return loop.run_in_executor(pool, embedder.embed, texts)
 
 
-def prepare_file(source: SourceFile) -> FileWrite:
-    """A file's chunks (blank ones dropped, NULs replaced) and their embedding cache keys."""
+def prepare_file(source: SourceFile, *, chunk_skips: dict[str, int] | None = None,
+                 max_chunks: int | None = None) -> FileWrite:
+    """A file's chunks (blank ones and those carrying a credential dropped, NULs replaced) and
+    their embedding cache keys; `chunk_skips` counts the dropped ones by reason.
+    Raises TooManyChunks when the file makes more than `max_chunks`."""
     if "\x00" in source.text:  # PostgreSQL text cannot hold NUL
         source = replace(source, text=source.text.replace("\x00", "\ufffd"))
-    chunks = [c for c in chunk_file(source.path, source.text, source.language) if c.content.strip()]
+    chunks = chunk_file(source.path, source.text, source.language, max_chunks=max_chunks)
+    chunks = [c for c in chunks if c.content.strip()]
+    chunks, withheld = without_credentials(source.text, chunks)
+    if withheld and chunk_skips is not None:
+        chunk_skips["secret"] = chunk_skips.get("secret", 0) + withheld
     chunks = [replace(c, content=c.content.replace("\x00", "\ufffd")) for c in chunks]
     return FileWrite(source=source, chunks=chunks, chunk_hashes=[store.chunk_hash(c) for c in chunks])

@@ -11,6 +11,7 @@ import json
 
 import asyncpg
 
+from .connections import Connector, direct_connection
 from .models import IndexSummary, Progress
 
 RUN_STATES = ("running", "succeeded", "failed", "cancelled")
@@ -100,23 +101,18 @@ async def finish_run(conn: asyncpg.Connection, run_id: str, state: str, *,
     )
 
 
-async def read_run(url: str, run_id: str) -> dict | None:
+async def read_run(url: str, run_id: str, connect: Connector = direct_connection) -> dict | None:
     """A run's row as a dict (summary decoded), or None when the database or row is missing.
 
     A `running` row whose run no longer holds the project lock is reported as failed.
     """
     try:
-        conn = await asyncpg.connect(url)
-    except (asyncpg.InvalidCatalogNameError, OSError):
+        async with connect(url) as conn:
+            row = await conn.fetchrow("SELECT * FROM index_runs WHERE run_id = $1", run_id)
+            abandoned = (row is not None and row["state"] == "running"
+                         and await lock_holder(conn) != run_id)
+    except (asyncpg.InvalidCatalogNameError, asyncpg.UndefinedTableError, OSError):
         return None
-    try:
-        row = await conn.fetchrow("SELECT * FROM index_runs WHERE run_id = $1", run_id)
-        abandoned = (row is not None and row["state"] == "running"
-                     and await lock_holder(conn) != run_id)
-    except asyncpg.UndefinedTableError:
-        return None
-    finally:
-        await conn.close()
     if row is None:
         return None
     run = dict(row)

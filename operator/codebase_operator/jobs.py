@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from codebase_indexer.identifiers import owner_secret_name
+
 from . import API_VERSION, GROUP
 from .config import OperatorConfig
 from .specs import InvalidSpec, Source
@@ -22,6 +24,7 @@ DATABASE_URL_KEY = "url"  # the key of the project Secret holding the project da
 RUN_LABEL = f"{GROUP}/run"
 PROJECT_LABEL = f"{GROUP}/project"
 MANAGED_BY = "codebase-operator"
+INDEXER_NAME = "codebase-indexer"  # app.kubernetes.io/name of indexer Jobs and Pods
 # Exit codes of codebase-indexer that no retry can fix: 1 = failed (bad source, DB, embedding), 2 = bad arguments.
 PERMANENT_EXIT_CODES = (1, 2)
 
@@ -37,12 +40,13 @@ def job_name(run_name: str, run_uid: str) -> str:
 
 
 def secret_name(project_name: str) -> str:
-    return f"{project_name}-db"
+    """The project's owner Secret (indexer Jobs read it); named by the function the gateway shares."""
+    return owner_secret_name(project_name)
 
 
 def labels(project_name: str, run_name: str) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": "codebase-indexer",
+        "app.kubernetes.io/name": INDEXER_NAME,
         "app.kubernetes.io/part-of": "codebase-mcp",
         "app.kubernetes.io/managed-by": MANAGED_BY,
         PROJECT_LABEL: project_name,
@@ -136,7 +140,8 @@ def indexer_env(run: Mapping[str, Any], project: Mapping[str, Any], source: Sour
         _env("CODEBASE_RUN_ID", run["metadata"]["uid"]),
         _env("CODEBASE_INDEX_MODE", str(run_spec.get("mode", "Incremental")).lower()),
         _env("CODEBASE_TERMINATION_MESSAGE_PATH", TERMINATION_MESSAGE_PATH),
-        _env("CODEBASE_WORK_DIR", f"{SCRATCH_DIR}/work"),
+        # The scratch volume itself: it exists in every pod (a folder under it would not, and mkdtemp needs one).
+        _env("CODEBASE_WORK_DIR", SCRATCH_DIR),
         _env("HOME", SCRATCH_DIR),
         _env("XDG_CACHE_HOME", f"{SCRATCH_DIR}/.cache"),
         _env("HF_HUB_OFFLINE", "1"),

@@ -16,10 +16,10 @@
 - apiGroups: [codebase.mcp.dev]
   resources: [codebaseprojects/status, indexingruns/status]
   verbs: [patch]
-# one indexer Job per run: created, read, deleted on cancel
+# one indexer Job per run: created, read, deleted on cancel; listed by label for the active-Job ceiling
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, create, delete]
+  verbs: [get, list, create, delete]
 # the Job's pods, for their termination message (the run summary)
 - apiGroups: [""]
   resources: [pods]

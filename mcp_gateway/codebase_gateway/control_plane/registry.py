@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from codebase_indexer.connections import ConnectionBudget, Connector, direct_connection
 from codebase_indexer.credentials import redact
 from codebase_indexer.postgres import database_url
 
@@ -56,49 +57,50 @@ class GatewayRecord:
     seconds_since_heartbeat: float
 
 
-async def ensure_registry(admin_url: str) -> str:
+async def ensure_registry(admin_url: str, connect: Connector = direct_connection) -> str:
     """Create the registry database and its tables if missing; return its URL."""
-    admin = await asyncpg.connect(admin_url)
-    try:
+    async with connect(admin_url) as admin:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", REGISTRY_DATABASE):
             try:
                 await admin.execute(f'CREATE DATABASE "{REGISTRY_DATABASE}"')
             except asyncpg.DuplicateDatabaseError:  # another gateway created it concurrently
                 pass
-    finally:
-        await admin.close()
+        # Only the admin (a superuser or the database's owner) reads the jobs: no other role connects.
+        await admin.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{REGISTRY_DATABASE}" FROM PUBLIC')
     url = database_url(admin_url, REGISTRY_DATABASE)
-    conn = await asyncpg.connect(url)
-    try:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(7301)")
-            await conn.execute(_SCHEMA)
-    finally:
-        await conn.close()
+    async with connect(url) as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(7301)")
+        await conn.execute(_SCHEMA)
     return url
 
 
 class Registry:
     """Every query on the jobs registry, over one small pool."""
 
-    def __init__(self, pool: asyncpg.Pool, instance_id: str) -> None:
+    POOL_SIZE = 2
+
+    def __init__(self, pool: asyncpg.Pool, instance_id: str, budget: ConnectionBudget) -> None:
         self._pool = pool
+        self._budget = budget
         self.instance_id = instance_id
 
     @classmethod
-    async def open(cls, url: str, instance_id: str) -> "Registry":
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=4, init=_init_connection)
-        return cls(pool, instance_id)
+    async def open(cls, url: str, instance_id: str, budget: ConnectionBudget) -> "Registry":
+        pool = await budget.open_dedicated_pool(url, cls.POOL_SIZE, init=_init_connection)
+        return cls(pool, instance_id, budget)
 
     async def close(self) -> None:
-        await self._pool.close()
+        await self._budget.close_dedicated_pool(self._pool)
 
     async def ping(self) -> bool:
         return await self._pool.fetchval("SELECT true")
 
-    async def database_exists(self, name: str) -> bool:
-        """Whether the server has this database (pg_database is shared: any database can tell)."""
-        return bool(await self._pool.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    async def database_and_role_exist(self, database: str, role: str) -> tuple[bool, bool]:
+        """Whether the server has this database and this role (shared catalogs: any database can tell)."""
+        row = await self._pool.fetchrow(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS database, "
+            "EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS role", database, role)
+        return row["database"], row["role"]
 
     # --- gateways ---
 
