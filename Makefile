@@ -7,17 +7,21 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test demo bench clean
+LOCK := requirements.lock
+LOCKED_EXTRAS := --extra local --extra embedded --extra gateway --extra operator --extra dev
+
+.PHONY: install test demo bench lock clean
 
 install: $(VENV)/.installed
 
-# torch is pinned to the CPU build first: an unpinned one (pulled by sentence-transformers)
-# resolves to a CUDA build of several GB.
-$(VENV)/.installed: pyproject.toml
+# Every dependency comes from requirements.lock, pinned with hashes, so two installs a week apart
+# are the same; the project itself is installed on top, editable, without resolving again.
+# torch there is the CPU build (+cpu): an unpinned one resolves to a CUDA build of several GB.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[all,dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/python scripts/fetch_tools.py  # helm and kubectl for the chart tests, into tools/bin
 	touch $@
 
@@ -29,6 +33,15 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/run_bench.py
+
+# Re-resolve the lock after changing dependencies in pyproject.toml (tests/unit/test_lock.py fails
+# until you do). pip-tools runs from its own throwaway environment, not the project's.
+lock:
+	$(PYTHON) -m venv .lock-tools
+	.lock-tools/bin/pip install --quiet pip-tools
+	.lock-tools/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links $(LOCKED_EXTRAS) -o $(LOCK) pyproject.toml
+	rm -rf .lock-tools
 
 clean:
 	rm -rf $(VENV) build *.egg-info

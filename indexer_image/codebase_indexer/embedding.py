@@ -9,6 +9,7 @@ from typing import Protocol, Sequence
 import httpx
 import numpy as np
 
+from .model_integrity import ModelIntegrityError, verify_default_model
 from .settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
 
 
@@ -42,12 +43,15 @@ class LocalEmbedder:
     """sentence-transformers on the CPU, offline. Default: all-MiniLM-L6-v2 from its PyPI wheel.
 
     The model loads on first use (about 5 s), so a run with nothing to embed never pays for it.
+    The default model's files are checked against the official release first
+    (model_integrity); a model given as a directory is the user's own choice and is not.
     """
 
     def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
         self.model_name = _local_model_name(model)
         self.batch_size = batch_size
         self._path = _local_model_path(model)
+        self._verify = self.model_name == DEFAULT_LOCAL_MODEL
         self._model = None
         self._lock = threading.Lock()
 
@@ -81,6 +85,11 @@ class LocalEmbedder:
 
                 transformers_logging.disable_progress_bar()
 
+                if self._verify:
+                    try:
+                        verify_default_model(self._path)
+                    except ModelIntegrityError as exc:
+                        raise EmbeddingError(str(exc)) from None
                 self._model = SentenceTransformer(str(self._path), device="cpu")
             return self._model
 

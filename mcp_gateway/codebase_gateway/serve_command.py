@@ -9,11 +9,15 @@ import signal
 import sys
 from pathlib import Path
 
+from starlette.middleware import Middleware
+
 from codebase_indexer.connections import (DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
                                           GATEWAY_APPLICATION_NAME, MIN_CONNECTIONS, ConnectionLimits)
+from codebase_indexer.log_redaction import redact_logs
 
 from .auth import TOKEN_ENV, InsecureHttpConfiguration, http_auth
 from .control_plane.base import ControlPlane
+from .host_guard import ALLOWED_HOSTS_ENV, ALLOWED_ORIGINS_ENV, ANY, HostOriginGuard, InvalidAllowList, build_policy
 
 ALLOWED_ROOTS_ENV = "CODEBASE_MCP_ALLOWED_ROOTS"
 
@@ -27,13 +31,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", default="/mcp", help="HTTP endpoint path (default /mcp)")
     parser.add_argument("--no-auth", action="store_true",
                         help=f"serve HTTP without the bearer token ({TOKEN_ENV}); loopback addresses only")
+    parser.add_argument("--allowed-host", action="append", default=None, metavar="NAME",
+                        help="HTTP: a Host name clients use besides localhost, 127.0.0.1, [::1] and --host "
+                             f"(repeatable; NAME or NAME:PORT; env {ALLOWED_HOSTS_ENV}, comma-separated); "
+                             "any other Host is refused with 403 (DNS-rebinding protection)")
+    parser.add_argument("--allowed-origin", action="append", default=None, metavar="ORIGIN",
+                        help="HTTP: a browser Origin (scheme://host[:port]) allowed besides the allowed hosts' own "
+                             f"(repeatable; env {ALLOWED_ORIGINS_ENV}, comma-separated)")
     parser.add_argument("--control-plane", choices=("local", "kubernetes"),
                         default=env("CODEBASE_MCP_CONTROL_PLANE", "local"),
                         help="local: embedded PostgreSQL and indexer processes; "
                              "kubernetes: CodebaseProject/IndexingRun resources run by the operator")
     parser.add_argument("--allowed-root", action="append", type=Path, default=None, metavar="DIR",
                         help=f"repositories must be under DIR (repeatable; env {ALLOWED_ROOTS_ENV}, "
-                             "separated by ':'); default: anywhere (local), the workspace root (kubernetes)")
+                             "separated by ':'); default: anywhere (local stdio), the workspace root (kubernetes); "
+                             "HTTP with the local control plane needs at least one")
+    parser.add_argument("--max-concurrent-runs", type=_positive_int,
+                        default=env("CODEBASE_MCP_MAX_CONCURRENT_RUNS", "2"), metavar="N",
+                        help="local: indexer processes this gateway runs at once; later runs wait in a "
+                             "queue (env CODEBASE_MCP_MAX_CONCURRENT_RUNS, default 2)")
     parser.add_argument("--namespace", default=None,
                         help="kubernetes: namespace of the resources (default: the pod's, else 'default')")
     parser.add_argument("--workspace-root", type=Path, default=Path(env("CODEBASE_MCP_WORKSPACE_ROOT", "/workspace")),
@@ -54,12 +70,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
+class MissingAllowedRoot(ValueError):
+    """The gateway would serve HTTP with no confinement, or a configured root does not exist."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
 def allowed_roots(args: argparse.Namespace) -> list[Path]:
+    """The configured roots, absolute and as written (the checks also match their resolved form)."""
     if args.allowed_root:
         roots = args.allowed_root
     else:
         roots = [Path(p) for p in os.environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
-    return [root.expanduser().resolve() for root in roots]
+    roots = [Path(os.path.abspath(root.expanduser())) for root in roots]
+    for root in roots:
+        if not root.is_dir():
+            raise MissingAllowedRoot(f"--allowed-root {root} is not an existing directory: "
+                                     "give the folder that holds the repositories to index")
+    return roots
+
+
+def confinement(args: argparse.Namespace, control_plane: ControlPlane) -> list[Path]:
+    """The roots the gateway confines paths to. Over HTTP there must be at least one: any token
+    holder (or, with --no-auth, any local process) could otherwise index /etc or /proc/self/root."""
+    roots = allowed_roots(args) or control_plane.default_allowed_roots()
+    if args.transport == "http" and not roots:
+        raise MissingAllowedRoot(
+            f"HTTP transport needs at least one --allowed-root DIR (or {ALLOWED_ROOTS_ENV}, separated by "
+            f"'{os.pathsep}'): the folders holding the repositories clients may index, e.g. --allowed-root ~/src")
+    return roots
+
+
+def _listed(values: list[str] | None, env_name: str) -> list[str]:
+    if values:
+        return values
+    return [v.strip() for v in os.environ.get(env_name, "").split(",") if v.strip()]
+
+
+def http_middleware(args: argparse.Namespace) -> list[Middleware]:
+    """The Host/Origin guard every HTTP request passes first (before the token is even looked at)."""
+    hosts = _listed(args.allowed_host, ALLOWED_HOSTS_ENV)
+    if args.no_auth and ANY in hosts:
+        raise InsecureHttpConfiguration(
+            f"--allowed-host '{ANY}' turns off DNS-rebinding protection; with --no-auth any web page could "
+            f"use the gateway: name the hosts instead, or set {TOKEN_ENV}")
+    try:
+        policy = build_policy(args.host, hosts, _listed(args.allowed_origin, ALLOWED_ORIGINS_ENV))
+    except InvalidAllowList as exc:
+        raise InsecureHttpConfiguration(str(exc)) from None
+    return [Middleware(HostOriginGuard, policy=policy)]
+
+
+def checked_configuration(args: argparse.Namespace):
+    """Token, Host/Origin guard, control plane and roots; refuses an HTTP setup that would be open."""
+    http = args.transport == "http"
+    auth = http_auth(args.host, os.environ.get(TOKEN_ENV), no_auth=args.no_auth) if http else None
+    middleware = http_middleware(args) if http else []
+    control_plane = control_plane_for(args)
+    return auth, middleware, control_plane, confinement(args, control_plane)
 
 
 def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
@@ -76,35 +152,34 @@ def control_plane_for(args: argparse.Namespace) -> ControlPlane:
         return KubernetesControlPlane(namespace=args.namespace, workspace_root=args.workspace_root, limits=limits)
     from .control_plane.local import LocalControlPlane
 
-    return LocalControlPlane(limits=limits)
+    return LocalControlPlane(max_concurrent_runs=args.max_concurrent_runs, limits=limits)
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        auth = (http_auth(args.host, os.environ.get(TOKEN_ENV), no_auth=args.no_auth)
-                if args.transport == "http" else None)
-    except InsecureHttpConfiguration as exc:
+        auth, middleware, control_plane, roots = checked_configuration(args)
+    except (InsecureHttpConfiguration, MissingAllowedRoot) as exc:
         print(f"codebase-mcp serve: {exc}", file=sys.stderr)
         return 2
-    from .server import create_server
-
-    try:
-        control_plane = control_plane_for(args)
-    except ValueError as exc:
+    except ValueError as exc:  # from connection_limits
         print(f"codebase-mcp serve: --max-database-connections / --statement-timeout: {exc}", file=sys.stderr)
         return 2
-    server = create_server(control_plane, allowed_roots=allowed_roots(args), auth=auth)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_logs()
+    from .server import create_server
+
+    server = create_server(control_plane, allowed_roots=roots, auth=auth)
     # SIGTERM (Kubernetes, a closing editor) stops like Ctrl-C: the lifespan stops the runs, and
     # exit handlers release the embedded database, which the default SIGTERM action would skip.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.transport == "http":
             asyncio.run(server.run_http_async(show_banner=False, host=args.host, port=args.port,
-                                              path=args.path, log_level=args.log_level.lower()))
+                                              path=args.path, log_level=args.log_level.lower(),
+                                              middleware=middleware))
         else:
             asyncio.run(server.run_stdio_async(show_banner=False, log_level=args.log_level))
     except KeyboardInterrupt:

@@ -83,6 +83,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     indexer.add_argument("--job-ttl-seconds", type=int,
                          default=int(_env("JOB_TTL_SECONDS", str(7 * 24 * 3600)) or 0),
                          help="ttlSecondsAfterFinished [$CODEBASE_JOB_TTL_SECONDS]")
+    indexer.add_argument("--max-active-jobs", type=int, default=int(_env("MAX_ACTIVE_JOBS", "8") or 8),
+                         help="indexer Jobs active at once across all watched namespaces; later runs "
+                              "wait (reason WaitingForSlot) [$CODEBASE_MAX_ACTIVE_JOBS]")
+
+    sources = parser.add_argument_group("what projects may use")
+    sources.add_argument("--allowed-embedding-url", dest="allowed_embedding_urls", action="append",
+                         default=None, metavar="URL_OR_HOST",
+                         help="only send embedding requests (code and API key) under this URL prefix or "
+                              "to this host (repeatable); default: any "
+                              "[$CODEBASE_ALLOWED_EMBEDDING_URLS, comma-separated]")
+    sources.add_argument("--allow-plaintext-git", action="store_true",
+                         default=_env("ALLOW_PLAINTEXT_GIT", "false").lower() in ("1", "true", "yes"),
+                         help="also accept http:// and git:// git sources (unencrypted) "
+                              "[$CODEBASE_ALLOW_PLAINTEXT_GIT]")
 
     pacing = parser.add_argument_group("pacing")
     pacing.add_argument("--poll-interval", type=float, default=float(_env("POLL_INTERVAL", "5") or 5),
@@ -116,7 +130,16 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         poll_interval=args.poll_interval,
         recheck_interval=args.recheck_interval,
         retry_max_delay=args.retry_max_delay,
+        allowed_embedding_urls=tuple(_allowed_embedding_urls(args)),
+        allow_plaintext_git=args.allow_plaintext_git,
+        max_active_jobs=args.max_active_jobs,
     )
+
+
+def _allowed_embedding_urls(args: argparse.Namespace) -> list[str]:
+    if args.allowed_embedding_urls:
+        return list(args.allowed_embedding_urls)
+    return [url.strip() for url in (_env("ALLOWED_EMBEDDING_URLS") or "").split(",") if url.strip()]
 
 
 def namespaces_from_args(args: argparse.Namespace) -> list[str]:

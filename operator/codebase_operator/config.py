@@ -48,6 +48,12 @@ class OperatorConfig:
     # How often a project's database, roles and Secrets are checked (and restored when missing).
     recheck_interval: float = 60.0
     retry_max_delay: float = 60.0
+    # Embedding URLs (prefixes or hosts) a project may send its code and API key to; empty: any.
+    allowed_embedding_urls: tuple[str, ...] = ()
+    # http:// and git:// sources send code (and credentials) unencrypted: refused unless allowed.
+    allow_plaintext_git: bool = False
+    # Indexer Jobs active at once across every watched namespace; later runs wait for a slot.
+    max_active_jobs: int = 8
 
     def __post_init__(self) -> None:
         if not self.admin_database_url:
@@ -57,6 +63,8 @@ class OperatorConfig:
             raise ValueError(f"--workspace-root must be an absolute path, not {self.workspace_root!r}")
         if self.poll_interval <= 0 or self.retry_max_delay <= 0 or self.recheck_interval <= 0:
             raise ValueError("intervals must be positive")
+        if self.max_active_jobs < 1:
+            raise ValueError(f"--max-active-jobs must be at least 1, not {self.max_active_jobs}")
 
     def backoff(self, retry: int) -> float:
         """Delay before the next attempt: exponential from 1 s, capped."""

@@ -1,6 +1,7 @@
 """What every handler needs, built once at startup and kept in kopf's memo."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pykube
@@ -12,4 +13,7 @@ from .config import OperatorConfig
 class Context:
     config: OperatorConfig
     api: pykube.HTTPClient
-    namespaces: tuple[str, ...] = ()  # the watched namespaces; empty means cluster-wide
+    # The namespaces the operator watches (empty: all); the Job ceiling counts Jobs in these.
+    namespaces: tuple[str, ...] = ()
+    # Held while counting active Jobs and creating one, so concurrent handlers cannot overshoot the ceiling.
+    job_slots: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)

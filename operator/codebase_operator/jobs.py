@@ -24,6 +24,7 @@ DATABASE_URL_KEY = "url"  # the key of the project Secret holding the project da
 RUN_LABEL = f"{GROUP}/run"
 PROJECT_LABEL = f"{GROUP}/project"
 MANAGED_BY = "codebase-operator"
+INDEXER_NAME = "codebase-indexer"  # app.kubernetes.io/name of indexer Jobs and Pods
 # Exit codes of codebase-indexer that no retry can fix: 1 = failed (bad source, DB, embedding), 2 = bad arguments.
 PERMANENT_EXIT_CODES = (1, 2)
 
@@ -45,7 +46,7 @@ def secret_name(project_name: str) -> str:
 
 def labels(project_name: str, run_name: str) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": "codebase-indexer",
+        "app.kubernetes.io/name": INDEXER_NAME,
         "app.kubernetes.io/part-of": "codebase-mcp",
         "app.kubernetes.io/managed-by": MANAGED_BY,
         PROJECT_LABEL: project_name,
@@ -139,7 +140,8 @@ def indexer_env(run: Mapping[str, Any], project: Mapping[str, Any], source: Sour
         _env("CODEBASE_RUN_ID", run["metadata"]["uid"]),
         _env("CODEBASE_INDEX_MODE", str(run_spec.get("mode", "Incremental")).lower()),
         _env("CODEBASE_TERMINATION_MESSAGE_PATH", TERMINATION_MESSAGE_PATH),
-        _env("CODEBASE_WORK_DIR", f"{SCRATCH_DIR}/work"),
+        # The scratch volume itself: it exists in every pod (a folder under it would not, and mkdtemp needs one).
+        _env("CODEBASE_WORK_DIR", SCRATCH_DIR),
         _env("HOME", SCRATCH_DIR),
         _env("XDG_CACHE_HOME", f"{SCRATCH_DIR}/.cache"),
         _env("HF_HUB_OFFLINE", "1"),

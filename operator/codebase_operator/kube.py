@@ -38,6 +38,23 @@ class Conflict(Exception):
     """The object changed since it was read (a failed optimistic-concurrency test)."""
 
 
+def status_code(exc: BaseException) -> int | None:
+    """The HTTP status of an API error, whichever way the client raised it.
+
+    pykube raises its own HTTPError only for an error body whose Content-Type is exactly
+    `application/json`; anything else (a charset parameter, a proxy's text/html page)
+    arrives as requests' HTTPError. Both mean the same answer from the server.
+    """
+    if isinstance(exc, pykube.exceptions.HTTPError):
+        return exc.code
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return exc.response.status_code
+    return None
+
+
+API_ERRORS = (pykube.exceptions.HTTPError, requests.HTTPError)
+
+
 def load_config(kubeconfig: str | None) -> pykube.KubeConfig:
     """The given kubeconfig file; else the in-cluster ServiceAccount; else $KUBECONFIG or ~/.kube/config."""
     if kubeconfig:
@@ -77,8 +94,8 @@ async def create(api: pykube.HTTPClient, kind: Kind, body: Mapping[str, Any]) ->
         try:
             obj.create()
             return obj.obj, True
-        except pykube.exceptions.HTTPError as exc:
-            if exc.code != 409:
+        except API_ERRORS as exc:
+            if status_code(exc) != 409:
                 raise
         existing = kind.objects(api, namespace=body["metadata"]["namespace"]).get_by_name(
             body["metadata"]["name"])
@@ -90,23 +107,30 @@ async def delete(api: pykube.HTTPClient, kind: Kind, namespace: str, name: str) 
     """Delete in the background (dependents are garbage-collected); False when it was already gone."""
     def remove() -> bool:
         obj = kind(api, {"metadata": {"name": name, "namespace": namespace}})
-        try:
-            obj.delete(propagation_policy="Background")
-            return True
-        except pykube.exceptions.HTTPError as exc:
-            if exc.code == 404:
-                return False
-            raise
+        # Not obj.delete(): it swallows a 404, and callers need to know the object was already gone.
+        response: requests.Response = api.delete(**obj.api_kwargs(
+            data=json.dumps({"propagationPolicy": "Background"})))
+        if response.status_code == 404:
+            return False
+        api.raise_for_status(response)
+        return True
     return await asyncio.to_thread(remove)
 
 
-async def list_labelled(api: pykube.HTTPClient, kind: Kind, namespace: str,
+async def list_labelled(api: pykube.HTTPClient, kind: Kind, namespace: str | None,
                         labels: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Objects selected by these labels (callers that must be exact check them: `jobs.pods_of_job`)."""
+    """Objects selected by these labels, in one namespace or (None) in all of them."""
     def fetch() -> list[dict[str, Any]]:
-        query = kind.objects(api, namespace=namespace).filter(selector=dict(labels))
-        return [obj.obj for obj in query]
+        scope = pykube.all if namespace is None else namespace
+        query = kind.objects(api, namespace=scope).filter(selector=dict(labels))
+        return [obj.obj for obj in query if _has_labels(obj.obj, labels)]
     return await asyncio.to_thread(fetch)
+
+
+def _has_labels(obj: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    # The server filters already; checked again so that a proxy or cache ignoring the selector cannot widen it.
+    found = (obj.get("metadata") or {}).get("labels") or {}
+    return all(found.get(key) == value for key, value in labels.items())
 
 
 async def json_patch(api: pykube.HTTPClient, kind: Kind, namespace: str, name: str,
@@ -124,9 +148,10 @@ async def json_patch(api: pykube.HTTPClient, kind: Kind, namespace: str, name: s
     return await asyncio.to_thread(patch)
 
 
-async def list_all(api: pykube.HTTPClient, kind: Kind, namespace: str) -> list[dict[str, Any]]:
+async def list_all(api: pykube.HTTPClient, kind: Kind, namespace: str | None) -> list[dict[str, Any]]:
+    """Every object of the kind in one namespace or (None) in all of them."""
     def fetch() -> list[dict[str, Any]]:
-        return [obj.obj for obj in kind.objects(api, namespace=namespace)]
+        return [obj.obj for obj in kind.objects(api, namespace=pykube.all if namespace is None else namespace)]
     return await asyncio.to_thread(fetch)
 
 

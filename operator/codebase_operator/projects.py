@@ -119,7 +119,7 @@ async def provision(ctx: Context, project: Mapping[str, Any]) -> Provisioned:
     """
     meta, spec, status = project["metadata"], project["spec"], project.get("status") or {}
     name, namespace = meta["name"], meta["namespace"]
-    dbname = check_project_spec(name, spec, namespace)
+    dbname = check_project_spec(name, spec, namespace, allow_plaintext_git=ctx.config.allow_plaintext_git)
     recorded = (status.get("database") or {}).get("name")
     if recorded and recorded != dbname:
         raise InvalidSpec(f"spec.projectId is immutable: this project's database is {recorded}; "

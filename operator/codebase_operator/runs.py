@@ -23,8 +23,10 @@ from codebase_indexer.postgres import database_url, redact
 from codebase_indexer.runs import read_run
 
 from . import conditions, jobs, kube, projects, transitions
+from .config import OperatorConfig
 from .context import Context
-from .specs import InvalidSpec, check_run_spec, run_source
+from .secret_refs import check_secret_references
+from .specs import InvalidSpec, Source, check_embedding_url, check_git_url, check_run_spec, run_source
 
 _CLAIM_ATTEMPTS = 5
 Logger = logging.Logger | kopf.Logger
@@ -68,21 +70,69 @@ async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, lo
                 project_name, f"its Secret {secret} is missing (the project's reconcile creates it)"))
 
     try:
-        manifest = jobs.build_job(body, project, run_source(body.spec, project["spec"]), ctx.config)
+        source = run_source(body.spec, project["spec"])
+        check_source_policy(source, project["spec"], ctx.config)
+        await check_secret_references(ctx, namespace, project["spec"], source)
+        manifest = jobs.build_job(body, project, source, ctx.config)
     except InvalidSpec as exc:
         _enter(body, patch, status, transitions.invalid_spec(str(exc)))
+        await release(ctx, namespace, project_name, name)
         return
 
     blocker = await claim(ctx, project, body)
     if blocker is not None:
         _wait(ctx, body, patch, status, retry, transitions.queued(project_name, blocker))
 
-    job, created = await kube.create(ctx.api, kube.Job, manifest)
-    job_name = job["metadata"]["name"]
-    if created:
-        logger.info(f"created Job {job_name}")
+    job_name = await _create_job(ctx, body, patch, status, manifest, logger)
     _enter(body, patch, status, transitions.pending(job_name), jobName=job_name,
            runId=body.metadata.uid, startTime=status.get("startTime") or conditions.now_rfc3339())
+
+
+def check_source_policy(source: Source, project_spec: Mapping[str, Any], config: OperatorConfig) -> None:
+    """What this operator lets a project use, checked at every run (the operator's flags may have changed)."""
+    if source.git_url is not None:
+        check_git_url(source.git_url, allow_plaintext=config.allow_plaintext_git)
+    embedding = project_spec.get("embedding") or {}
+    if embedding.get("provider") not in (None, "local"):
+        check_embedding_url(embedding.get("url"), config.allowed_embedding_urls)
+
+
+async def _create_job(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any],
+                      manifest: Mapping[str, Any], logger: Logger) -> str:
+    """Create the run's Job within the cluster-wide ceiling and return its name; wait while none is free."""
+    namespace, job_name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    if await kube.get(ctx.api, kube.Job, namespace, job_name) is not None:
+        return job_name  # created before an operator restart: it already holds its slot
+    async with ctx.job_slots:
+        active = await active_jobs(ctx, namespace)
+        if active >= ctx.config.max_active_jobs:
+            _wait(ctx, body, patch, status, 0, transitions.waiting_for_slot(active, ctx.config.max_active_jobs),
+                  delay=ctx.config.poll_interval)
+        _, created = await kube.create(ctx.api, kube.Job, manifest)
+    if created:
+        logger.info(f"created Job {job_name}")
+    return job_name
+
+
+async def active_jobs(ctx: Context, namespace: str) -> int:
+    """Indexer Jobs not finished yet, in every namespace where runs are (`namespace` included).
+
+    Jobs are listed per namespace: the operator may read Jobs only where its Role is bound,
+    and runs (which it may list everywhere it watches) only exist where it can start Jobs.
+    """
+    selector = {"app.kubernetes.io/managed-by": jobs.MANAGED_BY, "app.kubernetes.io/name": jobs.INDEXER_NAME}
+    found = [job for scope in sorted(await _namespaces_with_runs(ctx) | {namespace})
+             for job in await kube.list_labelled(ctx.api, kube.Job, scope, selector)]
+    return sum(1 for job in found
+               if jobs.job_state(job).phase == "Active" and not job["metadata"].get("deletionTimestamp"))
+
+
+async def _namespaces_with_runs(ctx: Context) -> set[str]:
+    exact = [scope for scope in ctx.namespaces if not set("*?[") & set(scope)]
+    if ctx.namespaces and len(exact) == len(ctx.namespaces):
+        return set(exact)
+    runs = await kube.list_all(ctx.api, kube.IndexingRun, None)  # cluster-wide, or namespace globs
+    return {run["metadata"]["namespace"] for run in runs if not transitions.is_finished(run.get("status"))}
 
 
 async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger) -> None:
@@ -241,6 +291,6 @@ def _enter(body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any], state:
 
 
 def _wait(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any], retry: int,
-          state: transitions.State) -> NoReturn:
+          state: transitions.State, *, delay: float | None = None) -> NoReturn:
     _enter(body, patch, status, state)
-    raise Waiting(state.message, delay=ctx.config.backoff(retry))
+    raise Waiting(state.message, delay=ctx.config.backoff(retry) if delay is None else delay)

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
+from codebase_indexer.credentials import redact
 from codebase_indexer.identifiers import InvalidProjectId, database_name, normalize_project_id
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# What the API server accepts as the name of a custom resource (and so of a project).
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 MAX_NAME_LENGTH = 63
 _GIT_REF = re.compile(r"^[A-Za-z0-9._/@+-]+$")
+# git@host:path (scp-like syntax, always ssh); the user and host cannot start with '-'.
+_SCP_LIKE_GIT_URL = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*@[A-Za-z0-9.][A-Za-z0-9.-]*:[^\s]+$")
+ENCRYPTED_GIT_SCHEMES = ("https", "ssh")
+PLAINTEXT_GIT_SCHEMES = ("http", "git")
 
 
 class InvalidSpec(ValueError):
@@ -35,6 +43,9 @@ class Source:
 def check_name(name: str, what: str) -> None:
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidSpec(f"{what} {name!r} is longer than {MAX_NAME_LENGTH} characters")
+    if not DNS_SUBDOMAIN.match(name):
+        raise InvalidSpec(f"{what} {name!r} is not a valid resource name (lower-case letters, digits, "
+                          f"'-' and '.', starting and ending with a letter or digit)")
 
 
 def check_relative_path(path: Any, field: str) -> str:
@@ -46,14 +57,17 @@ def check_relative_path(path: Any, field: str) -> str:
     return path
 
 
-def check_project_spec(name: str, spec: Mapping[str, Any], namespace: str) -> str:
+def check_project_spec(name: str, spec: Mapping[str, Any], namespace: str, *,
+                       allow_plaintext_git: bool = False) -> str:
     """Validate a CodebaseProject spec; return the database name it maps to in its namespace."""
     check_name(name, "project name")
     try:
         project_id = normalize_project_id(spec.get("projectId"))  # type: ignore[arg-type]
     except InvalidProjectId as exc:
         raise InvalidSpec(f"spec.projectId: {exc}") from None
-    project_source(spec)
+    source = project_source(spec)
+    if source.git_url is not None:
+        check_git_url(source.git_url, allow_plaintext=allow_plaintext_git)
     derived = database_name(project_id, namespace)
     requested = (spec.get("database") or {}).get("name")
     if requested and requested != derived:
@@ -78,13 +92,77 @@ def project_source(spec: Mapping[str, Any]) -> Source:
                   git_credentials_secret=git.get("credentialsSecret") or None)
 
 
+def check_git_url(url: str, *, allow_plaintext: bool) -> None:
+    """Accept https://, ssh:// and git@host:path; http:// and git:// only when allowed explicitly.
+
+    The URL itself is never quoted back: it may carry credentials.
+    """
+    if _SCP_LIKE_GIT_URL.match(url):
+        return
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ENCRYPTED_GIT_SCHEMES and _has_host(url):
+        return
+    if scheme in PLAINTEXT_GIT_SCHEMES and _has_host(url):
+        if allow_plaintext:
+            return
+        raise InvalidSpec(f"spec.source.git.url uses {scheme}://, which sends the code and any credentials "
+                          f"unencrypted; use an https:// or ssh:// URL (an operator started with "
+                          f"--allow-plaintext-git accepts {scheme}://)")
+    raise InvalidSpec("spec.source.git.url must be an https:// or ssh:// URL with a host, or git@host:path")
+
+
+def _has_host(url: str) -> bool:
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+
+
+def check_embedding_url(url: str | None, allowed: Sequence[str]) -> None:
+    """With an allow-list set on the operator, the embedding URL must fall under one of its entries.
+
+    An entry is a URL prefix (`https://llm.example/v1`: same scheme, host and port, and a path
+    under that one) or a bare host (`llm.example`, `llm.example:8443`: any scheme and path).
+    """
+    if not allowed:
+        return
+    if not url:
+        raise InvalidSpec("spec.embedding.url is required: this operator only sends embedding requests "
+                          f"to {', '.join(allowed)} (--allowed-embedding-url)")
+    if not any(_url_is_under(url, entry) for entry in allowed):
+        raise InvalidSpec(f"spec.embedding.url {redact(url)!r} is not allowed by this operator: "
+                          f"it only sends embedding requests to {', '.join(allowed)} "
+                          f"(ask its administrator to add yours with --allowed-embedding-url)")
+
+
+def _url_is_under(url: str, entry: str) -> bool:
+    try:
+        target = urlsplit(url)
+        target_port = target.port or _DEFAULT_PORTS.get(target.scheme.lower())
+        if "://" not in entry:
+            host, _, port = entry.partition(":")
+            return (target.hostname or "") == host.lower() and (not port or str(target_port) == port)
+        prefix = urlsplit(entry)
+        prefix_port = prefix.port or _DEFAULT_PORTS.get(prefix.scheme.lower())
+    except ValueError:  # a malformed port
+        return False
+    if (target.scheme.lower(), target.hostname, target_port) != (prefix.scheme.lower(), prefix.hostname,
+                                                                 prefix_port):
+        return False
+    base = prefix.path.rstrip("/")
+    return target.path == base or target.path.startswith(base + "/")
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def check_run_spec(name: str, spec: Mapping[str, Any]) -> str:
     """Validate an IndexingRun spec; return the name of the project it refers to."""
     check_name(name, "run name")
     project = (spec.get("projectRef") or {}).get("name")
     if not project:
         raise InvalidSpec("spec.projectRef.name is required")
-    if not isinstance(project, str) or not DNS_LABEL.match(project) or len(project) > MAX_NAME_LENGTH:
+    if not isinstance(project, str) or not DNS_SUBDOMAIN.match(project) or len(project) > MAX_NAME_LENGTH:
         raise InvalidSpec(f"spec.projectRef.name {project!r} is not a valid resource name")
     if spec.get("mode", "Incremental") not in ("Full", "Incremental"):
         raise InvalidSpec(f"spec.mode must be Full or Incremental, not {spec.get('mode')!r}")

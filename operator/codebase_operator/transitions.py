@@ -10,6 +10,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from codebase_indexer.credentials import redact
+
 from . import conditions
 from .conditions import ConditionStatus
 from .jobs import JobState
@@ -19,10 +21,17 @@ READY, DATABASE_READY, SUCCEEDED = "Ready", "DatabaseReady", "Succeeded"
 
 @dataclasses.dataclass(frozen=True)
 class State:
-    """One condition's worth of news: status, machine-readable reason, human-readable message."""
+    """One condition's worth of news: status, machine-readable reason, human-readable message.
+
+    The message is redacted here, once: it goes to conditions, `status.message`, Events and
+    the log, and may quote an indexer's report or a git URL that carries credentials.
+    """
     status: ConditionStatus
     reason: str
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", redact(self.message))
 
     @property
     def event_type(self) -> Literal["Normal", "Warning"]:
@@ -37,6 +46,12 @@ def waiting_for_database(project: str, detail: str) -> State:
 
 def queued(project: str, active_run: str) -> State:
     return State("Unknown", "Queued", f"waiting for run {active_run} of project {project} to finish")
+
+
+def waiting_for_slot(active: int, limit: int) -> State:
+    return State("Unknown", "WaitingForSlot",
+                 f"waiting for a free indexer slot: {active} of {limit} indexer Jobs are active "
+                 f"(the operator's --max-active-jobs); it starts when one finishes")
 
 
 def pending(job: str) -> State:
@@ -122,7 +137,7 @@ def progress(row: Mapping[str, Any] | None) -> dict[str, int] | None:
 _SUMMARY_FIELDS = {
     "files_total": "filesTotal", "files_indexed": "filesIndexed", "files_unchanged": "filesUnchanged",
     "files_deleted": "filesDeleted", "files_skipped": "filesSkipped", "chunks_created": "chunksCreated",
-    "chunks_deleted": "chunksDeleted", "duration_seconds": "durationSeconds",
+    "chunks_deleted": "chunksDeleted", "chunks_skipped": "chunksSkipped", "duration_seconds": "durationSeconds",
 }
 
 

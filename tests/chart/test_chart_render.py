@@ -26,6 +26,16 @@ def env(container: dict) -> dict[str, dict]:
     return {item["name"]: item for item in container.get("env", [])}
 
 
+def admin_url_volume(operator: dict) -> dict:
+    """The volume holding the file the operator reads its admin database URL from (--admin-database-url-file)."""
+    (container,) = containers(operator)
+    (path,) = [arg.split("=", 1)[1] for arg in container["args"] if arg.startswith("--admin-database-url-file=")]
+    (mount,) = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod_spec(operator)["volumes"] if v["name"] == mount["name"]]
+    return volume
+
+
 def test_helm_lint(helm):
     helm.run("lint", str(CHART), "--strict")
     helm.run("lint", str(CHART), "--strict", "--values", str(FULL_VALUES))
@@ -93,12 +103,16 @@ def test_gateway_serves_streamable_http_with_the_token_from_the_generated_secret
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
 
+# A generated secret (secrets.token_urlsafe(32)): the schema and the gateway refuse weaker tokens.
+FIXED_TOKEN = "_uDQn4MkLLmHodnrWkmV4JROgbdZoK4xSxEGmBYMIzA"
+
+
 def test_generated_token_is_random_per_render_but_fixed_when_given(helm, default_manifests):
     first = one(default_manifests, "Secret", "-gateway-token")["data"]["token"]
     second = one(helm.render(), "Secret", "-gateway-token")["data"]["token"]
     assert first != second  # random without a cluster; `lookup` keeps the live one on upgrades
-    fixed = one(helm.render("--set", "gateway.auth.token=a-fixed-token-of-24-chars"), "Secret", "-gateway-token")
-    assert base64.b64decode(fixed["data"]["token"]) == b"a-fixed-token-of-24-chars"
+    fixed = one(helm.render("--set", f"gateway.auth.token={FIXED_TOKEN}"), "Secret", "-gateway-token")
+    assert base64.b64decode(fixed["data"]["token"]) == FIXED_TOKEN.encode()
 
 
 def test_a_new_token_in_the_values_restarts_the_gateway_and_nothing_else_does(helm, default_manifests):
@@ -107,12 +121,13 @@ def test_a_new_token_in_the_values_restarts_the_gateway_and_nothing_else_does(he
 
     default = checksum(default_manifests)
     assert checksum(helm.render()) == default  # stable although the generated token differs per render
-    assert checksum(helm.render("--set", "gateway.auth.token=a-fixed-token-of-24-chars")) != default
+    assert checksum(helm.render("--set", f"gateway.auth.token={FIXED_TOKEN}")) != default
 
 
 def test_secrets_are_looked_up_so_upgrades_keep_them():
     template = (CHART / "templates" / "secrets.yaml").read_text()
-    assert template.count('lookup "v1" "Secret" .Release.Namespace $name') == 2
+    assert template.count('lookup "v1" "Secret" .Release.Namespace $name') == 1  # the gateway token
+    assert template.count('lookup "v1" "Secret" $namespace $name') == 1  # the admin Secret (operator.namespace)
 
 
 def test_bundled_postgresql(default_manifests):
@@ -127,17 +142,15 @@ def test_bundled_postgresql(default_manifests):
     url = base64.b64decode(admin["data"]["url"]).decode()
     password = base64.b64decode(admin["data"]["password"]).decode()
     assert url == f"postgresql://postgres:{password}@cbm-codebase-mcp-postgresql.codebase.svc:5432/postgres"
-    operator_env = env(containers(one(default_manifests, "Deployment", "-operator"))[0])
-    assert operator_env["CODEBASE_ADMIN_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": admin["metadata"]["name"], "key": "url"}
+    assert admin_url_volume(one(default_manifests, "Deployment", "-operator"))["secret"] == {
+        "secretName": admin["metadata"]["name"], "defaultMode": 0o440, "items": [{"key": "url", "path": "url"}]}
 
 
 def test_external_database_replaces_the_bundled_one(full_manifests):
     assert not find(full_manifests, "StatefulSet")
     assert not find(full_manifests, "Secret")  # token and admin URL both come from the user's Secrets
-    operator_env = env(containers(one(full_manifests, "Deployment", "-operator"))[0])
-    assert operator_env["CODEBASE_ADMIN_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "codebase-db-admin", "key": "admin-url"}
+    assert admin_url_volume(one(full_manifests, "Deployment", "-operator"))["secret"] == {
+        "secretName": "codebase-db-admin", "defaultMode": 0o440, "items": [{"key": "admin-url", "path": "url"}]}
     gateway_env = env(containers(one(full_manifests, "Deployment", "-gateway"))[0])
     assert gateway_env["CODEBASE_MCP_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "mcp-token", "key": "bearer"}
 
@@ -153,15 +166,19 @@ def test_workspace_is_the_same_volume_at_the_same_path_for_gateway_and_indexer(v
     operator_env = env(containers(one(manifests, "Deployment", "-operator"))[0])
     assert operator_env["CODEBASE_WORKSPACE_ROOT"]["value"] == mount["mountPath"]
     assert f"--workspace-root={mount['mountPath']}" in container["args"]
-    if values == "default":
+    if values == "default":  # a claim the chart creates (a hostPath would fail Pod Security "baseline")
         assert mount["mountPath"] == "/workspace"
-        assert volume["hostPath"]["path"] == operator_env["CODEBASE_WORKSPACE_HOST_PATH"]["value"]
-        assert "CODEBASE_WORKSPACE_CLAIM" not in operator_env
+        claim = one(manifests, "PersistentVolumeClaim", "-workspace")
+        assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        assert operator_env["CODEBASE_WORKSPACE_CLAIM"]["value"] == claim["metadata"]["name"]
+        assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert "CODEBASE_WORKSPACE_HOST_PATH" not in operator_env
     else:
         assert mount["mountPath"] == "/srv/repos"
         assert volume["persistentVolumeClaim"]["claimName"] == "shared-repos"
         assert operator_env["CODEBASE_WORKSPACE_CLAIM"]["value"] == "shared-repos"
         assert "CODEBASE_WORKSPACE_HOST_PATH" not in operator_env
+        assert not find(manifests, "PersistentVolumeClaim")  # the user's own claim
 
 
 def test_full_values_reach_the_manifests(full_manifests):

@@ -45,7 +45,21 @@ def manifests(request, default_manifests, full_manifests):
     return default_manifests if request.param == "default" else full_manifests
 
 
-def test_operator_parses_its_rendered_configuration(manifests, monkeypatch):
+def with_mounted_files(arguments: list[str], container: dict, folder, content: str) -> list[str]:
+    """The arguments with each `--...-file=PATH` on one of the container's volumes replaced by a local file
+    holding `content`, as the kubelet would have mounted it."""
+    replaced = []
+    for argument in arguments:
+        flag, _, path = argument.partition("=")
+        if flag.endswith("-file") and any(path.startswith(m["mountPath"] + "/") for m in container["volumeMounts"]):
+            local = folder / path.rsplit("/", 1)[-1]
+            local.write_text(content)
+            argument = f"{flag}={local}"
+        replaced.append(argument)
+    return replaced
+
+
+def test_operator_parses_its_rendered_configuration(manifests, monkeypatch, tmp_path):
     from codebase_operator import command
 
     container = container_of(manifests, "-operator")
@@ -55,7 +69,8 @@ def test_operator_parses_its_rendered_configuration(manifests, monkeypatch):
         monkeypatch.setenv(name, value)  # the parser reads its defaults from the environment
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
-    args = parser.parse_args(container["args"])
+    args = parser.parse_args(with_mounted_files(container["args"], container, tmp_path,
+                                                "postgresql://admin:pw@db.example:5432/postgres\n"))
     config = command.config_from_args(args)
 
     assert config.admin_database_url.startswith("postgresql://")

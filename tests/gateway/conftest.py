@@ -16,7 +16,8 @@ from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
 from tests.repo_files import write_tree as write_repo  # noqa: F401 - the gateway tests import it from here
 
-TOKEN = "test-token-0123456789abcdef"
+# A generated secret, as the gateway requires (secrets.token_urlsafe(32)).
+TOKEN = "wKeKllAmkRxbQuBxcGNlHfRQdhTjBtXjopqgBXo0Xc0"
 SERVE = [str(Path(sys.executable).with_name("codebase-mcp")), "serve"]
 
 
@@ -76,8 +77,10 @@ def stop_http_gateway(gateway: HttpGateway) -> None:
 
 
 @pytest.fixture(scope="session")
-def http_gateway(postgres_url):
-    gateway = start_http_gateway(env={"CODEBASE_MCP_TOKEN": TOKEN})
+def http_gateway(postgres_url, tmp_path_factory):
+    # Over HTTP the gateway needs an allowed root: the folder under which every test's tmp_path lives.
+    gateway = start_http_gateway("--allowed-root", str(tmp_path_factory.getbasetemp()),
+                                 env={"CODEBASE_MCP_TOKEN": TOKEN})
     yield gateway
     stop_http_gateway(gateway)
 

@@ -14,12 +14,14 @@ OPERATOR_AGENTS = ("kopf/", "pykube-ng/")
 
 @pytest.fixture(autouse=True)
 def operator_stays_within_its_rbac(request):
-    """Every API call the operator made in a test must be granted by operator/rbac.yaml."""
+    """Every API call the operator made in a test must be granted by operator/rbac.yaml
+    (its ClusterRole anywhere, its Role within a namespace)."""
     if "codebase_operator" not in request.fixturenames:
         yield
         return
     cluster = request.getfixturevalue("k8s_cluster")
     yield
     rules = rbac.cluster_role_rules(RBAC_MANIFEST, "codebase-operator")
-    missing = rbac.violations(list(cluster.emulator), rules, OPERATOR_AGENTS)
+    namespaced = rbac.role_rules(RBAC_MANIFEST, "codebase-operator")
+    missing = rbac.violations(list(cluster.emulator), rules, OPERATOR_AGENTS, namespaced)
     assert not missing, f"operator/rbac.yaml does not grant what the operator used: {sorted(missing)}"

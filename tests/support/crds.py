@@ -8,7 +8,9 @@ old object is given; otherwise they are only collected and compiled by the calle
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +51,41 @@ def _validator(kind: str, version: str) -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(schema_of(kind, version))
 
 
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+)|([KMGTPE]i|[numkMGTPE])?)$")
+_BINARY = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+_DECIMAL = {"n": Fraction(1, 10 ** 9), "u": Fraction(1, 10 ** 6), "m": Fraction(1, 1000), "": 1, "k": 10 ** 3,
+            "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18}
+
+
+def _quantity(text: Any) -> Fraction:
+    """A resource.Quantity's value, as Kubernetes' CEL quantity library parses it."""
+    match = _QUANTITY.match(str(text))
+    if not match:
+        raise ValueError(f"quantities must match the regular expression of a Kubernetes quantity: {text!r}")
+    number, exponent, suffix = match.groups()
+    if exponent:
+        return Fraction(number) * Fraction(10) ** int(exponent[1:])
+    return Fraction(number) * (_BINARY.get(suffix or "") or _DECIMAL[suffix or ""])
+
+
+def _kubernetes_functions() -> dict[str, Any]:
+    """The functions of Kubernetes' CEL quantity library the CRDs use (cel-python has no Kubernetes libraries)."""
+    from celpy import celtypes
+
+    def compare(a: Fraction, b: Fraction) -> Any:
+        return celtypes.IntType((a > b) - (a < b))
+
+    return {"quantity": _quantity, "isQuantity": lambda text: celtypes.BoolType(bool(_QUANTITY.match(str(text)))),
+            "compareTo": compare, "isGreaterThan": lambda a, b: celtypes.BoolType(a > b),
+            "isLessThan": lambda a, b: celtypes.BoolType(a < b)}
+
+
 @functools.cache
 def _program(rule: str) -> Any:
     import celpy
 
     environment = celpy.Environment()
-    return environment.program(environment.compile(rule))
+    return environment.program(environment.compile(rule), functions=_kubernetes_functions())
 
 
 def validate(manifest: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> list[str]:
@@ -80,7 +111,12 @@ def _cel_errors(schema: Mapping[str, Any], value: Any, old: Any, path: str) -> I
         activation = {"self": celpy.json_to_cel(value)}
         if transition:
             activation["oldSelf"] = celpy.json_to_cel(old)
-        if not bool(_program(rule["rule"]).evaluate(activation)):
+        try:
+            passed = bool(_program(rule["rule"]).evaluate(activation))
+        except celpy.CELEvalError as error:  # the API server refuses the object with the evaluation error
+            yield f"{path}: {error.args[0] if error.args else error}"
+            continue
+        if not passed:
             yield f"{path}: {rule.get('message') or rule['rule']}"
     for name, child in (schema.get("properties") or {}).items():
         if isinstance(value, Mapping) and name in value:

@@ -1,13 +1,12 @@
 """A Kubernetes API for tests: kmock's KubernetesEmulator, made closer to a real API server.
 
-The emulator stores objects and serves list/watch/get/create/patch/delete, but it
-does not stamp `metadata` (resourceVersion, uid, generation, creationTimestamp),
-does not isolate the status subresource, and fails `generateName`. kopf needs
-all three (its finalizer patch tests resourceVersion; its status patches go to
-`/status`; its events use generateName), so `ApiServerEmulator` adds them on
-every write. What it still does not do (label/field selectors, PUT, garbage
-collection, controllers, admission) is listed in the shared FIELD-NOTES; the
-test kubelet (kubelet.py) plays the Job controller, the kubelet and the GC.
+kmock's emulator stores objects and serves list/watch/get/create/patch/delete, but it
+does not stamp `metadata`, does not isolate the status subresource, fails
+`generateName`, replays every object on a watch from a resourceVersion, ignores
+selectors, collects no garbage and validates nothing. Code that passes against that
+can fail on a real server, so `ApiServerEmulator` closes those gaps (see its
+docstring). It still has no PUT, no controllers and no admission webhooks: the test
+kubelet (kubelet.py) plays the Job controller and the kubelet.
 """
 from __future__ import annotations
 
@@ -15,12 +14,11 @@ import asyncio
 import contextlib
 import copy
 import datetime
-import itertools
 import json
 import secrets
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ import kmock
 import yaml
 from kmock._internal import dicts as kmock_dicts
 
+from .api_rules import label_errors, name_errors, selector_matches
 from .crds import CRDS_DIR, validate
 
 GROUP, VERSION = "codebase.mcp.dev", "v1alpha1"
@@ -73,17 +72,61 @@ class Rejected(kmock.KubernetesError):
     """An admission error answered as a real API server would (422 for a failed patch test)."""
 
 
+class Unavailable(kmock.KubernetesError):
+    """A request the test made the server refuse (an outage, or a client that died before it)."""
+
+
+class _EventSinks(dict):
+    """Stands in for kmock's per-resource buses: every change goes to the emulator's one event log."""
+
+    def __init__(self, emulator: "ApiServerEmulator") -> None:
+        super().__init__()
+        self.emulator = emulator
+
+    def __missing__(self, resource: kmock.resource) -> "_EventSink":
+        sink = self[resource] = _EventSink(self.emulator, resource)
+        return sink
+
+
+@attrs.define
+class _EventSink:
+    emulator: "ApiServerEmulator"
+    resource: kmock.resource
+
+    async def put(self, event: Mapping[str, Any]) -> None:
+        self.emulator._record(self.resource, event)
+
+
 @attrs.define(kw_only=True)
 class ApiServerEmulator(kmock.KubernetesEmulator):
-    """KubernetesEmulator plus metadata stamping, status-subresource isolation and generateName."""
+    """KubernetesEmulator made to behave like a real API server where the difference hides bugs.
+
+    - `metadata` is stamped (resourceVersion, uid, generation, creationTimestamp) on every
+      write; generateName works; the status subresource is isolated from the main resource.
+    - A list answers its resourceVersion, and a watch from a resourceVersion streams only the
+      changes after it (kmock replays every existing object); `labelSelector` filters both.
+    - Errors are `Status` bodies with `Content-Type: application/json` exactly.
+    - A failed JSON-patch `test` is a 422 and changes nothing.
+    - Deleting an object deletes the objects it owns (`ownerReferences`), as the garbage collector would.
+    - Names and labels are validated; the codebase.mcp.dev kinds against their CRDs (schema, CEL).
+    """
 
     # Validate writes of the codebase.mcp.dev kinds against the CRDs (schema and CEL), as
     # admission would. Tests of the operator's own checks turn it off, to play an API
     # server that let an invalid object through.
     admission: bool = True
+    # A real API server's error bodies are exactly application/json; a test may play a proxy in front.
+    error_content_type: str = "application/json"
 
-    _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _version: int = attrs.field(default=0, init=False)
     _write_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
+    _log: list[tuple[int, kmock.resource, dict[str, Any]]] = attrs.field(factory=list, init=False)
+    _log_grew: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
+    _refusals: list[Callable[[kmock.Request], bool]] = attrs.field(factory=list, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._buses = _EventSinks(self)
 
     def declare(self, resources: list[tuple[str, str, bool, bool]] = RESOURCES) -> None:
         for key, kind, namespaced, has_status in resources:
@@ -91,23 +134,49 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 kind=kind, namespaced=namespaced, verbs=ALL_VERBS,
                 subresources=["status"] if has_status else [])
 
-    def _has_status_subresource(self, resource: kmock.resource) -> bool:
+    def refuse(self, predicate: Callable[[kmock.Request], bool]) -> Callable[[], None]:
+        """Answer 503 to requests matching `predicate` until the returned function is called."""
+        self._refusals.append(predicate)
+        return lambda: self._refusals.remove(predicate)
+
+    def _next_version(self) -> int:
+        self._version += 1
+        return self._version
+
+    def _declared(self, resource: kmock.resource) -> Any:
         for declared in self.resources:
             if declared == resource:
-                return "status" in self.resources[declared].subresources
-        return False
+                return self.resources[declared]
+        return None
+
+    def _has_status_subresource(self, resource: kmock.resource) -> bool:
+        info = self._declared(resource)
+        return info is not None and "status" in info.subresources
 
     async def _handle(self, request: kmock.Request) -> Any:
-        if request.resource is None or request.action not in (kmock.action.CREATE, kmock.action.UPDATE):
+        if request.resource is not None and any(refused(request) for refused in list(self._refusals)):
+            raise Unavailable(status=503, reason="ServiceUnavailable", message="the server is unavailable")
+        writes = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
+        if request.resource is None or request.action not in writes:
             return await super()._handle(request)
         # Writes are serialized so that reading the current object and writing the new one is atomic.
         async with self._write_lock:
-            data = (self._admit_create(request) if request.action == kmock.action.CREATE
-                    else self._admit_update(request))
+            alive = self._live_uids()
+            marked = None
+            if request.action == kmock.action.CREATE:
+                data: dict[str, Any] | None = self._admit_create(request)
+            elif request.action == kmock.action.UPDATE:
+                data = self._admit_update(request)
+            else:
+                data, marked = None, self._mark_deleted(request)
             if data is not None:
                 # Requests are frozen, and kmock matches them by identity: amend this one in place.
                 object.__setattr__(request, "data", data)
-            return await super()._handle(request)
+            response = await super()._handle(request)
+            if marked is not None:
+                self._record(request.resource, {"type": "MODIFIED", "object": self.objects[marked].raw})
+            self._collect_garbage(alive - self._live_uids())
+            return response
 
     def _admit_create(self, request: kmock.Request) -> dict[str, Any]:
         obj = copy.deepcopy(request.data or {})
@@ -116,7 +185,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
         if request.namespace and not meta.get("namespace"):
             meta["namespace"] = request.namespace
-        meta.update(uid=str(uuid.uuid4()), resourceVersion=str(next(self._versions)),
+        info = self._declared(request.resource)
+        errors = name_errors(info.kind if info is not None else "", meta.get("name")) + \
+            label_errors(meta.get("labels"))
+        if errors:
+            raise Rejected(status=422, reason="Invalid", message="; ".join(errors))
+        meta.update(uid=str(uuid.uuid4()), resourceVersion=str(self._next_version()),
                     generation=1, creationTimestamp=utc_now())
         meta.pop("deletionTimestamp", None)
         if self._has_status_subresource(request.resource):
@@ -137,7 +211,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             raise Rejected(status=422, reason="Invalid", message=f"cannot apply the patch: {exc}") from None
         patched = dict(patched)
         if request.subresource == "status":
-            new = {**current, "status": patched.get("status")}
+            # A deep copy: stamping the new metadata must not change `current`, or the diff would miss it.
+            new = {**copy.deepcopy(current), "status": patched.get("status")}
             if new["status"] is None:
                 del new["status"]
         elif self._has_status_subresource(request.resource):
@@ -150,13 +225,108 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         for immutable in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"):
             if immutable in old_meta:
                 meta[immutable] = old_meta[immutable]
+        errors = label_errors(meta.get("labels"))
+        if errors:
+            raise Rejected(status=422, reason="Invalid", message="; ".join(errors))
         spec_of = lambda o: {k: v for k, v in o.items() if k not in ("metadata", "status")}  # noqa: E731
         if spec_of(new) != spec_of(current):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if new != current:
-            meta["resourceVersion"] = str(next(self._versions))
+            meta["resourceVersion"] = str(self._next_version())
             self._admission_check(request.resource, new, current)
         return merge_diff(current, new)
+
+    def _mark_deleted(self, request: kmock.Request) -> tuple[Any, ...] | None:
+        """An object with finalizers is only marked for deletion: a new resourceVersion, and a MODIFIED event."""
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return None
+        meta = self.objects[key].raw.get("metadata") or {}
+        if not meta.get("finalizers") or meta.get("deletionTimestamp"):
+            return None
+        self.objects[key].patch({"metadata": {"deletionTimestamp": utc_now(),
+                                              "resourceVersion": str(self._next_version())}})
+        return key
+
+    def _live_uids(self) -> set[str]:
+        return {obj.raw["metadata"].get("uid") for obj in self.objects.values() if not obj.deleted}
+
+    def _collect_garbage(self, gone: set[str]) -> None:
+        """Delete what the deleted objects owned, unless another owner is still there; then what those owned."""
+        while gone:
+            alive, collected = self._live_uids(), set()
+            for (resource, _, _), obj in list(self.objects.items()):
+                if obj.deleted:
+                    continue
+                owners = {ref.get("uid") for ref in obj.raw["metadata"].get("ownerReferences") or ()}
+                if not owners & gone or owners & alive:
+                    continue
+                meta = obj.raw["metadata"]
+                if meta.get("finalizers"):
+                    if not meta.get("deletionTimestamp"):
+                        obj.patch({"metadata": {"deletionTimestamp": utc_now(),
+                                                "resourceVersion": str(self._next_version())}})
+                        self._record(resource, {"type": "MODIFIED", "object": obj.raw})
+                    continue
+                raw = obj.raw
+                obj.delete()
+                self._record(resource, {"type": "DELETED", "object": raw})
+                collected.add(meta.get("uid"))
+            gone = collected
+
+    def _record(self, resource: kmock.resource, event: Mapping[str, Any]) -> None:
+        """Append a change to the event log that watches stream from, with a resourceVersion of its own."""
+        obj = copy.deepcopy(dict(event["object"]))
+        meta = obj.setdefault("metadata", {})
+        version = int(meta.get("resourceVersion") or 0)
+        stale = bool(self._log) and version <= self._log[-1][0]
+        if event["type"] == "MODIFIED" and stale:
+            return  # a patch that changed nothing: a real API server sends no event
+        if event["type"] == "DELETED" or stale:
+            version = self._next_version()
+            meta["resourceVersion"] = str(version)
+        self._log.append((version, resource, {"type": event["type"], "object": obj}))
+        grew, self._log_grew = self._log_grew, asyncio.Event()
+        grew.set()
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        async with self._write_lock:
+            payload = await super()._serve_list(request)
+            version = self._version
+        items = [item for item in payload["items"] if _selected(request, item)]
+        return {**payload, "metadata": {"resourceVersion": str(version)}, "items": items}
+
+    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
+        yield b""  # send the headers now: the stream may stay quiet for long
+        since = request.params.get("resourceVersion")
+        async with self._write_lock:
+            if since and since != "0" and since.isdigit():
+                # Only what changed after `since`; a real server never replays the objects the client listed.
+                cursor = next((index for index, (version, _, _) in enumerate(self._log)
+                               if version > int(since)), len(self._log))
+                initial: list[dict[str, Any]] = []
+            else:
+                cursor = len(self._log)
+                initial = [{"type": "ADDED", "object": copy.deepcopy(obj.raw)}
+                           for (resource, _, _), obj in self.objects.items()
+                           if not obj.deleted and resource == request.resource and _selected(request, obj.raw)]
+        for event in initial:
+            yield event
+        while True:
+            while cursor < len(self._log):
+                _, resource, event = self._log[cursor]
+                cursor += 1
+                if resource == request.resource and _selected(request, event["object"]):
+                    yield event
+            await self._log_grew.wait()
+
+    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
+        rendered = await super()._render_error(exc)
+        assert isinstance(rendered, aiohttp.web.Response)
+        body = rendered.body if "json" in self.error_content_type else \
+            f"{rendered.status} {getattr(exc, 'reason', '') or 'Error'}".encode()
+        return aiohttp.web.Response(body=body, status=rendered.status,
+                                    headers={"Content-Type": self.error_content_type})
 
     def _admission_check(self, resource: kmock.resource, obj: Mapping[str, Any],
                          old: Mapping[str, Any] | None) -> None:
@@ -167,8 +337,22 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             raise Rejected(status=422, reason="Invalid", message="; ".join(errors))
 
     def unexpected_errors(self) -> list[Exception]:
-        """Errors other than deliberate API answers (404, 409, 422): bugs in a client or here."""
+        """Errors other than deliberate API answers (404, 409, 422, 503): bugs in a client or here."""
         return [error for error in self.errors if not isinstance(error, kmock.KubernetesError)]
+
+
+def _selected(request: kmock.Request, obj: Mapping[str, Any]) -> bool:
+    """Whether a list or watch request selects `obj`: its namespace, name, label and field selectors."""
+    meta = obj.get("metadata") or {}
+    if request.namespace is not None and meta.get("namespace") != request.namespace:
+        return False
+    if request.name is not None and meta.get("name") != request.name:
+        return False
+    for term in filter(None, (request.params.get("fieldSelector") or "").split(",")):
+        field, _, value = term.partition("=")
+        if field in ("metadata.name", "metadata.namespace") and meta.get(field.split(".")[1]) != value:
+            return False
+    return selector_matches(request.params.get("labelSelector"), meta.get("labels"))
 
 
 def kubeconfig_text(server: str, namespace: str = "default") -> str:

@@ -1,4 +1,4 @@
-"""A test kubelet: it stands in for the Job controller, the kubelet and the garbage collector.
+"""A test kubelet: it stands in for the Job controller and the kubelet.
 
 There is no cluster in these tests, so nothing would ever run a Job. This class
 does what those controllers would, and nothing the operator should do itself:
@@ -14,8 +14,8 @@ does what those controllers would, and nothing the operator should do itself:
   termination message, as the real kubelet reports it) and the Job's status
   (`Complete`/`Failed` conditions, honouring `activeDeadlineSeconds`,
   `backoffLimit` and `podFailurePolicy` FailJob exit codes).
-- A deleted Job's process is stopped (SIGTERM, then SIGKILL), and objects
-  whose owner is gone are deleted (cascading deletion).
+- A deleted Job's process is stopped (SIGTERM, then SIGKILL). Owned objects are
+  deleted with their owner by the API emulator (k8s.py), as by the garbage collector.
 - `hold(run)` keeps a run's Pod pending (as during an image pull) until
   `release(run)`, so tests can act while a Job exists but has not finished.
 """
@@ -39,9 +39,6 @@ from typing import Any
 from .k8s import KubeClient, utc_now
 
 RUN_LABEL = "codebase.mcp.dev/run"
-GC_RESOURCES = ["batch/v1/jobs", "v1/pods", "v1/secrets"]
-OWNER_RESOURCES = {"CodebaseProject": "codebase.mcp.dev/v1alpha1/codebaseprojects",
-                   "IndexingRun": "codebase.mcp.dev/v1alpha1/indexingruns", "Job": "batch/v1/jobs"}
 _LOG_TAIL_BYTES = 2048
 
 
@@ -84,7 +81,6 @@ class TestKubelet:
         while True:
             try:
                 await self._sync_jobs()
-                await self._collect_garbage()
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep playing the kubelet; the test reports these
@@ -110,21 +106,6 @@ class TestKubelet:
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
             self.errors.append(f"{key}: {''.join(traceback.format_exception(error))}")
-
-    async def _collect_garbage(self) -> None:
-        for resource in GC_RESOURCES:
-            for obj in await self.client.list(resource):
-                owners = obj["metadata"].get("ownerReferences") or []
-                if owners and not [ref for ref in owners if await self._owner_exists(obj, ref)]:
-                    await self.client.delete(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
-
-    async def _owner_exists(self, obj: Mapping[str, Any], ref: Mapping[str, Any]) -> bool:
-        """Like the real garbage collector: confirm an owner's absence with a live read, by name and uid."""
-        resource = OWNER_RESOURCES.get(ref.get("kind", ""))
-        if resource is None:
-            return True  # an owner kind we do not track: never collect
-        owner = await self.client.get(resource, obj["metadata"]["namespace"], ref["name"])
-        return owner is not None and owner["metadata"].get("uid") == ref.get("uid")
 
     # One Job.
 

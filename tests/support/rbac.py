@@ -1,4 +1,5 @@
-"""Check API requests recorded by the emulator against RBAC rules (a ClusterRole in a manifest file)."""
+"""Check API requests recorded by the emulator against RBAC rules (a ClusterRole, and a Role for
+requests within a namespace, in a manifest file)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -15,6 +16,14 @@ def cluster_role_rules(manifest: Path, name: str) -> list[Mapping[str, Any]]:
         if doc and doc.get("kind") == "ClusterRole" and doc["metadata"]["name"] == name:
             return doc["rules"]
     raise LookupError(f"no ClusterRole {name} in {manifest}")
+
+
+def role_rules(manifest: Path, name: str) -> list[Mapping[str, Any]]:
+    """The rules of the Role `name` (bound in each namespace where the operator works); [] when none."""
+    for doc in yaml.safe_load_all(manifest.read_text()):
+        if doc and doc.get("kind") == "Role" and doc["metadata"]["name"] == name:
+            return doc["rules"]
+    return []
 
 
 def permission(request: Any) -> Permission | None:
@@ -40,15 +49,22 @@ def allowed(rules: Iterable[Mapping[str, Any]], needed: Permission) -> bool:
 
 
 def violations(requests: Iterable[Any], rules: Iterable[Mapping[str, Any]],
-               user_agents: tuple[str, ...]) -> set[Permission]:
-    """Permissions used by clients with these User-Agent prefixes and not granted by `rules`."""
-    rules = list(rules)
+               user_agents: tuple[str, ...], namespaced_rules: Iterable[Mapping[str, Any]] = ()) -> set[Permission]:
+    """Permissions used by clients with these User-Agent prefixes and not granted.
+
+    `rules` (a ClusterRole) grant everywhere; `namespaced_rules` (a Role) only requests within a
+    namespace: a list across all namespaces needs the ClusterRole.
+    """
+    rules, namespaced_rules = list(rules), list(namespaced_rules)
     missing: set[Permission] = set()
     for request in requests:
         agent = request.headers.get("User-Agent", "")
         if not agent.startswith(user_agents):
             continue
         needed = permission(request)
-        if needed is not None and not allowed(rules, needed):
-            missing.add(needed)
+        if needed is None or allowed(rules, needed):
+            continue
+        if request.namespace and allowed(namespaced_rules, needed):
+            continue
+        missing.add(needed)
     return missing

@@ -67,16 +67,110 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "codebase-mcp.componentName" (dict "root" . "component" "postgresql") }}
 {{- end }}
 
+{{/* Where the operator's admin database URL comes from: "bundled", "url" (a Secret with the whole URL) or "parts". */}}
+{{- define "codebase-mcp.adminDatabaseSource" -}}
+{{- if .Values.postgresql.enabled }}bundled
+{{- else if .Values.externalDatabase.existingSecret }}url
+{{- else if and .Values.externalDatabase.host .Values.externalDatabase.user .Values.externalDatabase.passwordSecret.name }}parts
+{{- else }}
+{{- fail "postgresql.enabled=false needs an external database: externalDatabase.existingSecret (a Secret holding the admin URL), or externalDatabase.host, .user and .passwordSecret.name" }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret with the bundled PostgreSQL's admin credentials, or the user's Secret with the admin URL. */}}
 {{- define "codebase-mcp.adminSecretName" -}}
 {{- if .Values.postgresql.enabled }}
 {{- include "codebase-mcp.componentName" (dict "root" . "component" "postgresql-admin") }}
 {{- else }}
-{{- required "postgresql.enabled=false needs externalDatabase.existingSecret: a Secret with the admin database URL" .Values.externalDatabase.existingSecret }}
+{{- .Values.externalDatabase.existingSecret }}
 {{- end }}
 {{- end }}
 
 {{- define "codebase-mcp.adminSecretKey" -}}
 {{- if .Values.postgresql.enabled }}url{{ else }}{{ .Values.externalDatabase.existingSecretKey }}{{ end }}
+{{- end }}
+
+{{/* The operator reads the admin URL from this file (--admin-database-url-file). */}}
+{{- define "codebase-mcp.adminUrlDir" -}}/var/run/secrets/codebase-mcp/admin-database{{- end }}
+{{- define "codebase-mcp.adminUrlFile" -}}{{ include "codebase-mcp.adminUrlDir" . }}/url{{- end }}
+{{- define "codebase-mcp.adminPasswordDir" -}}/var/run/secrets/codebase-mcp/admin-password{{- end }}
+
+{{/* The operator's volumes holding the admin URL: the Secret itself, or an in-memory folder the init container fills. */}}
+{{- define "codebase-mcp.adminDatabaseVolumes" -}}
+{{- if eq (include "codebase-mcp.adminDatabaseSource" .) "parts" }}
+- name: admin-database
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+- name: admin-password
+  secret:
+    secretName: {{ .Values.externalDatabase.passwordSecret.name }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.externalDatabase.passwordSecret.key }}
+        path: password
+{{- else }}
+- name: admin-database
+  secret:
+    secretName: {{ include "codebase-mcp.adminSecretName" . }}
+    defaultMode: 0440
+    items:
+      - key: {{ include "codebase-mcp.adminSecretKey" . }}
+        path: url
+{{- end }}
+{{- end }}
+
+{{/* externalDatabase given as parts: the URL is assembled (password percent-encoded) into the operator's in-memory volume. */}}
+{{- define "codebase-mcp.adminUrlInitContainer" -}}
+{{- $db := .Values.externalDatabase -}}
+- name: admin-database-url
+  image: {{ include "codebase-mcp.image" (dict "root" . "image" .Values.operator.image) }}
+  imagePullPolicy: {{ .Values.operator.image.pullPolicy }}
+  command: [python, -c]
+  args:
+    - |
+      {{- .Files.Get "files/admin_url.py" | nindent 6 }}
+  env:
+    - name: DB_HOST
+      value: {{ $db.host | quote }}
+    - name: DB_PORT
+      value: {{ $db.port | quote }}
+    - name: DB_USER
+      value: {{ $db.user | quote }}
+    - name: DB_NAME
+      value: {{ $db.database | quote }}
+    - name: DB_SSLMODE
+      value: {{ $db.sslmode | quote }}
+    - name: PASSWORD_FILE
+      value: {{ include "codebase-mcp.adminPasswordDir" . }}/password
+    - name: URL_FILE
+      value: {{ include "codebase-mcp.adminUrlFile" . }}
+  securityContext:
+    {{- toYaml .Values.containerSecurityContext | nindent 4 }}
+  resources:
+    requests: {cpu: 10m, memory: 32Mi}
+    limits: {memory: 64Mi}
+  volumeMounts:
+    - name: admin-database
+      mountPath: {{ include "codebase-mcp.adminUrlDir" . }}
+    - name: admin-password
+      mountPath: {{ include "codebase-mcp.adminPasswordDir" . }}
+      readOnly: true
+{{- end }}
+
+{{/* Where the operator, the bundled PostgreSQL and the admin Secret run: operator.namespace, else the release's.
+A namespace of their own keeps the admin Secret out of reach of every Role in the namespaces of projects. */}}
+{{- define "codebase-mcp.systemNamespace" -}}
+{{- default .Release.Namespace .Values.operator.namespace }}
+{{- end }}
+
+{{/* The namespace of a component's pods; call with (dict "root" $ "component" "operator"). */}}
+{{- define "codebase-mcp.componentNamespace" -}}
+{{- if has .component (list "operator" "postgresql") }}
+{{- include "codebase-mcp.systemNamespace" .root }}
+{{- else }}
+{{- .root.Release.Namespace }}
+{{- end }}
 {{- end }}
 
 {{/* The namespaces the operator reconciles: the release namespace first, then the extra ones. */}}
@@ -97,9 +191,14 @@ app.kubernetes.io/component: {{ .component }}
     type: {{ .Values.workspace.hostPath.type }}
 {{- else }}
   persistentVolumeClaim:
-    claimName: {{ required "workspace.type=persistentVolumeClaim needs workspace.persistentVolumeClaim.claimName" .Values.workspace.persistentVolumeClaim.claimName }}
+    claimName: {{ include "codebase-mcp.workspaceClaimName" . }}
     readOnly: {{ .Values.workspace.readOnly }}
 {{- end }}
+{{- end }}
+
+{{/* The workspace claim: the user's, or the one the chart creates. */}}
+{{- define "codebase-mcp.workspaceClaimName" -}}
+{{- default (include "codebase-mcp.componentName" (dict "root" . "component" "workspace")) .Values.workspace.persistentVolumeClaim.claimName }}
 {{- end }}
 
 {{/* Environment for the embedding provider (the gateway embeds queries and writes it into new projects' specs). */}}
@@ -121,4 +220,11 @@ app.kubernetes.io/component: {{ .component }}
       name: {{ .Values.embedding.apiKeySecret.name }}
       key: {{ .Values.embedding.apiKeySecret.key }}
 {{- end }}
+{{- end }}
+
+{{/* Host names the gateway answers to: its Service's DNS names, then gateway.allowedHosts. A JSON list. */}}
+{{- define "codebase-mcp.gatewayHosts" -}}
+{{- $svc := include "codebase-mcp.componentName" (dict "root" . "component" "gateway") }}
+{{- $ns := .Release.Namespace }}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | concat .Values.gateway.allowedHosts | uniq | toJson }}
 {{- end }}

@@ -16,15 +16,17 @@
 - apiGroups: [codebase.mcp.dev]
   resources: [codebaseprojects/status, indexingruns/status]
   verbs: [patch]
-# one indexer Job per run: created, read, deleted on cancel
+# one indexer Job per run: created, read, deleted on cancel; listed by label for the active-Job ceiling
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, create, delete]
+  verbs: [get, list, create, delete]
 # the Job's pods, for their termination message (the run summary)
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
-# the per-project credentials Secret
+# the per-project credentials Secret (<project>-db). No resourceNames: those names exist only once a
+# project does, and `create` cannot be limited by name. The Secrets the chart knows by name (the admin
+# URL, the gateway token) reach pods as volumes and env through the kubelet and need no rule here.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, create, patch]
@@ -43,7 +45,9 @@
 - apiGroups: [codebase.mcp.dev]
   resources: [indexingruns]
   verbs: [get, list, create, patch]
-# a project's database URL, for search (read by name; no list)
+# a project's database URL, for search: read by name, never listed or watched (both return every
+# Secret's data). No resourceNames: the per-project Secrets are named after projects created at run
+# time, and RBAC has neither prefixes nor exclusions.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]

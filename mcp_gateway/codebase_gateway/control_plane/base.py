@@ -49,6 +49,7 @@ class JobStatus:
     completed_at: str | None = None
     progress: dict = field(default_factory=lambda: {"files_total": 0, "files_done": 0, "chunks_done": 0})
     summary: dict | None = None
+    queue_position: int | None = None  # pending runs: 1 starts next
 
     @property
     def finished(self) -> bool:
@@ -121,5 +122,7 @@ def summary_message(summary: dict) -> str:
     if indexed == 0 and deleted == 0:
         return (f"no changes: {unchanged} files unchanged, {skipped} skipped "
                 f"({seconds:.1f} s)")
-    return (f"indexed {indexed} files ({summary.get('chunks_created', 0)} chunks), "
+    withheld = summary.get("chunks_skipped", 0)
+    left_out = f", {withheld} left out for holding credentials" if withheld else ""
+    return (f"indexed {indexed} files ({summary.get('chunks_created', 0)} chunks{left_out}), "
             f"{unchanged} unchanged, {deleted} deleted, {skipped} skipped ({seconds:.1f} s)")

@@ -12,6 +12,7 @@ from typing import Awaitable, Callable
 
 CANCELLED_EXIT_CODES = (143, -signal.SIGTERM)
 _LOG_TAIL_CHARS = 2_000
+_SIGNALS = {int(sig) for sig in signal.Signals}
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class IndexerOutcome:
         return self.exit_code in CANCELLED_EXIT_CODES
 
     def failure_message(self) -> str:
+        if self.exit_code < 0 and not self.was_terminated:
+            name = signal.Signals(-self.exit_code).name if -self.exit_code in _SIGNALS else -self.exit_code
+            return (f"the indexer process was killed by signal {name} before it finished; "
+                    "start the indexing again (it resumes incrementally)")
         if self.result and not self.result.get("ok"):
             reason, message = self.result.get("reason"), self.result.get("message")
             return f"{reason}: {message}" if reason else str(message)
@@ -37,10 +42,24 @@ class IndexerOutcome:
         return f"the indexer exited with code {self.exit_code}: {last}"
 
 
+# What an indexer child inherits from the gateway: nothing else. The gateway's own secrets
+# (CODEBASE_MCP_TOKEN, DATABASE_URL, cloud credentials...) must not reach it. A new setting
+# the indexer reads from the environment has to be added here.
+INHERITED_VARIABLES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+    "PYTHONPATH", "VIRTUAL_ENV", "XDG_CACHE_HOME", "TORCH_HOME", "SENTENCE_TRANSFORMERS_HOME",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM",
+    "CODEBASE_MAX_FILE_SIZE", "CODEBASE_INCLUDE", "CODEBASE_EXCLUDE", "CODEBASE_PROJECT_LOCK_WAIT_SECONDS",
+    "CODEBASE_INCLUDE_SECRETS", "CODEBASE_MAX_CHUNKS_PER_FILE", "CODEBASE_MAX_CHUNKS_PER_RUN",
+})
+INHERITED_PREFIXES = ("LC_", "HF_", "TRANSFORMERS_", "CODEBASE_MCP_EMBEDDING_")
+
+
 def indexer_environment(*, database_url: str, project_id: str, source: Path, mode: str,
                         run_id: str) -> dict[str, str]:
-    """The gateway's environment (embedding settings included) plus the run's own settings."""
-    env = dict(os.environ)
+    """The allow-listed part of the gateway's environment plus the run's own settings."""
+    env = {name: value for name, value in os.environ.items()
+           if name in INHERITED_VARIABLES or name.startswith(INHERITED_PREFIXES)}
     env.update({
         "CODEBASE_DATABASE_URL": database_url,
         "CODEBASE_PROJECT_ID": project_id,
@@ -51,14 +70,13 @@ def indexer_environment(*, database_url: str, project_id: str, source: Path, mod
         "TOKENIZERS_PARALLELISM": "false",
         "PYTHONUNBUFFERED": "1",
     })
-    env.pop("CODEBASE_TERMINATION_MESSAGE_PATH", None)
     return env
 
 
 async def run_indexer(env: dict[str, str], log_path: Path,
                       on_started: Callable[[asyncio.subprocess.Process], Awaitable[None]]) -> IndexerOutcome:
     """Start the indexer, report its process, wait for it; stderr and stdout go to `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "codebase_indexer",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
+from codebase_indexer import credentials
 from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLimits
 from codebase_indexer.identifiers import project_names
 from codebase_indexer.postgres import admin_database_url, database_url, redact
@@ -33,6 +34,7 @@ from .registry import Registry, ensure_registry
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MAX_CONCURRENT_RUNS = 2
 HEARTBEAT_SECONDS = 5.0
 DEAD_AFTER_SECONDS = 30.0
 _POLL_SECONDS = 1.0
@@ -44,8 +46,12 @@ class LocalControlPlane:
     name = "local"
 
     def __init__(self, admin_url: str | None = None, *, logs_dir: Path | None = None,
+                 max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
                  limits: ConnectionLimits | None = None) -> None:
+        if max_concurrent_runs < 1:
+            raise ValueError(f"max_concurrent_runs must be at least 1, got {max_concurrent_runs}")
         self._configured_admin_url = admin_url
+        self.max_concurrent_runs = max_concurrent_runs
         self.admin_url = ""
         # Every connection of this gateway (registry, provisioning, searches) counts against it.
         self.connection_budget = connection_budget(limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME))
@@ -108,14 +114,15 @@ class LocalControlPlane:
             force_reindex=request.force_reindex,
             status_message="queued: waiting for the supervisor",
         )
+        row = await self.registry.job(row["job_id"]) or row  # with its queue position
         self._wake.set()
-        return _status(row)
+        return self._status(row)
 
     async def get_run(self, job_id: str) -> JobStatus:
         row = await self.registry.job(job_id)
         if row is None:
             raise UnknownJob(job_id)
-        status = _status(row)
+        status = self._status(row)
         if status.status == "running":
             run = await read_run(database_url(self.admin_url, status.database_name), job_id,
                                  self.connection_budget.connector())
@@ -128,7 +135,7 @@ class LocalControlPlane:
 
     async def list_runs(self, *, project_id: str | None, status: str | None, limit: int) -> list[JobStatus]:
         rows = await self.registry.jobs(project_id=project_id, state=status, limit=limit)
-        return [_status(row) for row in rows]
+        return [self._status(row) for row in rows]
 
     async def cancel_run(self, job_id: str) -> JobStatus:
         row = await self.registry.job(job_id)
@@ -174,7 +181,7 @@ class LocalControlPlane:
         except (OSError, asyncpg.PostgresError, RuntimeError):
             reachable = False
         return {"database_reachable": bool(reachable), "database": redact(self.admin_url),
-                "active_runs": len(self._processes)}
+                "active_runs": len(self._processes), "max_concurrent_runs": self.max_concurrent_runs}
 
     async def run_counts(self) -> dict[str, int]:
         return await self.registry.counts_by_state()
@@ -205,7 +212,7 @@ class LocalControlPlane:
                     await self.registry.heartbeat(self._hostname, os.getpid())
                     await self._recover_orphans()
                     next_heartbeat = loop.time() + HEARTBEAT_SECONDS
-                for row in await self.registry.claim_startable():
+                for row in await self.registry.claim_startable(self.max_concurrent_runs):
                     self._runs[row["job_id"]] = asyncio.create_task(
                         self._execute(row), name=f"codebase-mcp-run-{row['job_id']}")
                 for row in await self.registry.cancel_requested():
@@ -299,6 +306,14 @@ class LocalControlPlane:
             return True
         return hostname == self._hostname and not _process_alive(pid)
 
+    def _status(self, row: dict) -> JobStatus:
+        status = _status(row)
+        if status.queue_position is not None:
+            status.status_message = (
+                f"queued at position {status.queue_position}: starts when one of this gateway's "
+                f"{self.max_concurrent_runs} run slots is free and no other run of the project is active")
+        return status
+
     async def _project_info(self, dbname: str) -> ProjectInfo | None:
         try:
             async with self.connection_budget.connect(database_url(self.admin_url, dbname)) as conn:
@@ -320,12 +335,14 @@ def _status(row: dict) -> JobStatus:
         total = summary.get("files_total", 0)
         progress = {"files_total": total, "files_done": total, "chunks_done": summary.get("chunks_created", 0)}
     return JobStatus(
-        job_id=row["job_id"], status=row["state"], status_message=row["status_message"],
+        job_id=row["job_id"], status=row["state"], status_message=credentials.redact(row["status_message"]),
         repo_path=row["repo_path"], project_id=row["project_id"], database_name=row["database_name"],
         force_reindex=row["force_reindex"], files_indexed=row["files_indexed"],
-        chunks_created=row["chunks_created"], error_message=row["error_message"],
+        chunks_created=row["chunks_created"],
+        error_message=credentials.redact(row["error_message"]) if row["error_message"] else None,
         created_at=iso(row["created_at"]), started_at=iso(row["started_at"]),
         completed_at=iso(row["completed_at"]), progress=progress, summary=summary,
+        queue_position=row.get("queue_position"),
     )
 
 
