@@ -19,14 +19,23 @@ Window chunks (kind "window", symbol None)
     languages, or files that fail to parse, are cut into windows of at most `window_lines`
     lines that overlap by `overlap_lines` lines. Every non-blank line of a file is in a chunk.
 
+Definitions that share a line
+    A definition is sliced by its syntax node's byte range, not by whole lines, when other code
+    shares its first or last line (minified or generated code: many functions on one line).
+    Each such definition's chunk holds only its own text, and a container on such a line
+    elides the bodies of the members that share it ("m(x){...}"), so no text is repeated once
+    per definition. Code outside definitions on a line they share is not repeated in a window.
+
 Size limit
     No chunk content is longer than `max_chars`. A longer definition is split on line
     boundaries into consecutive pieces that keep its symbol and kind (the pieces differ only by
     their line ranges); a single line longer than `max_chars` is cut by characters into pieces
-    that all have that line as their range.
+    that all have that line as their range. `max_chunks` bounds the chunks of one file:
+    past it, chunk_file raises TooManyChunks instead of producing more.
 """
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 from dataclasses import dataclass, field
@@ -47,6 +56,57 @@ _LEAF_KINDS = frozenset({"function", "method", "constructor"})
 _TEMPLATE_ARGUMENTS = re.compile(r"<[^<>]*>")
 
 Row = tuple[int, str]  # (0-based line number, line text)
+
+_NON_BLANK = re.compile(rb"\S")
+# What may follow a definition on its last row and still leave it alone there: `};`, `),`, a comment.
+_TRAILER = re.compile(rb"[\s;,)\]}]*(?:(?://|/\*|#|--).*)?", re.DOTALL)
+_CLOSING = re.compile(r"[ \t]*(?:\}|end[ \t]*$)")
+_INDENT = re.compile(r"[ \t]*")
+
+
+class TooManyChunks(ValueError):
+    """A file would produce more than the allowed number of chunks."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} chunks")
+        self.limit = limit
+
+
+class _Source:
+    """A file as lines of text and as the UTF-8 bytes tree-sitter parsed, with each row's offset.
+
+    Byte-range work goes through regular expressions with positions, never through slices of
+    whole lines: a minified file is one line of a megabyte holding thousands of definitions.
+    """
+
+    def __init__(self, text: str, lines: list[str]) -> None:
+        self.lines = lines
+        self.data = text.encode("utf-8", errors="replace")
+        self.row_starts = [0] + [match.end() for match in re.finditer(b"\n", self.data)]
+
+    def row_end(self, row: int) -> int:
+        """Offset of the newline ending `row` (or of the end of the data)."""
+        return self.row_starts[row + 1] - 1 if row + 1 < len(self.row_starts) else len(self.data)
+
+    def blank(self, start: int, end: int) -> bool:
+        return _NON_BLANK.search(self.data, start, end) is None
+
+    def only_trailer(self, start: int, end: int) -> bool:
+        return start >= end or _TRAILER.fullmatch(self.data, start, end) is not None
+
+    def starts_line(self, node: Node) -> bool:
+        return self.blank(self.row_starts[node.start_point.row], node.start_byte)
+
+    def rows(self, start: int, end: int, elided: list[tuple[int, int]]) -> list[Row]:
+        """The rows of bytes start..end, each (from, to) range of `elided` (in order) shown as "..."."""
+        pieces, cursor = [], start
+        for elided_start, elided_end in elided:
+            pieces += [self.data[cursor:elided_start], ELISION.encode()]
+            cursor = elided_end
+        pieces.append(self.data[cursor:end])
+        first_row = bisect.bisect_right(self.row_starts, start) - 1
+        text = b"".join(pieces).decode("utf-8", errors="replace")
+        return [(first_row + offset, line.removesuffix("\r")) for offset, line in enumerate(text.split("\n"))]
 
 
 @dataclass(frozen=True)
@@ -80,6 +140,10 @@ class _Definition:
     last: int  # 0-based last row
     header_last: int  # last row kept when this definition is elided inside its container
     qualifies: bool
+    start_byte: int  # content span: whole rows, except where other code shares the first/last row
+    end_byte: int
+    shares_rows: bool  # other code on its first or last row: sliced by bytes, not by rows
+    body: tuple[int, int] | None  # byte range elided when it sits inside a container's shared row
     children: list[_Definition] = field(default_factory=list)
 
 
@@ -353,11 +417,6 @@ def _last_row(node: Node) -> int:
     return end_row - 1 if end_column == 0 and end_row > node.start_point.row else end_row
 
 
-def _starts_line(node: Node, lines: list[str]) -> bool:
-    row, column = node.start_point
-    return row < len(lines) and not lines[row][:column].strip()
-
-
 def _outer_node(node: Node, spec: _LanguageSpec) -> Node:
     """The node plus the wrappers that belong to it (decorated_definition, export, typedef, ...)."""
     while (parent := node.parent) is not None and parent.type in spec.wrappers:
@@ -367,26 +426,38 @@ def _outer_node(node: Node, spec: _LanguageSpec) -> Node:
     return node
 
 
-def _first_row(outer: Node, spec: _LanguageSpec, lines: list[str]) -> int:
-    first = outer.start_point.row
+def _leading_start(outer: Node, spec: _LanguageSpec, src: _Source) -> Node:
+    """The first node of a definition: the comments and attributes directly above it, or itself."""
+    first = outer
     sibling = outer.prev_named_sibling
     while (sibling is not None and sibling.type in spec.leading
-           and _last_row(sibling) >= first - 1 and _starts_line(sibling, lines)):
-        first = sibling.start_point.row
+           and _last_row(sibling) >= first.start_point.row - 1 and src.starts_line(sibling)):
+        first = sibling
         sibling = sibling.prev_named_sibling
     return first
 
 
-def _header_last(node: Node, lines: list[str]) -> int:
+def _header_last(node: Node, src: _Source) -> int:
     """The last signature row: the row opening the body's "{", or the row before an indented body."""
     body = node.child_by_field_name("body")
     if body is None:
         return node.start_point.row
-    row, column = body.start_point
-    body_starts_line = _starts_line(body, lines)
-    if body_starts_line and lines[row][column:column + 1] != "{" and row > node.start_point.row:
+    row = body.start_point.row
+    opens_with_brace = src.data[body.start_byte:body.start_byte + 1] == b"{"
+    if src.starts_line(body) and not opens_with_brace and row > node.start_point.row:
         return row - 1
     return row
+
+
+def _body_span(node: Node, src: _Source) -> tuple[int, int] | None:
+    """What to elide of a definition's body: inside its braces when it has them, else all of it."""
+    body = node.child_by_field_name("body")
+    if body is None or body.end_byte - body.start_byte < 2:
+        return None
+    start, end = body.start_byte, body.end_byte
+    if src.data[start:start + 1] == b"{" and src.data[end - 1:end] == b"}":
+        start, end = start + 1, end - 1
+    return (start, end) if end > start else None
 
 
 def _qualified(parent: _Definition | None, name: str) -> str:
@@ -403,12 +474,16 @@ def _kind(rule: _Rule, node: Node, parent: _Definition | None, spec: _LanguageSp
     return kind
 
 
-def _definitions(root: Node, language: str, lines: list[str]) -> list[_Definition]:
-    """Top-level definitions of a parsed file, each with its nested definitions as children."""
+def _definitions(root: Node, language: str, src: _Source, max_chunks: int | None) -> list[_Definition]:
+    """Top-level definitions of a parsed file, each with its nested definitions as children.
+
+    Every definition makes at least one chunk: past `max_chunks` of them, TooManyChunks at once.
+    """
     spec = _SPECS[language]
     query = _language_and_query(language)[1]
     captured = {node.id: node for nodes in QueryCursor(query).captures(root).values() for node in nodes}
     top_level: list[_Definition] = []
+    count = 0
     open_definitions: list[tuple[int, _Definition]] = []  # (end byte, definition), outermost first
     for node in sorted(captured.values(), key=lambda n: (n.start_byte, -n.end_byte)):
         while open_definitions and open_definitions[-1][0] <= node.start_byte:
@@ -422,45 +497,68 @@ def _definitions(root: Node, language: str, lines: list[str]) -> list[_Definitio
         if name is None and kind not in _LEAF_KINDS:
             continue  # an anonymous namespace or struct: its members belong to the outer scope
         outer = _outer_node(node, spec)
+        lead = _leading_start(outer, spec, src)
+        first, last = lead.start_point.row, _last_row(outer)
+        row_start, row_end = src.row_starts[first], src.row_end(last)
+        alone_at_start = src.blank(row_start, lead.start_byte)
+        alone_at_end = src.only_trailer(outer.end_byte, row_end)
         definition = _Definition(
             symbol=_qualified(parent, name or "<anonymous>"),
             kind=kind,
-            first=_first_row(outer, spec, lines),
-            last=_last_row(outer),
-            header_last=_header_last(node, lines),
+            first=first,
+            last=last,
+            header_last=_header_last(node, src),
             qualifies=rule.qualifies,
+            start_byte=row_start if alone_at_start else lead.start_byte,
+            end_byte=row_end if alone_at_end else outer.end_byte,
+            shares_rows=not (alone_at_start and alone_at_end),
+            body=_body_span(node, src),
         )
         (parent.children if parent is not None else top_level).append(definition)
         open_definitions.append((node.end_byte, definition))
+        count += 1
+        if max_chunks is not None and count > max_chunks:
+            raise TooManyChunks(max_chunks)
     return top_level
 
 
 # --- rows and pieces ----------------------------------------------------------------------------
 
 def _is_closing(line: str) -> bool:
-    stripped = line.strip()
-    return stripped.startswith("}") or stripped == "end"
+    return _CLOSING.match(line) is not None
 
 
 def _indent(line: str) -> str:
-    return line[:len(line) - len(line.lstrip())]
+    return _INDENT.match(line).group()
 
 
-def _outline_rows(definition: _Definition, lines: list[str]) -> list[Row]:
-    """A container's rows with the body of each nested definition replaced by one "..." row."""
+def _definition_rows(definition: _Definition, src: _Source,
+                     elided: list[tuple[int, int]] | None = None) -> list[Row]:
+    """A definition's rows: the file's lines, or its own byte range when it shares a row."""
+    if not definition.shares_rows and not elided:
+        return [(row, src.lines[row]) for row in range(definition.first, definition.last + 1)]
+    return src.rows(definition.start_byte, definition.end_byte, elided or [])
+
+
+def _outline_rows(definition: _Definition, src: _Source) -> list[Row]:
+    """A container's rows with the body of each nested definition replaced by one "..." row, or
+    by "..." within the row for a member that shares its row with other code."""
+    inline = [child.body for child in definition.children
+              if child.shares_rows and child.first == child.last and child.body is not None]
+    text_of = dict(_definition_rows(definition, src, inline))
     rows: list[Row] = []
     cursor = definition.first
     for child in definition.children:
         hidden_first = max(child.header_last + 1, cursor)
-        closing_kept = child.last > child.header_last and _is_closing(lines[child.last])
+        closing_kept = child.last > child.header_last and _is_closing(text_of[child.last])
         hidden_last = child.last - 1 if closing_kept else child.last
         if hidden_first > hidden_last:
             continue
-        rows.extend((row, lines[row]) for row in range(cursor, hidden_first))
-        indent = _indent(lines[hidden_first]) or _indent(lines[child.header_last]) + "    "
+        rows.extend((row, text_of[row]) for row in range(cursor, hidden_first))
+        indent = _indent(text_of[hidden_first]) or _indent(text_of[child.header_last]) + "    "
         rows.append((hidden_first, indent + ELISION))
         cursor = hidden_last + 1
-    rows.extend((row, lines[row]) for row in range(cursor, definition.last + 1))
+    rows.extend((row, text_of[row]) for row in range(cursor, definition.last + 1))
     return rows
 
 
@@ -522,16 +620,16 @@ def _window_chunks(lines: list[str], first: int, last: int, language: str, max_c
             yield from _chunks_of(window, None, WINDOW_KIND, language, max_chars)
 
 
-def _definition_chunks(definition: _Definition, lines: list[str], language: str,
+def _definition_chunks(definition: _Definition, src: _Source, language: str,
                        max_chars: int) -> Iterator[Chunk]:
     if definition.children:
-        rows = _outline_rows(definition, lines)
+        rows = _outline_rows(definition, src)
     else:
-        rows = [(row, lines[row]) for row in range(definition.first, definition.last + 1)]
+        rows = _definition_rows(definition, src)
     for piece in _pack(rows, max_chars, max_lines=len(rows), overlap=0):
         yield from _chunks_of(piece, definition.symbol, definition.kind, language, max_chars)
     for child in definition.children:
-        yield from _definition_chunks(child, lines, language, max_chars)
+        yield from _definition_chunks(child, src, language, max_chars)
 
 
 def _uncovered_spans(top_level: list[_Definition], line_count: int) -> Iterator[tuple[int, int]]:
@@ -545,21 +643,29 @@ def _uncovered_spans(top_level: list[_Definition], line_count: int) -> Iterator[
 
 
 def _syntax_chunks(text: str, lines: list[str], language: str, max_chars: int,
-                   window_lines: int, overlap_lines: int) -> list[Chunk]:
-    tree = _parser(language).parse(text.encode("utf-8", errors="replace"))
-    top_level = _definitions(tree.root_node, language, lines)
-    chunks: list[Chunk] = []
+                   window_lines: int, overlap_lines: int, max_chunks: int | None) -> Iterator[Chunk]:
+    src = _Source(text, lines)
+    tree = _parser(language).parse(src.data)
+    top_level = _definitions(tree.root_node, language, src, max_chunks)
     for definition in top_level:
-        chunks.extend(_definition_chunks(definition, lines, language, max_chars))
+        yield from _definition_chunks(definition, src, language, max_chars)
     for first, last in _uncovered_spans(top_level, len(lines)):
-        chunks.extend(_window_chunks(lines, first, last, language, max_chars,
-                                     window_lines, overlap_lines))
-    return chunks
+        yield from _window_chunks(lines, first, last, language, max_chars, window_lines, overlap_lines)
+
+
+def _collected(chunks: Iterator[Chunk], max_chunks: int | None) -> list[Chunk]:
+    """The chunks in a list, stopping with TooManyChunks as soon as there are too many."""
+    collected: list[Chunk] = []
+    for chunk in chunks:
+        collected.append(chunk)
+        if max_chunks is not None and len(collected) > max_chunks:
+            raise TooManyChunks(max_chunks)
+    return collected
 
 
 def chunk_file(path: str, text: str, language: str, *, max_chars: int = DEFAULT_MAX_CHUNK_CHARS,
-               window_lines: int = 40, overlap_lines: int = 8) -> list[Chunk]:
-    """Chunks of one file, in order of start_line."""
+               window_lines: int = 40, overlap_lines: int = 8, max_chunks: int | None = None) -> list[Chunk]:
+    """Chunks of one file, in order of start_line; TooManyChunks past `max_chunks` (None: no limit)."""
     if not text.strip():
         return []
     max_chars = max(1, max_chars)
@@ -569,11 +675,14 @@ def chunk_file(path: str, text: str, language: str, *, max_chars: int = DEFAULT_
     chunks: list[Chunk] | None = None
     if language in _SPECS:
         try:
-            chunks = _syntax_chunks(text, lines, language, max_chars, window_lines, overlap_lines)
+            chunks = _collected(_syntax_chunks(text, lines, language, max_chars, window_lines,
+                                               overlap_lines, max_chunks), max_chunks)
+        except TooManyChunks:
+            raise
         except Exception:  # noqa: BLE001 - a grammar hiccup must not lose the file: use windows
             chunks = None
     if chunks is None:
-        chunks = list(_window_chunks(lines, 0, len(lines) - 1, language, max_chars,
-                                     window_lines, overlap_lines))
+        chunks = _collected(_window_chunks(lines, 0, len(lines) - 1, language, max_chars,
+                                           window_lines, overlap_lines), max_chunks)
     chunks.sort(key=lambda chunk: chunk.start_line)
     return chunks

@@ -18,8 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import credentials
 from .embedding import EmbeddingError, create_embedder
-from .pipeline import IndexingCancelled, IndexingError, index_repository
+from .log_redaction import redact_logs
+from .pipeline import DEFAULT_LOCK_WAIT_SECONDS, IndexingCancelled, IndexingError, index_repository
 from .postgres import redact
 from .scanning import ScanOptions
 
@@ -53,14 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--termination-message-path", default=env("CODEBASE_TERMINATION_MESSAGE_PATH"))
     parser.add_argument("--max-file-size", type=int,
                         default=int(env("CODEBASE_MAX_FILE_SIZE", str(ScanOptions.max_file_size))))
+    parser.add_argument("--max-chunks-per-file", type=int,
+                        default=int(env("CODEBASE_MAX_CHUNKS_PER_FILE", str(ScanOptions.max_chunks_per_file))),
+                        help="a file making more chunks is skipped (too_many_chunks)")
+    parser.add_argument("--max-chunks-per-run", type=int,
+                        default=int(env("CODEBASE_MAX_CHUNKS_PER_RUN", str(ScanOptions.max_chunks_per_run))),
+                        help="files past this many new chunks in one run are skipped (too_many_chunks); "
+                             "the next run picks them up")
+    parser.add_argument("--lock-wait-seconds", type=float,
+                        default=float(env("CODEBASE_PROJECT_LOCK_WAIT_SECONDS", str(DEFAULT_LOCK_WAIT_SECONDS))),
+                        help="how long to wait while another run indexes the project before failing "
+                             "(env CODEBASE_PROJECT_LOCK_WAIT_SECONDS)")
     parser.add_argument("--include", default=env("CODEBASE_INCLUDE", ""),
                         help="comma-separated globs; only matching files are indexed")
     parser.add_argument("--exclude", default=env("CODEBASE_EXCLUDE", ""),
                         help="comma-separated globs to leave out")
+    parser.add_argument("--include-secrets", default=env("CODEBASE_INCLUDE_SECRETS", ""),
+                        help="comma-separated globs of secret files (.env, keys, ...) to index on purpose; "
+                             "added to the repository's .codebase-mcp/config.json indexing.include_secrets")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    redact_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     problem = _usage_problem(args)
@@ -92,7 +109,7 @@ async def _run(args: argparse.Namespace) -> tuple[dict, int]:
             args.database_url, source, project_id=args.project,
             embedder=create_embedder(), full=args.mode == "full",
             scan_options=_scan_options(args), run_id=args.run_id,
-            on_progress=None, should_cancel=cancelled.is_set,
+            on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=args.lock_wait_seconds,
         )
     except IndexingCancelled as exc:
         return {"ok": False, "reason": exc.reason, "message": str(exc)}, EXIT_CANCELLED
@@ -127,7 +144,8 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         return tuple(g.strip() for g in text.split(",") if g.strip())
 
     return ScanOptions(max_file_size=args.max_file_size, include=globs(args.include),
-                       exclude=globs(args.exclude))
+                       exclude=globs(args.exclude), include_secrets=globs(args.include_secrets),
+                       max_chunks_per_file=args.max_chunks_per_file, max_chunks_per_run=args.max_chunks_per_run)
 
 
 _ASKPASS_SCRIPT = """#!/bin/sh
@@ -165,6 +183,8 @@ def _git_environment(work: Path) -> dict[str, str]:
 
 
 def _emit(args: argparse.Namespace, result: dict) -> None:
+    if "message" in result:  # it leaves the process: stdout, the termination message, then status
+        result = {**result, "message": credentials.redact(str(result["message"]))}
     line = json.dumps(result, separators=(",", ":"), sort_keys=True)
     print(line, flush=True)
     if args.termination_message_path:

@@ -52,6 +52,8 @@ class IndexSummary:
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     chunks_created: int = 0
     chunks_deleted: int = 0
+    chunks_skipped: int = 0  # chunks of indexed files left out, by reason ("secret": a credential in it)
+    chunks_skipped_by_reason: dict[str, int] = field(default_factory=dict)
     embeddings_computed: int = 0
     embeddings_cached: int = 0
     duration_seconds: float = 0.0

@@ -16,17 +16,20 @@ from typing import Callable, Iterator
 import asyncpg
 
 from . import runs, store
-from .chunking import chunk_file
+from .chunking import TooManyChunks, chunk_file
 from .embedding import Embedder
 from .models import IndexSummary, Progress, SourceFile
 from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
+from .secret_files import without_credentials
 from .store import FileWrite
 
 BATCH_CHUNKS = 256
 BATCH_FILES = 128
 BATCH_TEXT_BYTES = 8 * 1024 * 1024
 PROGRESS_INTERVAL_SECONDS = 1.0
+DEFAULT_LOCK_WAIT_SECONDS = 60.0
+_LOCK_POLL_SECONDS = 0.5
 
 
 class IndexingError(Exception):
@@ -45,6 +48,10 @@ class IndexingCancelled(IndexingError):
 
 class ModelMismatch(IndexingError):
     reason = "EmbeddingModelMismatch"
+
+
+class ProjectBusy(IndexingError):
+    reason = "ProjectBusy"
 
 
 @dataclass
@@ -75,20 +82,24 @@ async def index_repository(
     run_id: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
 ) -> IndexSummary:
     """Bring the project database in line with the repository at `source`; returns the summary.
 
-    Raises SourceNotFound, ModelMismatch, IndexingCancelled, or database/embedding errors.
-    The run's state and progress are kept in the `index_runs` table under `run_id`.
+    Raises SourceNotFound, ModelMismatch, IndexingCancelled, ProjectBusy (another run kept the
+    project for `lock_wait_seconds`), or database/embedding errors. The run's state and progress
+    are kept in the `index_runs` table under `run_id`.
     """
     root = _checked_source(source)
     conn = await store.connect(url)
     try:
         await migrate(conn)
+        run_id = run_id or uuid.uuid4().hex
+        await _lock_project(conn, project_id, run_id, lock_wait_seconds, should_cancel or (lambda: False))
+        await runs.fail_abandoned_runs(conn, run_id)
         database = await conn.fetchval("SELECT current_database()")
         summary = IndexSummary(project_id=project_id, database_name=database,
                                mode="full" if full else "incremental")
-        run_id = run_id or uuid.uuid4().hex
         await runs.start_run(conn, run_id, summary.mode)
         indexer = _Indexer(conn=conn, root=root, embedder=embedder, summary=summary, full=full,
                            scan_options=scan_options or ScanOptions(), run_id=run_id,
@@ -102,9 +113,25 @@ async def index_repository(
             await _record_failure(conn, run_id, exc)
             raise
         await runs.finish_run(conn, run_id, "succeeded", summary=summary)
+        await runs.clear_whole_run_steps_pending(conn)
         return summary
     finally:
-        await conn.close()
+        await conn.close()  # also releases the project lock
+
+
+async def _lock_project(conn: asyncpg.Connection, project_id: str, run_id: str, wait_seconds: float,
+                        should_cancel: Callable[[], bool]) -> None:
+    """Wait up to `wait_seconds` for the project's write lock; raise ProjectBusy naming the holder."""
+    deadline = time.monotonic() + max(0.0, wait_seconds)
+    while not await runs.try_lock_project(conn, run_id):
+        if should_cancel():
+            raise IndexingCancelled("indexing was cancelled while waiting for the project")
+        if time.monotonic() >= deadline:
+            holder = await runs.lock_holder(conn)
+            raise ProjectBusy(
+                f"project {project_id!r} is being indexed by run {holder or '(unknown)'}; "
+                "wait for that run to finish (or cancel it) and start again")
+        await asyncio.sleep(_LOCK_POLL_SECONDS)
 
 
 def _checked_source(source: Path) -> Path:
@@ -138,6 +165,8 @@ class _Indexer:
     should_cancel: Callable[[], bool]
     progress: Progress = field(default_factory=Progress)
     skips: SkipCounter = field(default_factory=SkipCounter)
+    chunk_skips: dict[str, int] = field(default_factory=dict)
+    chunks_prepared: int = 0
     _recorded_model: tuple[str, int] | None = None
     _last_progress: float = 0.0
     _pool: ThreadPoolExecutor = field(
@@ -147,6 +176,10 @@ class _Indexer:
         started = time.monotonic()
         await self._check_model()
         stored = await store.stored_file_hashes(self.conn)
+        # A run that wrote files and died before the whole-run steps below left this marker:
+        # redo those steps even when this run finds nothing to write.
+        steps_pending = await runs.whole_run_steps_pending(self.conn)
+        await runs.mark_whole_run_steps_pending(self.conn, self.run_id)
         candidates = await asyncio.to_thread(list_candidates, self.root, self.scan_options, self.skips)
         self.progress.files_total = self.summary.files_total = len(candidates)
         await self._report(force=True)
@@ -158,10 +191,12 @@ class _Indexer:
         gone = sorted(set(stored) - seen)
         self.summary.chunks_deleted += await store.delete_files(self.conn, gone)
         self.summary.files_deleted = len(gone)
-        if self.summary.files_indexed or gone:
+        if self.summary.files_indexed or gone or steps_pending:
             await store.refresh_lexeme_stats(self.conn)
         self.summary.files_skipped = self.skips.total()
         self.summary.skipped_by_reason = dict(sorted(self.skips.counts.items()))
+        self.summary.chunks_skipped = sum(self.chunk_skips.values())
+        self.summary.chunks_skipped_by_reason = dict(sorted(self.chunk_skips.items()))
         self.summary.duration_seconds = round(time.monotonic() - started, 3)
         await self._report(force=True)
 
@@ -181,16 +216,33 @@ class _Indexer:
             self.progress.files_done += 1
             if source is None:
                 continue
-            seen.add(source.path)
             if not self.full and stored.get(source.path) == source.content_hash:
+                seen.add(source.path)
                 self.summary.files_unchanged += 1
                 continue
-            batch.add(prepare_file(source))
+            write = self._prepared(source)
+            if write is None:  # not seen: an earlier version of it leaves the index
+                continue
+            seen.add(source.path)
+            batch.add(write)
             if batch.full():
                 yield batch
                 batch = _Batch()
         if batch.files:
             yield batch
+
+    def _prepared(self, source: SourceFile) -> FileWrite | None:
+        """The file's chunks; None (counted as too_many_chunks) past the file's or the run's budget."""
+        options = self.scan_options
+        try:
+            write = prepare_file(source, chunk_skips=self.chunk_skips, max_chunks=options.max_chunks_per_file)
+        except TooManyChunks:
+            write = None
+        if write is None or self.chunks_prepared + len(write.chunks) > options.max_chunks_per_run:
+            self.skips.add("too_many_chunks", source.path)
+            return None
+        self.chunks_prepared += len(write.chunks)
+        return write
 
     async def _index_batches(self, batches: Iterator[_Batch]) -> None:
         loop = asyncio.get_running_loop()
@@ -262,10 +314,17 @@ def _embedding_of(loop, pool, embedder: Embedder, texts: list[str]) -> asyncio.F
     return loop.run_in_executor(pool, embedder.embed, texts)
 
 
-def prepare_file(source: SourceFile) -> FileWrite:
-    """A file's chunks (blank ones dropped, NULs replaced) and their embedding cache keys."""
+def prepare_file(source: SourceFile, *, chunk_skips: dict[str, int] | None = None,
+                 max_chunks: int | None = None) -> FileWrite:
+    """A file's chunks (blank ones and those carrying a credential dropped, NULs replaced) and
+    their embedding cache keys; `chunk_skips` counts the dropped ones by reason.
+    Raises TooManyChunks when the file makes more than `max_chunks`."""
     if "\x00" in source.text:  # PostgreSQL text cannot hold NUL
         source = replace(source, text=source.text.replace("\x00", "\ufffd"))
-    chunks = [c for c in chunk_file(source.path, source.text, source.language) if c.content.strip()]
+    chunks = chunk_file(source.path, source.text, source.language, max_chunks=max_chunks)
+    chunks = [c for c in chunks if c.content.strip()]
+    chunks, withheld = without_credentials(source.text, chunks)
+    if withheld and chunk_skips is not None:
+        chunk_skips["secret"] = chunk_skips.get("secret", 0) + withheld
     chunks = [replace(c, content=c.content.replace("\x00", "\ufffd")) for c in chunks]
     return FileWrite(source=source, chunks=chunks, chunk_hashes=[store.chunk_hash(c) for c in chunks])

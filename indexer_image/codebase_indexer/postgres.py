@@ -7,7 +7,7 @@ import stat
 import threading
 import warnings
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .settings import home_dir
 
@@ -110,6 +110,11 @@ def database_url(server_url: str, database: str, *, user: str | None = None,
             credentials += ":" + quote(password, safe="")
         netloc = f"{credentials}@{host}"
     return urlunsplit((parts.scheme, netloc, "/" + quote(database, safe=""), parts.query, parts.fragment))
+
+
+def database_of(url: str) -> str:
+    """The database a connection URL names."""
+    return unquote(urlsplit(url).path.lstrip("/"))
 
 
 def redact(url: str) -> str:

@@ -10,6 +10,7 @@ import asyncpg
 import numpy as np
 from pgvector.asyncpg import register_vector
 
+from .connections import ConnectionBudget, ConnectionLimits
 from .embedding import Embedder
 from .lexical import searchable_text
 from .schema import recorded_embedding_model
@@ -31,6 +32,9 @@ FIELD_WEIGHTS = "{0.2, 0.2, 0.4, 0.6}"
 LEXICAL_CANDIDATES = 1000
 _LEXEME = re.compile(r"^[a-z0-9]+$")
 _EXTENSION = re.compile(r"^[a-z0-9_+\-]{1,16}$")
+# A path glob is a short pattern; longer ones or many `**` only make the regex slower to run.
+MAX_GLOB_CHARS = 200
+MAX_GLOB_DEEP_WILDCARDS = 4
 
 
 class SearchError(ValueError):
@@ -49,18 +53,29 @@ async def search_code(url: str, embedder: Embedder, query: str, *, project_id: s
                       database_name: str, language: str | None = None,
                       file_type: str | None = None, directory: str | None = None,
                       path_glob: str | None = None, limit: int = 10,
-                      mode: str = "hybrid") -> dict:
-    """Search one project; returns the `search_code` result object."""
+                      mode: str = "hybrid", budget: ConnectionBudget | None = None) -> dict:
+    """Search one project; returns the `search_code` result object.
+
+    `budget` holds the process's database connections (the gateway passes its own); without
+    one, a default budget of this event loop is used.
+    """
     started = time.perf_counter()
     query = _checked_query(query)
     limit = _checked_limit(limit)
     if mode not in MODES:
         raise SearchError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
     where, params = _filter_clause(SearchFilters(language, file_type, directory, path_glob))
-    pool = await _pool(url)
-    async with pool.acquire() as conn:
-        await _check_model(conn, embedder)
-    results = await _search(pool, embedder, query, where, params, limit, mode)
+    budget = budget or _default_budget()
+    try:
+        async with budget.pool(url) as pool:
+            async with pool.acquire() as conn:
+                await _check_model(conn, embedder)
+            results = await _search(pool, embedder, query, where, params, limit, mode)
+    except asyncpg.QueryCanceledError:
+        raise SearchError(
+            f"the search was stopped by the {budget.limits.statement_timeout:g} s statement timeout; "
+            "narrow it (a directory, language or file_type filter, or fewer and rarer words), "
+            "or retry in a moment if the project is busy") from None
     return {
         "results": results,
         "total_count": len(results),
@@ -68,6 +83,11 @@ async def search_code(url: str, embedder: Embedder, query: str, *, project_id: s
         "database_name": database_name,
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
     }
+
+
+def connection_budget(limits: ConnectionLimits | None = None) -> ConnectionBudget:
+    """A budget whose pools speak pgvector: the one a long-running process passes to search_code."""
+    return ConnectionBudget(limits, init=register_vector)
 
 
 async def _check_model(conn, embedder) -> None:
@@ -167,6 +187,9 @@ def _like_prefix(prefix: str) -> str:
 
 def glob_to_regex(glob: str) -> str:
     """A path glob (`**` any depth, `*` and `?` within a segment) as an anchored POSIX regex."""
+    if len(glob) > MAX_GLOB_CHARS or glob.count("**") > MAX_GLOB_DEEP_WILDCARDS:
+        raise SearchError(f"path_glob is too complex: at most {MAX_GLOB_CHARS} characters and "
+                          f"{MAX_GLOB_DEEP_WILDCARDS} '**'; use a directory filter for the rest")
     out = ["^"]
     i = 0
     while i < len(glob):
@@ -294,20 +317,19 @@ def _result(row, score: float) -> dict:
     }
 
 
-_pools: dict[tuple[str, int], asyncpg.Pool] = {}
+_budgets: dict[int, ConnectionBudget] = {}
 
 
-async def _pool(url: str) -> asyncpg.Pool:
-    """One small pool per database URL and event loop: searches skip the connection set-up."""
-    key = (url, id(asyncio.get_running_loop()))
-    pool = _pools.get(key)
-    if pool is None:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=4, init=register_vector)
-        _pools[key] = pool
-    return pool
+def _default_budget() -> ConnectionBudget:
+    """One budget per event loop, for callers that bring none (the CLI, tests)."""
+    key = id(asyncio.get_running_loop())
+    budget = _budgets.get(key)
+    if budget is None:
+        budget = _budgets[key] = connection_budget()
+    return budget
 
 
 async def close_pools() -> None:
-    for pool in list(_pools.values()):
-        await pool.close()
-    _pools.clear()
+    budget = _budgets.pop(id(asyncio.get_running_loop()), None)
+    if budget is not None:
+        await budget.close()

@@ -119,11 +119,13 @@ async def _index(path: Path, project_id: str, full: bool) -> IndexSummary:
 
 def _summary_text(s: IndexSummary) -> str:
     skipped = ", ".join(f"{reason} {n}" for reason, n in s.skipped_by_reason.items()) or "none"
+    chunks_skipped = ", ".join(f"{reason} {n}" for reason, n in s.chunks_skipped_by_reason.items()) or "none"
     return (
         f"project {s.project_id} ({s.database_name}), {s.mode} index in {s.duration_seconds:.1f}s\n"
         f"  files: {s.files_indexed} indexed, {s.files_unchanged} unchanged, "
         f"{s.files_deleted} deleted, {s.files_skipped} skipped ({skipped})\n"
-        f"  chunks: {s.chunks_created} created, {s.chunks_deleted} deleted; "
+        f"  chunks: {s.chunks_created} created, {s.chunks_deleted} deleted, "
+        f"{s.chunks_skipped} left out ({chunks_skipped}); "
         f"embeddings: {s.embeddings_computed} computed, {s.embeddings_cached} from cache"
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from fastmcp.exceptions import ToolError
 
@@ -43,11 +44,22 @@ class ResolvedProject:
     config_path: Path | None = None
 
 
-def find_config(start: Path) -> ProjectConfig | None:
-    """The nearest `.codebase-mcp/config.json` in `start` or above it, parsed."""
+def find_config(start: Path, roots: Iterable[Path] = ()) -> ProjectConfig | None:
+    """The nearest `.codebase-mcp/config.json` in `start` or above it, parsed.
+
+    With allowed roots the search stops at the root: a config above it belongs to someone else's
+    folders and must not choose the project (nor may a config that is a link leading out of them).
+    """
+    roots = list(roots)
     for directory in (start, *start.parents):
+        if roots and not validation.is_within(directory, roots):
+            break
         candidate = directory / CONFIG_DIR / CONFIG_FILE
         if candidate.is_file():
+            target = validation.resolved_path(candidate)
+            if roots and (target is None or not validation.is_within(target, [root.resolve() for root in roots])):
+                raise ToolError(f"project config {candidate} is a link leading outside the allowed roots: "
+                                "make it a regular file")
             return read_config(candidate)
     return None
 
@@ -75,13 +87,14 @@ def read_config(path: Path) -> ProjectConfig:
     return ProjectConfig(path=path, name=name, id=project_id)
 
 
-def resolve_project(explicit: str | None, working_directory: Path | None) -> ResolvedProject:
-    """Explicit id, else the working directory's config, else the default project."""
+def resolve_project(explicit: str | None, working_directory: Path | None,
+                    roots: Iterable[Path] = ()) -> ResolvedProject:
+    """Explicit id, else the working directory's config (searched up to the allowed root), else `default`."""
     if explicit is not None:
         pid = validation.project_id(explicit)
         return ResolvedProject(pid, database_name(pid), "explicit")
     if working_directory is not None:
-        config = find_config(working_directory)
+        config = find_config(working_directory, roots)
         if config is not None:
             pid = config.project_id
             return ResolvedProject(pid, database_name(pid), "config", config.path)

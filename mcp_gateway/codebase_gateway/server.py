@@ -22,7 +22,9 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from codebase_indexer.credentials import redact
 from codebase_indexer.embedding import EmbeddingError
+from codebase_indexer.postgres import database_of
 from codebase_indexer.search import SearchError, search_code as run_search
 from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
 
@@ -31,7 +33,7 @@ from .control_plane.base import ControlPlane, JobStatus, RunRequest, UnknownJob,
 from .embedder import LazyEmbedder
 from .metrics import Metrics
 from .projects import ResolvedProject, find_config, resolve_project
-from .sessions import WorkingDirectories, session_key
+from .sessions import WorkingDirectories, session_key, session_scope
 
 RepoPath = Annotated[str, Field(description="Absolute path of the repository to index")]
 IndexedProjectId = Annotated[str | None, Field(description="Project name; default: from the working directory")]
@@ -62,6 +64,19 @@ class _CallMetrics(Middleware):
             self._metrics.record_call(context.message.name, failed=failed)
 
 
+class _RedactedErrors(Middleware):
+    """A tool's error text reaches the client without credentials (a token in a URL given as a path)."""
+
+    async def on_call_tool(self, context: MiddlewareContext, call_next: CallNext) -> ToolResult:
+        try:
+            return await call_next(context)
+        except Exception as exc:
+            message = str(exc)
+            if redact(message) == message:
+                raise
+            raise ToolError(redact(message)) from None
+
+
 def _version() -> str | None:
     try:
         return importlib.metadata.version("codebase-mcp")
@@ -85,13 +100,13 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             await control_plane.stop()
 
     mcp = FastMCP("codebase-mcp", version=_version(), instructions=INSTRUCTIONS, auth=auth, lifespan=lifespan,
-                  middleware=[_CallMetrics(metrics)], mask_error_details=False)
+                  middleware=[_CallMetrics(metrics), _RedactedErrors()], mask_error_details=False)
 
     def resolve(ctx: Context, project_id: str | None) -> ResolvedProject:
-        return resolve_project(project_id, working_directories.get(session_key(ctx)))
+        return resolve_project(project_id, working_directories.get(session_key(ctx)), roots)
 
     def run_request(ctx: Context, repo_path: str, project_id: str | None, force_reindex: bool) -> RunRequest:
-        path = validation.within_allowed_roots(validation.directory_path(repo_path, what="repo_path"), roots)
+        path = validation.directory_path(repo_path, roots, what="repo_path")
         return RunRequest(project=resolve(ctx, project_id), repo_path=path, force_reindex=bool(force_reindex))
 
     async def job_status(job_id: str) -> JobStatus:
@@ -105,13 +120,19 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         directory: Annotated[str, Field(description="Absolute path of the directory you work in")],
         ctx: Context,
     ) -> dict:
-        """Set this session's working directory; its nearest .codebase-mcp/config.json names the project."""
-        path = validation.within_allowed_roots(validation.directory_path(directory), roots, what="directory")
-        config = find_config(path)  # a broken config is an error now, before the session depends on it
-        key = session_key(ctx)
-        working_directories.set(key, path)
+        """Set this session's working directory; its nearest .codebase-mcp/config.json names the project.
+
+        The result's `scope` says whom it applies to: `session` (this MCP session), `process` (stdio:
+        this client's own gateway) or `shared` (sessionless HTTP: every client with this token).
+        """
+        path = validation.directory_path(directory, roots, what="directory")
+        config = find_config(path, roots)  # a broken config is an error now, before the session depends on it
+        scope = session_scope(ctx)
+        working_directories.set(scope.key, path)
         return {
-            "session_id": key,
+            "session_id": scope.key,
+            "scope": scope.scope,
+            "scope_description": f"this working directory applies to {scope.description}",
             "working_directory": str(path),
             "config_found": config is not None,
             "config_path": str(config.path) if config else None,
@@ -193,9 +214,9 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         try:
             response = await run_search(
                 url, await embedder.get(), text, project_id=project.project_id,
-                database_name=project.database_name, language=language or None,
+                database_name=database_of(url), language=language or None,
                 file_type=file_type, directory=directory,
-                limit=limit, mode=mode,
+                limit=limit, mode=mode, budget=control_plane.connection_budget,
             )
         except (SearchError, EmbeddingError) as exc:
             raise ToolError(str(exc)) from None

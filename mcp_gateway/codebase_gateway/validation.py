@@ -19,8 +19,30 @@ MAX_RESPONSE_CHARS = 80_000
 JOB_STATES = ("pending", "running", "completed", "failed", "cancelled")
 
 
-def directory_path(value: str, *, what: str = "directory") -> Path:
-    """An absolute, existing directory without `..` components, symlinks resolved."""
+def directory_path(value: str, roots: Iterable[Path] = (), *, what: str = "directory") -> Path:
+    """An absolute, existing directory without `..` components, symlinks resolved, inside `roots`.
+
+    The roots are checked before anything touches the file system, so a caller learns nothing about
+    paths outside them (a missing path and an existing one get the same error), and an error never
+    shows where a symbolic link leads.
+    """
+    raw = _absolute_path(value, what)
+    roots = [Path(root) for root in roots]
+    if roots and not is_within(raw, roots):
+        raise _outside(value, roots, what)
+    resolved = resolved_path(raw)
+    if resolved is None:
+        raise ToolError(f"{what} {value!r} cannot be resolved: it goes through a loop of symbolic links")
+    if roots and not is_within(resolved, [root.resolve() for root in roots]):
+        raise _outside(value, roots, what, through_link=True)
+    if not resolved.exists():
+        raise ToolError(f"{what} {value!r} does not exist")
+    if not resolved.is_dir():
+        raise ToolError(f"{what} {value!r} is not a directory")
+    return resolved
+
+
+def _absolute_path(value: str, what: str) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise ToolError(f"{what} is empty: give an absolute path such as /home/me/project")
     if "\x00" in value:
@@ -30,21 +52,35 @@ def directory_path(value: str, *, what: str = "directory") -> Path:
         raise ToolError(f"{what} {value!r} is relative: give an absolute path such as /home/me/project")
     if ".." in raw.parts:
         raise ToolError(f"{what} {value!r} contains '..': give the path without parent references")
-    if not raw.exists():
-        raise ToolError(f"{what} {value!r} does not exist")
-    if not raw.is_dir():
-        raise ToolError(f"{what} {value!r} is not a directory")
-    return raw.resolve()
+    return Path(os.path.normpath(raw))
 
 
-def within_allowed_roots(path: Path, roots: Iterable[Path], *, what: str = "repo_path") -> Path:
-    """`path` itself when it is inside one of `roots` (no roots: anything is allowed)."""
-    roots = [Path(root).resolve() for root in roots]
-    if not roots or any(path == root or path.is_relative_to(root) for root in roots):
-        return path
+def resolved_path(path: Path) -> Path | None:
+    """`path` with every symbolic link followed, or None for a loop of links."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError on Python < 3.13, OSError (ELOOP) after
+        return None
+
+
+def is_within(path: Path, roots: Iterable[Path]) -> bool:
+    """Whether `path` is one of `roots` or below one, comparing the paths as written.
+
+    A root is also matched in its resolved form, so a root given through a symbolic link
+    (macOS's /tmp) still contains the paths written under its real name.
+    """
+    for root in roots:
+        for form in {Path(os.path.normpath(root)), Path(root).resolve()}:
+            if path == form or path.is_relative_to(form):
+                return True
+    return False
+
+
+def _outside(value: str, roots: list[Path], what: str, *, through_link: bool = False) -> ToolError:
     allowed = ", ".join(str(root) for root in roots)
-    raise ToolError(f"{what} {str(path)!r} is outside the allowed roots ({allowed}); "
-                    "index a repository under one of them")
+    how = " through a symbolic link" if through_link else ""
+    return ToolError(f"{what} {value!r} leads outside the allowed roots{how} ({allowed}); "
+                     "give a directory under one of them")
 
 
 def project_id(value: str | None) -> str | None:

@@ -101,6 +101,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pacing = parser.add_argument_group("pacing")
     pacing.add_argument("--poll-interval", type=float, default=float(_env("POLL_INTERVAL", "5") or 5),
                         help="seconds between checks of a running run [$CODEBASE_POLL_INTERVAL]")
+    pacing.add_argument("--recheck-interval", type=float,
+                        default=float(_env("RECHECK_INTERVAL", "60") or 60), metavar="SECONDS",
+                        help="how often each project's database, roles and Secrets are checked and "
+                             "restored when missing (default 60)")
     pacing.add_argument("--retry-max-delay", type=float, default=float(_env("RETRY_MAX_DELAY", "60") or 60),
                         help="cap of the exponential backoff of waiting runs and failed "
                              "provisioning [$CODEBASE_RETRY_MAX_DELAY]")
@@ -124,6 +128,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
                          ttl_seconds_after_finished=args.job_ttl_seconds),
         kubeconfig=args.kubeconfig,
         poll_interval=args.poll_interval,
+        recheck_interval=args.recheck_interval,
         retry_max_delay=args.retry_max_delay,
         allowed_embedding_urls=tuple(_allowed_embedding_urls(args)),
         allow_plaintext_git=args.allow_plaintext_git,

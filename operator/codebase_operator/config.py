@@ -45,6 +45,8 @@ class OperatorConfig:
     kubeconfig: str | None = None
     # How often running runs are checked (Job state, progress); waits back off up to the max delay.
     poll_interval: float = 5.0
+    # How often a project's database, roles and Secrets are checked (and restored when missing).
+    recheck_interval: float = 60.0
     retry_max_delay: float = 60.0
     # Embedding URLs (prefixes or hosts) a project may send its code and API key to; empty: any.
     allowed_embedding_urls: tuple[str, ...] = ()
@@ -59,7 +61,7 @@ class OperatorConfig:
                              "CODEBASE_ADMIN_DATABASE_URL)")
         if not PurePosixPath(self.workspace_root).is_absolute():
             raise ValueError(f"--workspace-root must be an absolute path, not {self.workspace_root!r}")
-        if self.poll_interval <= 0 or self.retry_max_delay <= 0:
+        if self.poll_interval <= 0 or self.retry_max_delay <= 0 or self.recheck_interval <= 0:
             raise ValueError("intervals must be positive")
         if self.max_active_jobs < 1:
             raise ValueError(f"--max-active-jobs must be at least 1, not {self.max_active_jobs}")

@@ -1,12 +1,13 @@
 """The kopf registry of codebase-operator. Handlers are thin: they unpack kopf's arguments and delegate."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
-from . import GROUP, VERSION, kube, projects, runs, transitions
+from . import GROUP, VERSION, kube, projects, rechecks, runs, transitions
 from .context import Context
 
 PROJECTS = (GROUP, VERSION, "codebaseprojects")
@@ -38,6 +39,17 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 async def reconcile_project(body: kopf.Body, patch: kopf.Patch, retry: int, memo: kopf.Memo,
                             logger: kopf.Logger, **_: Any) -> None:
     await projects.reconcile(context(memo), body, patch, retry, logger)
+
+
+async def start_rechecks(memo: kopf.Memo, **_: Any) -> None:
+    memo["rechecks"] = asyncio.create_task(rechecks.recheck_forever(context(memo)), name="project-rechecks")
+
+
+async def stop_rechecks(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("rechecks")
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def drop_project_database(body: kopf.Body, retry: int, memo: kopf.Memo, logger: kopf.Logger,
@@ -73,6 +85,10 @@ def build_registry(*, poll_interval: float, error_backoff: float) -> kopf.Operat
     for decorator in (kopf.on.resume, kopf.on.create):
         decorator(*PROJECTS, backoff=error_backoff, registry=registry)(reconcile_project)
     kopf.on.update(*PROJECTS, field="spec", backoff=error_backoff, registry=registry)(reconcile_project)
+    # What a project owns is re-checked by one task of the operator, not a kopf timer: a timer
+    # would put a finalizer on every project, and a Retained project needs none.
+    kopf.on.startup(registry=registry)(start_rechecks)
+    kopf.on.cleanup(registry=registry)(stop_rechecks)
     # A finalizer exists only for projects whose database is to be dropped: kopf adds one
     # exactly when a non-optional deletion handler matches, and this one matches only Delete.
     # Retries are bounded: then kopf releases the finalizer, so no project is stuck terminating.

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from codebase_indexer.identifiers import owner_secret_name
+
 from . import API_VERSION, GROUP
 from .config import OperatorConfig
 from .specs import InvalidSpec, Source
@@ -38,7 +40,8 @@ def job_name(run_name: str, run_uid: str) -> str:
 
 
 def secret_name(project_name: str) -> str:
-    return f"{project_name}-db"
+    """The project's owner Secret (indexer Jobs read it); named by the function the gateway shares."""
+    return owner_secret_name(project_name)
 
 
 def labels(project_name: str, run_name: str) -> dict[str, str]:

@@ -153,3 +153,15 @@ async def list_all(api: pykube.HTTPClient, kind: Kind, namespace: str | None) ->
     def fetch() -> list[dict[str, Any]]:
         return [obj.obj for obj in kind.objects(api, namespace=pykube.all if namespace is None else namespace)]
     return await asyncio.to_thread(fetch)
+
+
+async def list_in_namespaces(api: pykube.HTTPClient, kind: Kind, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+    """Objects of `kind` in these namespaces, or in every namespace when none is given."""
+    def fetch(namespace: Any) -> list[dict[str, Any]]:
+        return [obj.obj for obj in kind.objects(api, namespace=namespace)]
+    if not namespaces:
+        return await asyncio.to_thread(fetch, pykube.all)
+    found: list[dict[str, Any]] = []
+    for namespace in namespaces:
+        found.extend(await asyncio.to_thread(fetch, namespace))
+    return found

@@ -19,10 +19,10 @@ from typing import Any, NoReturn
 import kopf
 
 from codebase_indexer.identifiers import database_name
-from codebase_indexer.postgres import database_url
+from codebase_indexer.postgres import database_url, redact
 from codebase_indexer.runs import read_run
 
-from . import conditions, jobs, kube, transitions
+from . import conditions, jobs, kube, projects, transitions
 from .config import OperatorConfig
 from .context import Context
 from .secret_refs import check_secret_references
@@ -64,8 +64,10 @@ async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, lo
 
     secret = jobs.secret_name(project_name)
     if await kube.get(ctx.api, kube.Secret, namespace, secret) is None:
-        _wait(ctx, body, patch, status, retry, transitions.waiting_for_database(
-            project_name, f"its Secret {secret} is missing (the project's reconcile creates it)"))
+        await _restore_project(ctx, project, logger)
+        if await kube.get(ctx.api, kube.Secret, namespace, secret) is None:
+            _wait(ctx, body, patch, status, retry, transitions.waiting_for_database(
+                project_name, f"its Secret {secret} is missing (the project's reconcile creates it)"))
 
     try:
         source = run_source(body.spec, project["spec"])
@@ -169,6 +171,15 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
                   summary=transitions.summary(report))
 
 
+async def _restore_project(ctx: Context, project: Mapping[str, Any], logger: Logger) -> None:
+    """Something the project owns is missing (a deleted Secret): provision it again now, not at the next check."""
+    try:
+        await projects.provision(ctx, project)
+        logger.info(f"restored what project {project['metadata']['name']} was missing")
+    except Exception as exc:  # the run keeps waiting; the project's own reconcile reports why
+        logger.warning(f"cannot restore project {project['metadata']['name']}: {redact(str(exc))}")
+
+
 async def claim(ctx: Context, project: Mapping[str, Any], run: kopf.Body) -> str | None:
     """Take the project's turn for `run`; None when taken, else the name of the run ahead of it."""
     namespace, project_name, name = run.metadata.namespace, project["metadata"]["name"], run.metadata.name
@@ -243,7 +254,8 @@ async def _progress(ctx: Context, run: kopf.Body, project_name: str) -> dict[str
     project = await kube.get(ctx.api, kube.CodebaseProject, run.metadata.namespace, project_name)
     if project is None:
         return None
-    url = database_url(ctx.config.admin_database_url, database_name(project["spec"]["projectId"]))
+    url = database_url(ctx.config.admin_database_url,
+                       database_name(project["spec"]["projectId"], run.metadata.namespace))
     try:
         row = await read_run(url, run.metadata.uid)
     except Exception:  # progress is best-effort; the Job's end is what counts

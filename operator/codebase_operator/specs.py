@@ -57,8 +57,9 @@ def check_relative_path(path: Any, field: str) -> str:
     return path
 
 
-def check_project_spec(name: str, spec: Mapping[str, Any], *, allow_plaintext_git: bool = False) -> str:
-    """Validate a CodebaseProject spec; return the database name it maps to."""
+def check_project_spec(name: str, spec: Mapping[str, Any], namespace: str, *,
+                       allow_plaintext_git: bool = False) -> str:
+    """Validate a CodebaseProject spec; return the database name it maps to in its namespace."""
     check_name(name, "project name")
     try:
         project_id = normalize_project_id(spec.get("projectId"))  # type: ignore[arg-type]
@@ -67,7 +68,7 @@ def check_project_spec(name: str, spec: Mapping[str, Any], *, allow_plaintext_gi
     source = project_source(spec)
     if source.git_url is not None:
         check_git_url(source.git_url, allow_plaintext=allow_plaintext_git)
-    derived = database_name(project_id)
+    derived = database_name(project_id, namespace)
     requested = (spec.get("database") or {}).get("name")
     if requested and requested != derived:
         raise InvalidSpec(f"spec.database.name {requested!r} does not match the name derived "

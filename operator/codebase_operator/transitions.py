@@ -137,7 +137,7 @@ def progress(row: Mapping[str, Any] | None) -> dict[str, int] | None:
 _SUMMARY_FIELDS = {
     "files_total": "filesTotal", "files_indexed": "filesIndexed", "files_unchanged": "filesUnchanged",
     "files_deleted": "filesDeleted", "files_skipped": "filesSkipped", "chunks_created": "chunksCreated",
-    "chunks_deleted": "chunksDeleted", "duration_seconds": "durationSeconds",
+    "chunks_deleted": "chunksDeleted", "chunks_skipped": "chunksSkipped", "duration_seconds": "durationSeconds",
 }
 
 
@@ -175,6 +175,11 @@ def database_ready(database: str) -> State:
 
 def provisioning_failed(message: str) -> State:
     return State("False", "ProvisioningFailed", message)
+
+
+def conflict(message: str) -> State:
+    """The database (or a Secret) the project would use belongs to something else."""
+    return State("False", "Conflict", message)
 
 
 def project_status(status: Mapping[str, Any] | None, database: State, *, generation: int | None,

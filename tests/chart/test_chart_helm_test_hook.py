@@ -32,7 +32,8 @@ def gateway_url(tmp_path_factory):
     log = tmp_path_factory.mktemp("gateway-log") / "gateway.log"
     with log.open("w") as output:
         process = subprocess.Popen([sys.executable, "-m", "codebase_gateway.cli", "serve", "--transport", "http",
-                                    "--host", "127.0.0.1", "--port", str(port)],
+                                    "--host", "127.0.0.1", "--port", str(port),
+                                    "--allowed-root", str(tmp_path_factory.mktemp("workspace"))],
                                    env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60

@@ -77,8 +77,10 @@ def stop_http_gateway(gateway: HttpGateway) -> None:
 
 
 @pytest.fixture(scope="session")
-def http_gateway(postgres_url):
-    gateway = start_http_gateway(env={"CODEBASE_MCP_TOKEN": TOKEN})
+def http_gateway(postgres_url, tmp_path_factory):
+    # Over HTTP the gateway needs an allowed root: the folder under which every test's tmp_path lives.
+    gateway = start_http_gateway("--allowed-root", str(tmp_path_factory.getbasetemp()),
+                                 env={"CODEBASE_MCP_TOKEN": TOKEN})
     yield gateway
     stop_http_gateway(gateway)
 

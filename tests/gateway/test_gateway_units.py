@@ -49,14 +49,14 @@ def test_a_broken_config_is_an_error_naming_the_file(tmp_path, text, message):
 def test_paths_outside_the_allowed_roots_are_refused(tmp_path):
     inside = tmp_path / "repos" / "one"
     inside.mkdir(parents=True)
-    assert validation.within_allowed_roots(inside, [tmp_path / "repos"]) == inside
-    assert validation.within_allowed_roots(Path("/etc"), []) == Path("/etc")
+    assert validation.directory_path(str(inside), [tmp_path / "repos"]) == inside
+    assert validation.directory_path("/etc", []) == Path("/etc")
     with pytest.raises(ToolError, match="outside the allowed roots"):
-        validation.within_allowed_roots(Path("/etc"), [tmp_path / "repos"])
+        validation.directory_path("/etc", [tmp_path / "repos"])
     link = tmp_path / "repos" / "escape"
     link.symlink_to("/etc")
     with pytest.raises(ToolError, match="outside the allowed roots"):
-        validation.within_allowed_roots(validation.directory_path(str(link)), [tmp_path / "repos"])
+        validation.directory_path(str(link), [tmp_path / "repos"])
 
 
 def test_oversized_search_responses_are_truncated_and_say_so():
@@ -77,6 +77,8 @@ def test_http_auth_rule():
     assert http_auth("127.0.0.1", None, no_auth=True) is None
     assert http_auth("::1", None, no_auth=True) is None
     assert http_auth("0.0.0.0", secrets.token_urlsafe(32), no_auth=False) is not None
+    with pytest.raises(InsecureHttpConfiguration, match="entropy"):
+        http_auth("0.0.0.0", "a" * 32, no_auth=False)
     with pytest.raises(InsecureHttpConfiguration):
         http_auth("0.0.0.0", None, no_auth=True)
     with pytest.raises(InsecureHttpConfiguration):

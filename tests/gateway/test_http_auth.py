@@ -47,8 +47,8 @@ def test_refuses_to_serve_http_insecurely(args, env, message):
     assert message in done.stderr
 
 
-async def test_no_auth_on_loopback_serves_without_a_token(postgres_url):
-    gateway = start_http_gateway("--no-auth")
+async def test_no_auth_on_loopback_serves_without_a_token(postgres_url, tmp_path):
+    gateway = start_http_gateway("--no-auth", "--allowed-root", str(tmp_path))
     try:
         async with gateway.client(token=None) as client:
             assert "projects" in (await client.call_tool("list_projects", {})).data

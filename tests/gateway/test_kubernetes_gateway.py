@@ -52,7 +52,7 @@ async def created_projects(postgres_url):
     project_ids: list[str] = []
     yield project_ids
     for project_id in project_ids:
-        await drop_project_database(postgres_url, project_id)
+        await drop_project_database(postgres_url, project_id, namespace="default")
 
 
 async def test_original_bug_on_kubernetes_resources_all_the_way(
@@ -85,7 +85,7 @@ async def test_original_bug_on_kubernetes_resources_all_the_way(
         status = await wait_for_job(client, started["job_id"], timeout=120)
         assert status["status"] == "completed", status
         assert status["files_indexed"] == 2 and status["chunks_created"] >= 2
-        assert await project_database_exists(postgres_url, project)
+        assert await project_database_exists(postgres_url, project, namespace="default")
         assert (await wait_for_job(other_client, other_started["job_id"], timeout=120))["status"] == "completed"
 
         found = (await client.call_tool("search_code", {"query": "tracking number of a parcel"})).data

@@ -50,6 +50,7 @@ async def test_original_bug_background_indexing_of_a_never_seen_project(stdio_ga
     session = (await client.call_tool("set_working_directory", {"directory": str(repo / "web")})).data
     assert session["config_found"] and session["project_info"] == {"name": project, "id": None}
     assert session["config_path"] == str(repo / ".codebase-mcp" / "config.json")
+    assert session["scope"] == "process"  # stdio, sessionless protocol: this client's own gateway
 
     started = (await client.call_tool("start_indexing_background", {"repo_path": str(repo)})).data
     assert started["status"] == "pending" and started["project_id"] == project

@@ -65,7 +65,7 @@ async def drop_databases(postgres_url):
     project_ids: list[str] = []
     yield project_ids
     for project_id in project_ids:
-        await drop_project_database(postgres_url, project_id)
+        await drop_project_database(postgres_url, project_id, namespace=NS)
 
 
 async def get(cluster, resource, name):
@@ -113,21 +113,21 @@ async def test_new_project_becomes_ready_with_database_role_and_secret(
     drop_databases.append(unique_project_id)
     project = await ready_project(k8s_cluster, "alpha", unique_project_id, repo)
 
-    dbname = database_name(unique_project_id)
+    dbname = database_name(unique_project_id, NS)
     assert has_condition(project, "DatabaseReady", "True", "DatabaseReady")
     assert project["status"]["database"] == {"name": dbname, "secretName": "alpha-db"}
     assert project["status"]["observedGeneration"] == project["metadata"]["generation"]
-    assert await project_database_exists(postgres_url, unique_project_id)
+    assert await project_database_exists(postgres_url, unique_project_id, namespace=NS)
 
     secret = await get(k8s_cluster, SECRETS, "alpha-db")
     values = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
-    assert values["username"] == owner_role_name(unique_project_id) and values["database"] == dbname
+    assert values["username"] == owner_role_name(unique_project_id, NS) and values["database"] == dbname
     owner = secret["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("CodebaseProject", project["metadata"]["uid"], True)
     # The Secret's URL logs in as the owner role, into the project database, which has pgvector.
     conn = await asyncpg.connect(values["url"])
     try:
-        assert await conn.fetchval("SELECT current_user") == owner_role_name(unique_project_id)
+        assert await conn.fetchval("SELECT current_user") == owner_role_name(unique_project_id, NS)
         assert await conn.fetchval("SELECT current_database()") == dbname
         assert await conn.fetchval("SELECT extname FROM pg_extension WHERE extname = 'vector'") == "vector"
         assert await conn.fetchval("SELECT count(*) FROM index_runs") == 0
@@ -152,7 +152,7 @@ async def test_run_before_project_waits_for_database_then_indexes_searchable_chu
         await asyncio.sleep(0.3)
         assert not await jobs_of(k8s_cluster, "first")
         assert has_condition(await get(k8s_cluster, RUNS, "first"), "Succeeded", "Unknown", "WaitingForDatabase")
-    assert not await project_database_exists(postgres_url, unique_project_id)
+    assert not await project_database_exists(postgres_url, unique_project_id, namespace=NS)
 
     await k8s_cluster.client.create(PROJECTS, NS, project_manifest("beta", unique_project_id, path=repo))
     run = await until_condition(k8s_cluster, RUNS, "first", "Succeeded", "True", "Succeeded", timeout=90)
@@ -169,9 +169,9 @@ async def test_run_before_project_waits_for_database_then_indexes_searchable_chu
     assert project["status"]["lastRun"]["chunks"] == summary["chunksCreated"]
 
     from codebase_indexer.search import search_code
-    url = database_url(postgres_url, database_name(unique_project_id))
+    url = database_url(postgres_url, database_name(unique_project_id, NS))
     found = await search_code(url, embedder, "compute the invoice total with tax", project_id=unique_project_id,
-                              database_name=database_name(unique_project_id), limit=3)
+                              database_name=database_name(unique_project_id, NS), limit=3)
     assert found["results"][0]["file_path"].endswith("billing/invoice.py")
     reasons = {reason for reason, _ in await events_of(k8s_cluster, "first")}
     assert {"WaitingForDatabase", "Pending", "Running", "Succeeded"} <= reasons
@@ -272,7 +272,7 @@ async def test_cancel_deletes_the_job_and_reports_cancelled(
 
 
 async def _write_progress(admin_url, project_id, run_id, progress):
-    conn = await asyncpg.connect(database_url(admin_url, database_name(project_id)))
+    conn = await asyncpg.connect(database_url(admin_url, database_name(project_id, NS)))
     try:
         await runs_table.start_run(conn, run_id, "incremental")
         await runs_table.record_progress(conn, run_id, progress)
@@ -299,10 +299,10 @@ async def test_delete_with_retain_keeps_and_with_delete_drops_the_database(
     await k8s_cluster.client.delete(PROJECTS, NS, "dropped")
     for name in ("kept", "dropped"):
         await eventually(functools.partial(_gone, k8s_cluster, name), timeout=30, message=f"{name} to be deleted")
-    assert await project_database_exists(postgres_url, kept_id)
-    assert not await project_database_exists(postgres_url, dropped_id)
-    roles = await _roles(postgres_url, [owner_role_name(kept_id), owner_role_name(dropped_id)])
-    assert roles == {owner_role_name(kept_id)}
+    assert await project_database_exists(postgres_url, kept_id, namespace=NS)
+    assert not await project_database_exists(postgres_url, dropped_id, namespace=NS)
+    roles = await _roles(postgres_url, [owner_role_name(kept_id, NS), owner_role_name(dropped_id, NS)])
+    assert roles == {owner_role_name(kept_id, NS)}
 
 
 async def _with_finalizer(cluster, name):
@@ -367,4 +367,4 @@ async def test_changing_the_project_id_of_a_ready_project_is_refused(
     await k8s_cluster.client.patch(PROJECTS, NS, "eta", renamed)
     project = await until_condition(k8s_cluster, PROJECTS, "eta", "Ready", "False", "InvalidSpec")
     assert "immutable" in condition(project, "Ready")["message"]
-    assert not await project_database_exists(postgres_url, unique_project_id + "-renamed")
+    assert not await project_database_exists(postgres_url, unique_project_id + "-renamed", namespace=NS)

@@ -238,11 +238,11 @@ def test_project_ready_follows_database_ready():
 ])
 def test_invalid_project_specs(spec, error):
     with pytest.raises(InvalidSpec, match=error):
-        check_project_spec("p", spec)
+        check_project_spec("p", spec, "default")
 
 
 def test_valid_project_spec_maps_to_its_database():
-    assert check_project_spec("p", {"projectId": "x", "source": {"path": "."}}).startswith("cb_proj_x_")
+    assert check_project_spec("p", {"projectId": "x", "source": {"path": "."}}, "default").startswith("cb_proj_default_x_")
 
 
 @pytest.mark.parametrize("name, spec, error", [

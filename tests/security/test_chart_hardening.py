@@ -7,6 +7,7 @@ hostPath workspace) and sees it refused now.
 from __future__ import annotations
 
 import argparse
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from tests.support.crds import validate
+from tests.support.resources import project_manifest
 
 # The chart tests' helpers, imported under the names tests/chart uses (it is not a package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chart"))
@@ -22,40 +24,9 @@ from chart_support import FULL_VALUES, Helm, fetch_tools_module, find, one  # no
 from indexer_jobs import indexer_job  # noqa: E402
 from network_policy import Endpoint, Network, external, pod_of  # noqa: E402
 from pod_security import violations  # noqa: E402
-from tests.support.resources import project_manifest
 
-# Item 3: a project's indexerTemplate.resources is bounded by the API itself.
+# Chart rendering, shared by the tests below.
 
-
-def project_asking_for(resources: dict) -> dict:
-    return project_manifest("greedy", "greedy", path="greedy", indexerTemplate={"resources": resources})
-
-
-@pytest.mark.parametrize("resources", [
-    {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "3Gi"}},
-    {"requests": {"cpu": 16, "memory": "64Gi", "ephemeral-storage": "20Gi"}, "limits": {"cpu": "16000m"}},
-    {"limits": {"memory": 68719476736}},  # 64Gi in bytes
-])
-def test_indexer_resources_within_the_bounds_are_accepted(resources):
-    assert validate(project_asking_for(resources)) == []
-
-
-@pytest.mark.parametrize("resources, message", [
-    ({"requests": {"cpu": "512"}}, "indexerTemplate.resources.requests.cpu must be at most 16"),
-    ({"limits": {"cpu": "16001m"}}, "indexerTemplate.resources.limits.cpu must be at most 16"),
-    ({"requests": {"memory": "1Ti"}}, "indexerTemplate.resources.requests.memory must be at most 64Gi"),
-    ({"limits": {"memory": 68719476737}}, "indexerTemplate.resources.limits.memory must be at most 64Gi"),
-    ({"limits": {"memory": "7e10"}}, "indexerTemplate.resources.limits.memory must be at most 64Gi"),
-    ({"limits": {"ephemeral-storage": "1Pi"}}, "indexerTemplate.resources.limits.ephemeral-storage must be at most"),
-    ({"requests": {"nvidia.com/gpu": 8}}, "may only name cpu, memory and ephemeral-storage"),
-])
-def test_a_larger_or_unknown_resource_request_is_refused_with_a_clear_message(resources, message):
-    pytest.importorskip("celpy", reason="cel-python evaluates the CRDs' CEL rules offline")
-    errors = validate(project_asking_for(resources))
-    assert any(message in error for error in errors), errors
-
-
-# Chart rendering, shared by the items below.
 
 @pytest.fixture(scope="module")
 def helm() -> Helm:
@@ -92,7 +63,38 @@ def secret_env(manifests: list[dict]) -> set[tuple[str, str, str, str]]:
             if (ref := (item.get("valueFrom") or {}).get("secretKeyRef"))}
 
 
-# Item 2: the admin database credential reaches its two users (the operator, the bundled PostgreSQL) as files.
+# Bounded resources: a project's indexerTemplate.resources is bounded by the API itself.
+
+
+def project_asking_for(resources: dict) -> dict:
+    return project_manifest("greedy", "greedy", path="greedy", indexerTemplate={"resources": resources})
+
+
+@pytest.mark.parametrize("resources", [
+    {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "3Gi"}},
+    {"requests": {"cpu": 16, "memory": "64Gi", "ephemeral-storage": "20Gi"}, "limits": {"cpu": "16000m"}},
+    {"limits": {"memory": 68719476736}},  # 64Gi in bytes
+])
+def test_indexer_resources_within_the_bounds_are_accepted(resources):
+    assert validate(project_asking_for(resources)) == []
+
+
+@pytest.mark.parametrize("resources, message", [
+    ({"requests": {"cpu": "512"}}, "indexerTemplate.resources.requests.cpu must be at most 16"),
+    ({"limits": {"cpu": "16001m"}}, "indexerTemplate.resources.limits.cpu must be at most 16"),
+    ({"requests": {"memory": "1Ti"}}, "indexerTemplate.resources.requests.memory must be at most 64Gi"),
+    ({"limits": {"memory": 68719476737}}, "indexerTemplate.resources.limits.memory must be at most 64Gi"),
+    ({"limits": {"memory": "7e10"}}, "indexerTemplate.resources.limits.memory must be at most 64Gi"),
+    ({"limits": {"ephemeral-storage": "1Pi"}}, "indexerTemplate.resources.limits.ephemeral-storage must be at most"),
+    ({"requests": {"nvidia.com/gpu": 8}}, "may only name cpu, memory and ephemeral-storage"),
+])
+def test_a_larger_or_unknown_resource_request_is_refused_with_a_clear_message(resources, message):
+    pytest.importorskip("celpy", reason="cel-python evaluates the CRDs' CEL rules offline")
+    errors = validate(project_asking_for(resources))
+    assert any(message in error for error in errors), errors
+
+
+# The admin credential as files: the admin database credential reaches its two users (the operator, the bundled PostgreSQL) as files.
 
 EXTERNAL_PARTS = ["--set", "postgresql.enabled=false", "--set", "externalDatabase.host=db.example.com",
                   "--set", "externalDatabase.user=cb_admin", "--set", "externalDatabase.passwordSecret.name=db-admin"]
@@ -182,15 +184,18 @@ def test_an_external_database_without_credentials_is_refused_with_what_to_set(he
     assert result.returncode != 0 and "/externalDatabase/sslmode" in result.stderr
 
 
-def test_the_parts_form_renders_valid_kubernetes(helm):
+@pytest.mark.parametrize("values", [EXTERNAL_PARTS, ["--set", "operator.namespace=codebase-system"]],
+                         ids=["external-parts", "operator-namespace"])
+def test_the_new_forms_render_valid_kubernetes(helm, values):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    for manifest in helm.render(*EXTERNAL_PARTS):
+    for manifest in helm.render(*values):
         kubernetes_validate.validate(manifest, "1.33", strict=True)
 
 
-# Item 5: Pod Security. Every pod the chart creates, and the indexer pods the operator creates, pass "restricted".
+# Pod Security: Every pod the chart creates, and the indexer pods the operator creates, pass "restricted".
 
-VARIANTS = {"default": [], "full": ["--values", str(FULL_VALUES)], "external-parts": EXTERNAL_PARTS}
+VARIANTS = {"default": [], "full": ["--values", str(FULL_VALUES)], "external-parts": EXTERNAL_PARTS,
+            "operator-namespace": ["--set", "operator.namespace=codebase-system"]}
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -251,13 +256,14 @@ def test_the_pod_security_checker_catches_what_restricted_refuses(default_manife
     assert any(problem in line for line in violations(spec, "restricted")), violations(spec, "restricted")
 
 
-# Item 1: NetworkPolicies. Connections are evaluated over the rendered policies and the pods the chart and the
+# NetworkPolicies: Connections are evaluated over the rendered policies and the pods the chart and the
 # operator really create (their labels and named ports), in the namespaces they really run in.
 
 API_SERVER = external("10.96.0.1", "kubernetes API")
 INTERNET = external("203.0.113.7", "somewhere on the internet")
 DNS = Endpoint("coredns", "kube-system", {"k8s-app": "kube-dns"})
 WATCHED = ["--set", "operator.extraWatchNamespaces={team-a}"]
+NAMESPACE_NAME = "kubernetes\\.io/metadata\\.name"  # the label key, escaped for --set
 
 
 class Cluster:
@@ -322,7 +328,7 @@ def test_indexer_pods_reach_only_the_database_and_dns_by_default(cluster):
 def test_indexer_pods_reach_the_embedding_server_and_git_hosts_the_values_allow(helm):
     cluster = Cluster(helm.render(
         "--set", "embedding.provider=openai", "--set", "embedding.url=http://tei.embeddings.svc:8080",
-        "--set", "networkPolicy.embedding.to[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=embeddings",
+        "--set", f"networkPolicy.embedding.to[0].namespaceSelector.matchLabels.{NAMESPACE_NAME}=embeddings",
         "--set", "networkPolicy.git.to[0].ipBlock.cidr=140.82.112.0/20",
         "--set", "networkPolicy.git.ports[0].port=443"))
     indexer, gateway = cluster.indexer("codebase"), cluster.pod("Deployment", "-gateway")
@@ -351,7 +357,7 @@ def test_the_gateway_and_the_operator_reach_the_api_server_dns_and_the_database(
 def test_a_pinned_api_server_and_gateway_clients(helm):
     cluster = Cluster(helm.render(
         "--set", "networkPolicy.apiServer.to[0].ipBlock.cidr=10.96.0.1/32",
-        "--set", "networkPolicy.gatewayFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=ingress"))
+        "--set", f"networkPolicy.gatewayFrom[0].namespaceSelector.matchLabels.{NAMESPACE_NAME}=ingress"))
     gateway = cluster.pod("Deployment", "-gateway")
     assert cluster.can(gateway, API_SERVER, 443) and not cluster.can(gateway, INTERNET, 443)
     assert cluster.can(Endpoint("ingress controller", "ingress", {"app": "nginx"}), gateway, 8000)
@@ -391,7 +397,7 @@ def test_the_checker_sees_a_selector_that_matches_no_pod(cluster):
     assert not drifted.can(drifted.indexer("codebase"), drifted.pod("StatefulSet", "-postgresql"), 5432)
 
 
-# Item 4: RBAC. Nothing reads Secrets cluster-wide; nothing lists or watches them; Secrets are read by name only.
+# RBAC: Nothing reads Secrets cluster-wide; nothing lists or watches them; Secrets are read by name only.
 
 RBAC_YAML = Path(__file__).resolve().parents[2] / "operator" / "rbac.yaml"
 SECRET_READING = {"get", "list", "watch", "*"}
@@ -461,3 +467,69 @@ def test_production_values_open_exactly_what_they_name(full_manifests):
         assert not cluster.can(component, external("140.82.112.9"), 443)
     assert cluster.can(Endpoint("ingress", "ingress-nginx", {"app": "nginx"}), gateway, 9000)
     assert not cluster.can(stranger("codebase"), gateway, 9000)
+
+
+# The admin Secret out of the gateway's reach: operator.namespace puts the operator, the bundled PostgreSQL and
+# the admin Secret in a namespace of their own, where no Role of the gateway applies.
+
+SYSTEM = ["--set", "operator.namespace=codebase-system", "--set", "operator.extraWatchNamespaces={team-a}"]
+
+
+def namespaces_where_secrets_are_readable_by(manifests: list[dict], account: str) -> set[str]:
+    roles = {(d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in manifests
+             if d["kind"] in ("Role", "ClusterRole")}
+    readable = set()
+    for binding in manifests:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding") or not any(
+                s["kind"] == "ServiceAccount" and s["name"] == account for s in binding["subjects"]):
+            continue
+        namespace = binding["metadata"].get("namespace")
+        role = roles.get((namespace if binding["roleRef"]["kind"] == "Role" else None, binding["roleRef"]["name"]))
+        if role and any("" in r["apiGroups"] and {"secrets", "*"} & set(r["resources"])
+                        and {"get", "list", "watch", "*"} & set(r["verbs"]) for r in role["rules"]):
+            readable.add(namespace or "*")
+    return readable
+
+
+def test_with_operator_namespace_the_gateway_cannot_read_the_admin_secret(helm):
+    manifests = helm.render(*SYSTEM)
+    admin = one(manifests, "Secret", "-postgresql-admin")
+    assert admin["metadata"]["namespace"] == "codebase-system"
+    gateway_account = one(manifests, "ServiceAccount", "-gateway")["metadata"]["name"]
+    readable = namespaces_where_secrets_are_readable_by(manifests, gateway_account)
+    assert readable == {"codebase"}  # the per-project Secrets, next to the projects
+    assert admin["metadata"]["namespace"] not in readable and "*" not in readable
+    url = base64.b64decode(admin["data"]["url"]).decode()
+    assert "@cbm-codebase-mcp-postgresql.codebase-system.svc:5432/" in url
+    for kind, suffix in [("Deployment", "-operator"), ("StatefulSet", "-postgresql"), ("Service", "-postgresql")]:
+        assert one(manifests, kind, suffix)["metadata"]["namespace"] == "codebase-system"
+    operator = one(manifests, "Deployment", "-operator")
+    watched = [a.split("=", 1)[1] for a in pod_spec(operator)["containers"][0]["args"] if a.startswith("--namespace=")]
+    assert watched == ["codebase", "team-a"]  # projects are not in the system namespace
+
+
+def test_with_operator_namespace_the_database_still_accepts_exactly_its_clients(helm):
+    cluster = Cluster(helm.render(*SYSTEM))
+    database = cluster.pod("StatefulSet", "-postgresql")
+    assert database.namespace == "codebase-system"
+    for allowed in (cluster.pod("Deployment", "-operator"), cluster.pod("Deployment", "-gateway"),
+                    cluster.indexer("codebase"), cluster.indexer("team-a")):
+        assert cluster.can(allowed, database, 5432), allowed.name
+    for refused in (stranger("codebase-system"), stranger("codebase")):
+        assert not cluster.can(refused, database, 5432)
+    assert cluster.can(cluster.pod("Deployment", "-operator"), API_SERVER, 443)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("podSecurityContext.runAsNonRoot=false", "/podSecurityContext/runAsNonRoot"),
+    ("podSecurityContext.runAsUser=0", "/podSecurityContext/runAsUser"),
+    ("podSecurityContext.seccompProfile.type=Unconfined", "/podSecurityContext/seccompProfile/type"),
+    ("containerSecurityContext.allowPrivilegeEscalation=true", "/containerSecurityContext/allowPrivilegeEscalation"),
+    ("containerSecurityContext.privileged=true", "/containerSecurityContext/privileged"),
+    ("containerSecurityContext.capabilities.add[0]=SYS_ADMIN", "/containerSecurityContext/capabilities/add/0"),
+    ("containerSecurityContext.capabilities.drop[0]=NET_RAW", "/containerSecurityContext/capabilities/drop"),
+])
+def test_values_that_would_lose_pod_security_restricted_are_refused(helm, setting, message):
+    result = helm.template("--set", setting, check=False)
+    assert result.returncode != 0, f"helm accepted {setting}"
+    assert message in result.stderr, result.stderr

@@ -150,3 +150,37 @@ def test_the_chart_allows_its_service_names_and_the_values_hosts_and_refuses_oth
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         (header,) = container[probe]["httpGet"]["httpHeaders"]
         assert header["name"] == "Host" and not refused(header["value"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--no-auth", "--allowed-host", "*"], "turns off DNS-rebinding protection"),
+    (["--no-auth", "--allowed-host", "http://codebase.test/"], "is not a host name"),
+    (["--no-auth", "--allowed-origin", "app.test"], "is not an origin"),
+], ids=["any-host-without-token", "url-as-host", "host-as-origin"])
+def test_allow_lists_that_would_open_the_gateway_or_match_nothing_are_refused(args, message, tmp_path, capsys):
+    from codebase_gateway import serve_command
+
+    argv = ["--transport", "http", "--port", "1", "--allowed-root", str(tmp_path), *args]
+    assert serve_command.main(argv) == 2  # refused before anything listens
+    assert message in capsys.readouterr().err
+
+
+def test_the_allow_lists_also_come_from_the_environment(monkeypatch, tmp_path):
+    """CODEBASE_MCP_ALLOWED_HOSTS / _ORIGINS (comma-separated) stand in for the flags."""
+    import argparse
+
+    from starlette.datastructures import Headers
+
+    from codebase_gateway import serve_command
+    from codebase_gateway.host_guard import HostOriginGuard
+
+    monkeypatch.setenv("CODEBASE_MCP_ALLOWED_HOSTS", "one.test, two.test:8443")
+    monkeypatch.setenv("CODEBASE_MCP_ALLOWED_ORIGINS", "https://app.test")
+    parser = argparse.ArgumentParser()
+    serve_command.add_arguments(parser)
+    (middleware,) = serve_command.http_middleware(parser.parse_args(["--transport", "http"]))
+    guard = HostOriginGuard(app=None, policy=middleware.kwargs["policy"])
+    assert guard.refusal(Headers({"host": "one.test:8000", "origin": "https://app.test"})) is None
+    assert guard.refusal(Headers({"host": "two.test:8443"})) is None
+    assert guard.refusal(Headers({"host": "two.test:9999"})) is not None  # a name with a port is exact
+    assert guard.refusal(Headers({"host": f"{ATTACKER}"})) is not None

@@ -11,19 +11,23 @@ from codebase_indexer.postgres import database_url
 
 from tests.gateway.conftest import TOKEN, start_http_gateway, stop_http_gateway, wait_for_job, write_repo
 
+from .embedding_gate import gate  # noqa: F401 - a fixture
+
 CANARY = "CODEBASE_TEST_CANARY_7f3a"
 
 
-async def test_the_indexer_does_not_inherit_the_token_or_other_gateway_variables(postgres_url, tmp_path):
-    repo = write_repo(tmp_path / "repo", {f"m{i}.py": f"def env_probe_{i}():\n    return {i}\n" for i in range(40)})
+async def test_the_indexer_does_not_inherit_the_token_or_other_gateway_variables(postgres_url, gate, tmp_path):
+    repo = write_repo(tmp_path / "repo", {f"m{i}.py": f"def env_probe_{i}():\n    return {i}\n" for i in range(4)})
     gateway = start_http_gateway("--allowed-root", str(tmp_path),
                                  env={"CODEBASE_MCP_TOKEN": TOKEN, CANARY: "canary-value",
-                                      "AWS_SECRET_ACCESS_KEY": "not-for-children"})
+                                      "AWS_SECRET_ACCESS_KEY": "not-for-children", **gate.env()})
     try:
         async with gateway.client() as client:
             job = (await client.call_tool("start_indexing_background",
                                           {"repo_path": str(repo), "project_id": "env-probe"})).data
+            await asyncio.to_thread(gate.wait_for_batches, 1)  # the indexer is alive, held mid-run
             environment = await _indexer_environment(postgres_url, job["job_id"])
+            gate.released.set()
             final = await wait_for_job(client, job["job_id"])
     finally:
         stop_http_gateway(gateway)
@@ -34,6 +38,7 @@ async def test_the_indexer_does_not_inherit_the_token_or_other_gateway_variables
     assert "AWS_SECRET_ACCESS_KEY" not in names and "DATABASE_URL" not in names
     assert not any(TOKEN in value for value in environment.values())
     assert environment["CODEBASE_RUN_ID"] == job["job_id"] and environment["HF_HUB_OFFLINE"] == "1"
+    assert environment["CODEBASE_MCP_EMBEDDING_URL"] == gate.url  # the indexer's own settings do pass
     assert "PATH" in names
 
 

@@ -25,7 +25,7 @@ def test_the_two_schemas_and_the_operator_agree_on_project_names(name):
     project_ok = not validate(project) and _api_server_accepts_name(name)
     run_ok = not validate(run)
     assert project_ok == run_ok, (name, validate(project), validate(run))
-    assert _operator_accepts(lambda: check_project_spec(name, project["spec"])) == project_ok
+    assert _operator_accepts(lambda: check_project_spec(name, project["spec"], "default")) == project_ok
     assert _operator_accepts(lambda: check_run_spec("run", run["spec"])) == run_ok
 
 

@@ -22,9 +22,8 @@ WEAK_TOKENS = {
 }
 
 
-@pytest.mark.parametrize("token", [WEAK_TOKENS["sixteen-spaces"], WEAK_TOKENS["one-letter"]],
-                         ids=["sixteen-spaces", "one-letter"])
-def test_the_gateway_refuses_to_start_with_a_weak_token(token, tmp_path):
+def test_the_gateway_refuses_to_start_with_a_weak_token(tmp_path):
+    token = WEAK_TOKENS["sixteen-spaces"]
     done = subprocess.run([*SERVE, "--transport", "http", "--host", "127.0.0.1", "--port", "1",
                            "--allowed-root", str(tmp_path)],
                           env=gateway_env({"CODEBASE_MCP_TOKEN": token}), capture_output=True, text=True, timeout=60)

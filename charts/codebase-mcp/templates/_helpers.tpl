@@ -158,6 +158,21 @@ app.kubernetes.io/component: {{ .component }}
       readOnly: true
 {{- end }}
 
+{{/* Where the operator, the bundled PostgreSQL and the admin Secret run: operator.namespace, else the release's.
+A namespace of their own keeps the admin Secret out of reach of every Role in the namespaces of projects. */}}
+{{- define "codebase-mcp.systemNamespace" -}}
+{{- default .Release.Namespace .Values.operator.namespace }}
+{{- end }}
+
+{{/* The namespace of a component's pods; call with (dict "root" $ "component" "operator"). */}}
+{{- define "codebase-mcp.componentNamespace" -}}
+{{- if has .component (list "operator" "postgresql") }}
+{{- include "codebase-mcp.systemNamespace" .root }}
+{{- else }}
+{{- .root.Release.Namespace }}
+{{- end }}
+{{- end }}
+
 {{/* The namespaces the operator reconciles: the release namespace first, then the extra ones. */}}
 {{- define "codebase-mcp.watchNamespaces" -}}
 {{- $namespaces := list .Release.Namespace }}

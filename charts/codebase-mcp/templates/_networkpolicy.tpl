@@ -1,10 +1,10 @@
 {{/* NetworkPolicy peers and egress rules, shared by templates/networkpolicy.yaml. */}}
 
-{{/* A component's pods of this release (in the release namespace), as a peer. */}}
+{{/* A component's pods of this release (in their namespace), as a peer. */}}
 {{- define "codebase-mcp.np.componentPeer" -}}
 - namespaceSelector:
     matchLabels:
-      kubernetes.io/metadata.name: {{ .root.Release.Namespace }}
+      kubernetes.io/metadata.name: {{ include "codebase-mcp.componentNamespace" . }}
   podSelector:
     matchLabels:
       {{- include "codebase-mcp.selectorLabels" . | nindent 6 }}

@@ -6,6 +6,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from codebase_indexer.connections import ConnectionBudget
+
 from ..projects import ResolvedProject
 
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
@@ -47,6 +49,7 @@ class JobStatus:
     completed_at: str | None = None
     progress: dict = field(default_factory=lambda: {"files_total": 0, "files_done": 0, "chunks_done": 0})
     summary: dict | None = None
+    queue_position: int | None = None  # pending runs: 1 starts next
 
     @property
     def finished(self) -> bool:
@@ -73,6 +76,7 @@ class ProjectInfo:
 
 class ControlPlane(Protocol):
     name: str  # "local" | "kubernetes"
+    connection_budget: ConnectionBudget  # every database connection of the gateway, searches included
 
     def default_allowed_roots(self) -> list[Path]:
         """Where repositories may live when no `--allowed-root` is configured ([] = anywhere)."""
@@ -118,5 +122,7 @@ def summary_message(summary: dict) -> str:
     if indexed == 0 and deleted == 0:
         return (f"no changes: {unchanged} files unchanged, {skipped} skipped "
                 f"({seconds:.1f} s)")
-    return (f"indexed {indexed} files ({summary.get('chunks_created', 0)} chunks), "
+    withheld = summary.get("chunks_skipped", 0)
+    left_out = f", {withheld} left out for holding credentials" if withheld else ""
+    return (f"indexed {indexed} files ({summary.get('chunks_created', 0)} chunks{left_out}), "
             f"{unchanged} unchanged, {deleted} deleted, {skipped} skipped ({seconds:.1f} s)")

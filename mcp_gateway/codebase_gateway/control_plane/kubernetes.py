@@ -3,7 +3,8 @@
 A run is an `IndexingRun` (its name is the job id) for a `CodebaseProject`
 named after the project id; the operator provisions the database, runs the
 indexer Job and reports through the resources' status. The gateway searches a
-project's database with the URL in the project's Secret.
+project's database as its read-only role, with the URL in the project's reader Secret
+(never the owner's Secret, nor the admin's).
 """
 from __future__ import annotations
 
@@ -15,17 +16,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from codebase_indexer.identifiers import database_name, kubernetes_name
+from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLimits
+from codebase_indexer.identifiers import database_name, kubernetes_name, reader_secret_name
+from codebase_indexer.search import connection_budget
 
 from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, summary_message
 
 GROUP, VERSION = "codebase.mcp.dev", "v1alpha1"
 PROJECTS, RUNS = "codebaseprojects", "indexingruns"
-DATABASE_URL_KEY = "url"  # the key of the project Secret the operator writes (operator: jobs.DATABASE_URL_KEY)
+DATABASE_URL_KEY = "url"  # the key of the project Secrets the operator writes (operator: jobs.DATABASE_URL_KEY)
 PROJECT_LABEL = "codebase.mcp.dev/project"
 PROJECT_ID_ANNOTATION = "codebase.mcp.dev/project-id"
 REPO_PATH_ANNOTATION = "codebase.mcp.dev/repo-path"
@@ -36,8 +38,10 @@ _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 class KubernetesControlPlane:
     name = "kubernetes"
 
-    def __init__(self, *, namespace: str | None = None, workspace_root: Path = Path("/workspace")) -> None:
+    def __init__(self, *, namespace: str | None = None, workspace_root: Path = Path("/workspace"),
+                 limits: ConnectionLimits | None = None) -> None:
         self._namespace_option = namespace
+        self.connection_budget = connection_budget(limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME))
         self.namespace = ""
         self.workspace_root = workspace_root
         self._custom: client.CustomObjectsApi | None = None
@@ -66,6 +70,7 @@ class KubernetesControlPlane:
             raise RuntimeError(f"cannot reach the Kubernetes API: {exc}") from exc
 
     async def stop(self) -> None:
+        await self.connection_budget.close()
         if self._custom is not None:
             await asyncio.to_thread(self._custom.api_client.close)
 
@@ -89,14 +94,14 @@ class KubernetesControlPlane:
         }
         created = await self._call(self.custom.create_namespaced_custom_object,
                                    GROUP, VERSION, self.namespace, RUNS, body)
-        return run_status(created or await self._get(RUNS, run_name) or body)
+        return run_status(created or await self._get(RUNS, run_name) or body, self.namespace)
 
     async def get_run(self, job_id: str) -> JobStatus:
-        return run_status(await self._get_run(job_id))
+        return run_status(await self._get_run(job_id), self.namespace)
 
     async def list_runs(self, *, project_id: str | None, status: str | None, limit: int) -> list[JobStatus]:
         selector = f"{PROJECT_LABEL}={kubernetes_name(project_id)}" if project_id else None
-        runs = [run_status(item) for item in await self._list(RUNS, label_selector=selector)]
+        runs = [run_status(item, self.namespace) for item in await self._list(RUNS, label_selector=selector)]
         runs = [run for run in runs if (project_id is None or run.project_id == project_id)
                 and (status is None or run.status == status)]
         runs.sort(key=lambda run: (run.created_at or "", run.job_id), reverse=True)
@@ -115,15 +120,18 @@ class KubernetesControlPlane:
         return status
 
     async def list_projects(self) -> list[ProjectInfo]:
-        return sorted((project_info(item) for item in await self._list(PROJECTS)), key=lambda p: p.name)
+        return sorted((project_info(item, self.namespace) for item in await self._list(PROJECTS)),
+                      key=lambda p: p.name)
 
     async def project_database_url(self, project_id: str) -> str:
-        project = await self._get(PROJECTS, kubernetes_name(project_id))
+        """The reader Secret's URL: searches run as the project's read-only role."""
+        project_name = kubernetes_name(project_id)
+        project = await self._get(PROJECTS, project_name)
         if project is None or project.get("spec", {}).get("projectId") != project_id:
             raise UnknownProject(project_id)
-        secret_name = ((project.get("status") or {}).get("database") or {}).get("secretName")
-        if not secret_name:
+        if not ((project.get("status") or {}).get("database") or {}).get("name"):
             raise UnknownProject(project_id)
+        secret_name = reader_secret_name(project_name)
         try:
             secret = await self._call(self.core.read_namespaced_secret, secret_name, self.namespace)
         except ApiException as exc:
@@ -141,7 +149,7 @@ class KubernetesControlPlane:
         except Exception as exc:
             return {"database_reachable": False, "kubernetes_api_reachable": False, "error": str(exc),
                     "namespace": self.namespace}
-        ready = [p for p in projects if project_info(p).ready]
+        ready = [p for p in projects if project_info(p, self.namespace).ready]
         database_reachable = None  # unknown until a project is ready
         if ready:
             database_reachable = await self._database_answers(ready[0]["spec"]["projectId"])
@@ -151,7 +159,7 @@ class KubernetesControlPlane:
     async def run_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for item in await self._list(RUNS):
-            state = run_status(item).status
+            state = run_status(item, self.namespace).status
             counts[state] = counts.get(state, 0) + 1
         return counts
 
@@ -215,10 +223,10 @@ class KubernetesControlPlane:
 
     async def _database_answers(self, project_id: str) -> bool:
         try:
-            conn = await asyncpg.connect(await self.project_database_url(project_id), timeout=3)
+            async with self.connection_budget.connect(await self.project_database_url(project_id)) as conn:
+                await conn.fetchval("SELECT 1")
         except Exception:
             return False
-        await conn.close()
         return True
 
     @staticmethod
@@ -227,7 +235,7 @@ class KubernetesControlPlane:
         return await asyncio.to_thread(method, *args, _request_timeout=30, **kwargs)
 
 
-def run_status(run: dict) -> JobStatus:
+def run_status(run: dict, namespace: str | None = None) -> JobStatus:
     """An IndexingRun as the `get_indexing_status` object."""
     metadata, spec, status = run.get("metadata") or {}, run.get("spec") or {}, run.get("status") or {}
     annotations = metadata.get("annotations") or {}
@@ -242,7 +250,7 @@ def run_status(run: dict) -> JobStatus:
     return JobStatus(
         job_id=metadata.get("name", ""), status=state, status_message=message,
         repo_path=annotations.get(REPO_PATH_ANNOTATION) or spec.get("repoPath", ""),
-        project_id=project_id, database_name=database_name(project_id) if project_id else "",
+        project_id=project_id, database_name=database_name(project_id, namespace) if project_id else "",
         force_reindex=spec.get("mode") == "Full",
         files_indexed=int((summary or {}).get("files_indexed", 0)),
         chunks_created=int((summary or {}).get("chunks_created", 0)),
@@ -255,13 +263,13 @@ def run_status(run: dict) -> JobStatus:
     )
 
 
-def project_info(project: dict) -> ProjectInfo:
+def project_info(project: dict, namespace: str | None = None) -> ProjectInfo:
     spec, status = project.get("spec") or {}, project.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
     last = status.get("lastRun") or {}
     return ProjectInfo(
         name=spec.get("projectId") or project["metadata"]["name"],
-        database=(status.get("database") or {}).get("name") or database_name(spec.get("projectId", "x")),
+        database=(status.get("database") or {}).get("name") or database_name(spec.get("projectId", "x"), namespace),
         ready=ready, last_indexed=last.get("completionTime") if last.get("succeeded") else None,
         files=int(last.get("files") or 0), chunks=int(last.get("chunks") or 0),
     )

@@ -8,6 +8,8 @@ finishes runs, one active run per project.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import os
 import signal
@@ -17,10 +19,13 @@ from pathlib import Path
 
 import asyncpg
 
-from codebase_indexer.identifiers import database_name
+from codebase_indexer import credentials
+from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLimits
+from codebase_indexer.identifiers import project_names
 from codebase_indexer.postgres import admin_database_url, database_url, redact
-from codebase_indexer.provisioning import ensure_project_database
+from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database
 from codebase_indexer.runs import read_run
+from codebase_indexer.search import connection_budget
 from codebase_indexer.settings import home_dir
 
 from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, iso, summary_message
@@ -29,6 +34,7 @@ from .registry import Registry, ensure_registry
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MAX_CONCURRENT_RUNS = 2
 HEARTBEAT_SECONDS = 5.0
 DEAD_AFTER_SECONDS = 30.0
 _POLL_SECONDS = 1.0
@@ -39,9 +45,16 @@ _ORPHAN_MESSAGE = ("the gateway that ran this job stopped before the run finishe
 class LocalControlPlane:
     name = "local"
 
-    def __init__(self, admin_url: str | None = None, *, logs_dir: Path | None = None) -> None:
+    def __init__(self, admin_url: str | None = None, *, logs_dir: Path | None = None,
+                 max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
+                 limits: ConnectionLimits | None = None) -> None:
+        if max_concurrent_runs < 1:
+            raise ValueError(f"max_concurrent_runs must be at least 1, got {max_concurrent_runs}")
         self._configured_admin_url = admin_url
+        self.max_concurrent_runs = max_concurrent_runs
         self.admin_url = ""
+        # Every connection of this gateway (registry, provisioning, searches) counts against it.
+        self.connection_budget = connection_budget(limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME))
         self._logs_dir = logs_dir or home_dir() / "logs"
         self._hostname = socket.gethostname()
         self._instance_id = f"{self._hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -60,10 +73,10 @@ class LocalControlPlane:
     async def start(self) -> None:
         self.admin_url = self._configured_admin_url or await asyncio.to_thread(admin_database_url)
         try:
-            registry_url = await ensure_registry(self.admin_url)
+            registry_url = await ensure_registry(self.admin_url, self._ddl_connector)
         except (OSError, asyncpg.PostgresError) as exc:
             raise RuntimeError(f"cannot reach PostgreSQL at {redact(self.admin_url)}: {exc}") from exc
-        self._registry = await Registry.open(registry_url, self._instance_id)
+        self._registry = await Registry.open(registry_url, self._instance_id, self.connection_budget)
         await self._registry.heartbeat(self._hostname, os.getpid())
         await self._recover_orphans()
         self._supervisor = asyncio.create_task(self._supervise(), name="codebase-mcp-supervisor")
@@ -83,6 +96,7 @@ class LocalControlPlane:
         if self._registry is not None:
             await self._registry.forget_gateway()
             await self._registry.close()
+        await self.connection_budget.close()
 
     @property
     def registry(self) -> Registry:
@@ -93,23 +107,25 @@ class LocalControlPlane:
     # --- tool operations ---
 
     async def start_run(self, request: RunRequest) -> JobStatus:
-        project = await ensure_project_database(self.admin_url, request.project.project_id)
+        project = await self._provision(request.project.project_id)
         row = await self.registry.insert_job(
             job_id=f"job-{uuid.uuid4().hex[:12]}", project_id=project.project_id,
             database_name=project.database_name, repo_path=str(request.repo_path),
             force_reindex=request.force_reindex,
             status_message="queued: waiting for the supervisor",
         )
+        row = await self.registry.job(row["job_id"]) or row  # with its queue position
         self._wake.set()
-        return _status(row)
+        return self._status(row)
 
     async def get_run(self, job_id: str) -> JobStatus:
         row = await self.registry.job(job_id)
         if row is None:
             raise UnknownJob(job_id)
-        status = _status(row)
+        status = self._status(row)
         if status.status == "running":
-            run = await read_run(database_url(self.admin_url, status.database_name), job_id)
+            run = await read_run(database_url(self.admin_url, status.database_name), job_id,
+                                 self.connection_budget.connector())
             if run is not None:
                 status.progress = {key: run[key] for key in ("files_total", "files_done", "chunks_done")}
                 if run["files_total"]:
@@ -119,7 +135,7 @@ class LocalControlPlane:
 
     async def list_runs(self, *, project_id: str | None, status: str | None, limit: int) -> list[JobStatus]:
         rows = await self.registry.jobs(project_id=project_id, state=status, limit=limit)
-        return [_status(row) for row in rows]
+        return [self._status(row) for row in rows]
 
     async def cancel_run(self, job_id: str) -> JobStatus:
         row = await self.registry.job(job_id)
@@ -134,13 +150,10 @@ class LocalControlPlane:
         return await self.get_run(job_id)
 
     async def list_projects(self) -> list[ProjectInfo]:
-        admin = await asyncpg.connect(self.admin_url)
-        try:
+        async with self.connection_budget.connect(self.admin_url) as admin:
             names = [r["datname"] for r in await admin.fetch(
                 "SELECT datname FROM pg_database WHERE datname LIKE 'cb\\_proj\\_%' ORDER BY datname")]
-        finally:
-            await admin.close()
-        limit = asyncio.Semaphore(8)  # a few connections at a time, however many projects exist
+        limit = asyncio.Semaphore(4)  # a few connections at a time, however many projects exist
 
         async def info(name: str) -> ProjectInfo | None:
             async with limit:
@@ -150,10 +163,17 @@ class LocalControlPlane:
         return [project for project in projects if project is not None]
 
     async def project_database_url(self, project_id: str) -> str:
-        name = database_name(project_id)
-        if not await self.registry.database_exists(name):  # a pooled connection: no set-up per search
+        """The project database as its read-only role: searches never run as the admin."""
+        names = project_names(project_id)
+        # A pooled connection: no set-up per search. pg_database and pg_roles are shared catalogs.
+        database_exists, reader_exists = await self.registry.database_and_role_exist(
+            names.database, names.reader_role)
+        if not database_exists:
             raise UnknownProject(project_id)
-        return database_url(self.admin_url, name)
+        if not reader_exists:  # provisioned before searches had their own role
+            await self._provision(project_id)
+        return database_url(self.admin_url, names.database, user=names.reader_role,
+                            password=self._reader_password(names.database))
 
     async def health(self) -> dict:
         try:
@@ -161,10 +181,25 @@ class LocalControlPlane:
         except (OSError, asyncpg.PostgresError, RuntimeError):
             reachable = False
         return {"database_reachable": bool(reachable), "database": redact(self.admin_url),
-                "active_runs": len(self._processes)}
+                "active_runs": len(self._processes), "max_concurrent_runs": self.max_concurrent_runs}
 
     async def run_counts(self) -> dict[str, int]:
         return await self.registry.counts_by_state()
+
+    async def _provision(self, project_id: str) -> ProjectDatabase:
+        names = project_names(project_id)
+        return await ensure_project_database(self.admin_url, project_id,
+                                             reader_password=self._reader_password(names.database),
+                                             connect=self._ddl_connector)
+
+    @property
+    def _ddl_connector(self):
+        # Provisioning may migrate a large project: no statement timeout there.
+        return self.connection_budget.connector(statement_timeout=False)
+
+    def _reader_password(self, dbname: str) -> str:
+        """The reader role's password, derived from the admin URL: every gateway of this server agrees."""
+        return hmac.new(self.admin_url.encode(), f"reader:{dbname}".encode(), hashlib.sha256).hexdigest()
 
     # --- the supervisor ---
 
@@ -177,7 +212,7 @@ class LocalControlPlane:
                     await self.registry.heartbeat(self._hostname, os.getpid())
                     await self._recover_orphans()
                     next_heartbeat = loop.time() + HEARTBEAT_SECONDS
-                for row in await self.registry.claim_startable():
+                for row in await self.registry.claim_startable(self.max_concurrent_runs):
                     self._runs[row["job_id"]] = asyncio.create_task(
                         self._execute(row), name=f"codebase-mcp-run-{row['job_id']}")
                 for row in await self.registry.cancel_requested():
@@ -195,7 +230,7 @@ class LocalControlPlane:
     async def _execute(self, job: dict) -> None:
         job_id = job["job_id"]
         try:
-            project = await ensure_project_database(self.admin_url, job["project_id"])
+            project = await self._provision(job["project_id"])
             env = indexer_environment(
                 database_url=project.url, project_id=project.project_id, source=Path(job["repo_path"]),
                 mode="full" if job["force_reindex"] else "incremental", run_id=job_id,
@@ -271,20 +306,24 @@ class LocalControlPlane:
             return True
         return hostname == self._hostname and not _process_alive(pid)
 
+    def _status(self, row: dict) -> JobStatus:
+        status = _status(row)
+        if status.queue_position is not None:
+            status.status_message = (
+                f"queued at position {status.queue_position}: starts when one of this gateway's "
+                f"{self.max_concurrent_runs} run slots is free and no other run of the project is active")
+        return status
+
     async def _project_info(self, dbname: str) -> ProjectInfo | None:
         try:
-            conn = await asyncpg.connect(database_url(self.admin_url, dbname))
+            async with self.connection_budget.connect(database_url(self.admin_url, dbname)) as conn:
+                project_id = await conn.fetchval(
+                    "SELECT value #>> '{}' FROM project_meta WHERE key = 'project_id'")
+                files = await conn.fetchval("SELECT count(*) FROM files")
+                chunks = await conn.fetchval("SELECT count(*) FROM chunks")
+                last = await conn.fetchval("SELECT max(finished_at) FROM index_runs WHERE state = 'succeeded'")
         except (OSError, asyncpg.PostgresError):
             return None
-        try:
-            project_id = await conn.fetchval("SELECT value #>> '{}' FROM project_meta WHERE key = 'project_id'")
-            files = await conn.fetchval("SELECT count(*) FROM files")
-            chunks = await conn.fetchval("SELECT count(*) FROM chunks")
-            last = await conn.fetchval("SELECT max(finished_at) FROM index_runs WHERE state = 'succeeded'")
-        except asyncpg.PostgresError:
-            return None
-        finally:
-            await conn.close()
         return ProjectInfo(name=project_id or dbname, database=dbname, ready=last is not None,
                            last_indexed=iso(last), files=files, chunks=chunks)
 
@@ -296,12 +335,14 @@ def _status(row: dict) -> JobStatus:
         total = summary.get("files_total", 0)
         progress = {"files_total": total, "files_done": total, "chunks_done": summary.get("chunks_created", 0)}
     return JobStatus(
-        job_id=row["job_id"], status=row["state"], status_message=row["status_message"],
+        job_id=row["job_id"], status=row["state"], status_message=credentials.redact(row["status_message"]),
         repo_path=row["repo_path"], project_id=row["project_id"], database_name=row["database_name"],
         force_reindex=row["force_reindex"], files_indexed=row["files_indexed"],
-        chunks_created=row["chunks_created"], error_message=row["error_message"],
+        chunks_created=row["chunks_created"],
+        error_message=credentials.redact(row["error_message"]) if row["error_message"] else None,
         created_at=iso(row["created_at"]), started_at=iso(row["started_at"]),
         completed_at=iso(row["completed_at"]), progress=progress, summary=summary,
+        queue_position=row.get("queue_position"),
     )
 
 

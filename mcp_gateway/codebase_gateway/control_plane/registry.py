@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from codebase_indexer.connections import ConnectionBudget, Connector, direct_connection
+from codebase_indexer.credentials import redact
 from codebase_indexer.postgres import database_url
 
 REGISTRY_DATABASE = "codebase_mcp_registry"
@@ -55,49 +57,50 @@ class GatewayRecord:
     seconds_since_heartbeat: float
 
 
-async def ensure_registry(admin_url: str) -> str:
+async def ensure_registry(admin_url: str, connect: Connector = direct_connection) -> str:
     """Create the registry database and its tables if missing; return its URL."""
-    admin = await asyncpg.connect(admin_url)
-    try:
+    async with connect(admin_url) as admin:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", REGISTRY_DATABASE):
             try:
                 await admin.execute(f'CREATE DATABASE "{REGISTRY_DATABASE}"')
             except asyncpg.DuplicateDatabaseError:  # another gateway created it concurrently
                 pass
-    finally:
-        await admin.close()
+        # Only the admin (a superuser or the database's owner) reads the jobs: no other role connects.
+        await admin.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{REGISTRY_DATABASE}" FROM PUBLIC')
     url = database_url(admin_url, REGISTRY_DATABASE)
-    conn = await asyncpg.connect(url)
-    try:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(7301)")
-            await conn.execute(_SCHEMA)
-    finally:
-        await conn.close()
+    async with connect(url) as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(7301)")
+        await conn.execute(_SCHEMA)
     return url
 
 
 class Registry:
     """Every query on the jobs registry, over one small pool."""
 
-    def __init__(self, pool: asyncpg.Pool, instance_id: str) -> None:
+    POOL_SIZE = 2
+
+    def __init__(self, pool: asyncpg.Pool, instance_id: str, budget: ConnectionBudget) -> None:
         self._pool = pool
+        self._budget = budget
         self.instance_id = instance_id
 
     @classmethod
-    async def open(cls, url: str, instance_id: str) -> "Registry":
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=4, init=_init_connection)
-        return cls(pool, instance_id)
+    async def open(cls, url: str, instance_id: str, budget: ConnectionBudget) -> "Registry":
+        pool = await budget.open_dedicated_pool(url, cls.POOL_SIZE, init=_init_connection)
+        return cls(pool, instance_id, budget)
 
     async def close(self) -> None:
-        await self._pool.close()
+        await self._budget.close_dedicated_pool(self._pool)
 
     async def ping(self) -> bool:
         return await self._pool.fetchval("SELECT true")
 
-    async def database_exists(self, name: str) -> bool:
-        """Whether the server has this database (pg_database is shared: any database can tell)."""
-        return bool(await self._pool.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    async def database_and_role_exist(self, database: str, role: str) -> tuple[bool, bool]:
+        """Whether the server has this database and this role (shared catalogs: any database can tell)."""
+        row = await self._pool.fetchrow(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS database, "
+            "EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS role", database, role)
+        return row["database"], row["role"]
 
     # --- gateways ---
 
@@ -130,32 +133,37 @@ class Registry:
         ))
 
     async def job(self, job_id: str) -> dict | None:
-        row = await self._pool.fetchrow("SELECT * FROM indexing_jobs WHERE job_id = $1", job_id)
+        row = await self._pool.fetchrow(f"SELECT {_JOB_COLUMNS} FROM indexing_jobs j WHERE job_id = $1", job_id)
         return dict(row) if row is not None else None
 
     async def jobs(self, *, project_id: str | None, state: str | None, limit: int) -> list[dict]:
         rows = await self._pool.fetch(
-            "SELECT * FROM indexing_jobs WHERE ($1::text IS NULL OR project_id = $1) "
+            f"SELECT {_JOB_COLUMNS} FROM indexing_jobs j WHERE ($1::text IS NULL OR project_id = $1) "
             "AND ($2::text IS NULL OR state = $2) ORDER BY created_at DESC, job_id LIMIT $3",
             project_id, state, limit,
         )
         return [dict(r) for r in rows]
 
-    async def claim_startable(self) -> list[dict]:
-        """Mark this gateway's oldest pending job of each idle project running; return them."""
+    async def claim_startable(self, max_running: int) -> list[dict]:
+        """Mark this gateway's oldest pending jobs running, one per idle project, while fewer than
+        `max_running` of its jobs run; return them."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(7302)")
             rows = await conn.fetch(
                 "UPDATE indexing_jobs SET state = 'running', started_at = now(), "
                 "status_message = 'preparing the project database' "
                 "WHERE job_id IN ("
-                "  SELECT DISTINCT ON (project_id) job_id FROM indexing_jobs j"
-                "  WHERE owner = $1 AND state = 'pending' AND NOT EXISTS ("
-                "    SELECT 1 FROM indexing_jobs r WHERE r.project_id = j.project_id"
-                "    AND r.state = 'running')"
-                "  ORDER BY project_id, created_at, job_id"
+                "  SELECT job_id FROM ("
+                "    SELECT DISTINCT ON (project_id) job_id, created_at FROM indexing_jobs j"
+                "    WHERE owner = $1 AND state = 'pending' AND NOT EXISTS ("
+                "      SELECT 1 FROM indexing_jobs r WHERE r.project_id = j.project_id"
+                "      AND r.state = 'running')"
+                "    ORDER BY project_id, created_at, job_id"
+                "  ) oldest_of_each_project ORDER BY created_at, job_id"
+                "  LIMIT greatest(0, $2 - (SELECT count(*) FROM indexing_jobs"
+                "                          WHERE owner = $1 AND state = 'running'))"
                 ") RETURNING *",
-                self.instance_id,
+                self.instance_id, max_running,
             )
             return [dict(r) for r in rows]
 
@@ -172,7 +180,7 @@ class Registry:
             "UPDATE indexing_jobs SET state = $2, status_message = $3, error_message = $4, "
             "summary = $5::jsonb, files_indexed = $6, chunks_created = $7, completed_at = now() "
             "WHERE job_id = $1 AND state IN ('pending', 'running')",
-            job_id, state, status_message, error_message,
+            job_id, state, redact(status_message), redact(error_message) if error_message else None,
             summary,
             int((summary or {}).get("files_indexed", 0)), int((summary or {}).get("chunks_created", 0)),
         )
@@ -206,7 +214,7 @@ class Registry:
         return await self._pool.fetch(
             "UPDATE indexing_jobs SET state = 'failed', status_message = 'failed', error_message = $2, "
             "completed_at = now() WHERE state = 'running' AND owner = ANY($1::text[]) "
-            "RETURNING job_id, process_id, owner", dead_owners, message)
+            "RETURNING job_id, process_id, owner", dead_owners, redact(message))
 
     async def forget_gateways(self, instance_ids: list[str]) -> None:
         await self._pool.execute("DELETE FROM gateways WHERE instance_id = ANY($1::text[])", instance_ids)
@@ -214,6 +222,14 @@ class Registry:
     async def counts_by_state(self) -> dict[str, int]:
         rows = await self._pool.fetch("SELECT state, count(*) AS n FROM indexing_jobs GROUP BY state")
         return {r["state"]: r["n"] for r in rows}
+
+
+# A pending job's place in its gateway's queue (1 = starts next when a slot frees).
+_JOB_COLUMNS = (
+    "j.*, CASE WHEN j.state = 'pending' THEN ("
+    " SELECT count(*) FROM indexing_jobs q WHERE q.state = 'pending' AND q.owner = j.owner"
+    " AND (q.created_at, q.job_id) <= (j.created_at, j.job_id)) END AS queue_position"
+)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
