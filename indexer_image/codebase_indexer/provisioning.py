@@ -14,6 +14,8 @@ Who may touch what:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 from enum import Enum
 
@@ -86,12 +88,15 @@ async def ensure_project_database(admin_url: str, project_id: str, *, namespace:
     """Create the project's roles and database if missing, enable pgvector, migrate, set privileges.
 
     With `owner_password`, the owner role can log in with it and the returned URL uses those
-    credentials; otherwise it uses the admin's. With `owner` (Kubernetes), the database and
+    credentials; otherwise it uses the admin's. Without `reader_password` (locally), the reader's
+    is `local_reader_password`. With `owner` (Kubernetes), the database and
     roles must be unclaimed or recorded as this owner's (or `take_over_from`'s, whose resource
     is gone): anything else raises DatabaseClaimed before a single thing is changed.
     """
     pid = normalize_project_id(project_id)
     names = project_names(pid, namespace)
+    if reader_password is None and owner is None:
+        reader_password = local_reader_password(admin_url, names.database)
     async with connect(admin_url) as admin:
         await admin.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", names.database)
         if owner is not None:
@@ -128,6 +133,12 @@ async def check_claim(admin_url: str, project_id: str, *, namespace: str, owner:
     """Raise DatabaseClaimed unless the database and roles are free or `owner`'s (read only)."""
     async with connect(admin_url) as admin:
         await _check_claim(admin, project_names(project_id, namespace), owner, take_over_from)
+
+
+def local_reader_password(admin_url: str, dbname: str) -> str:
+    """The reader role's password without a cluster: derived from the admin URL, so every local
+    process that holds it (gateways, the CLI) agrees, and no one else can work it out."""
+    return hmac.new(admin_url.encode(), f"reader:{dbname}".encode(), hashlib.sha256).hexdigest()
 
 
 async def _check_claim(admin: asyncpg.Connection, names: ProjectNames, owner: DatabaseOwner,

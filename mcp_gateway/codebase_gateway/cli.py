@@ -11,10 +11,10 @@ from pathlib import Path
 from fastmcp.exceptions import ToolError
 
 from codebase_indexer.embedding import EmbeddingError, create_embedder
-from codebase_indexer.identifiers import InvalidProjectId, database_name, normalize_project_id
+from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
 from codebase_indexer.models import IndexSummary, Progress
 from codebase_indexer.pipeline import IndexingError, index_repository
-from codebase_indexer.postgres import admin_database_url, database_url
+from codebase_indexer.postgres import admin_database_url
 from codebase_indexer.provisioning import ensure_project_database, project_database_exists
 from codebase_indexer.search import MODES, SearchError, search_code
 from codebase_indexer.settings import project_lock_wait_seconds
@@ -174,10 +174,10 @@ async def _search(project_id: str, args: argparse.Namespace) -> dict:
     if not await project_database_exists(admin_url, project_id):
         raise CliError(f"project {project_id!r} has not been indexed yet: "
                        f"run `codebase-mcp index PATH --project {project_id}` first")
-    dbname = database_name(project_id)
+    project = await ensure_project_database(admin_url, project_id)  # a project from before has no reader yet
     return await search_code(
-        database_url(admin_url, dbname), create_embedder(), args.query,
-        project_id=project_id, database_name=dbname, language=args.language,
+        project.reader_url, create_embedder(), args.query,
+        project_id=project_id, database_name=project.database_name, language=args.language,
         file_type=args.file_type, directory=args.directory, path_glob=args.path_glob,
         limit=args.limit, mode=args.mode,
     )

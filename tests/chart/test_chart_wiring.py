@@ -6,8 +6,12 @@ import argparse
 import re
 
 import pytest
+import yaml
 
 from chart_support import REPO_ROOT, one
+
+VALUES = {"default": REPO_ROOT / "charts" / "codebase-mcp" / "values.yaml",
+          "full": REPO_ROOT / "tests" / "chart" / "values-full.yaml"}
 
 
 def container_of(manifests: list[dict], suffix: str) -> dict:
@@ -45,6 +49,17 @@ def manifests(request, default_manifests, full_manifests):
     return default_manifests if request.param == "default" else full_manifests
 
 
+@pytest.fixture
+def values(request) -> dict:
+    """The values the rendered `manifests` came from (the full file overrides the defaults)."""
+    defaults = yaml.safe_load(VALUES["default"].read_text())
+    if request.node.callspec.params["manifests"] == "full":
+        for section, overrides in yaml.safe_load(VALUES["full"].read_text()).items():
+            if isinstance(overrides, dict):
+                defaults.setdefault(section, {}).update(overrides)
+    return defaults
+
+
 def with_mounted_files(arguments: list[str], container: dict, folder, content: str) -> list[str]:
     """The arguments with each `--...-file=PATH` on one of the container's volumes replaced by a local file
     holding `content`, as the kubelet would have mounted it."""
@@ -59,7 +74,7 @@ def with_mounted_files(arguments: list[str], container: dict, folder, content: s
     return replaced
 
 
-def test_operator_parses_its_rendered_configuration(manifests, monkeypatch, tmp_path):
+def test_operator_parses_its_rendered_configuration(manifests, values, monkeypatch, tmp_path):
     from codebase_operator import command
 
     container = container_of(manifests, "-operator")
@@ -89,10 +104,11 @@ def test_operator_parses_its_rendered_configuration(manifests, monkeypatch, tmp_
     else:
         assert job_volume["persistentVolumeClaim"]["claimName"] == volume["persistentVolumeClaim"]["claimName"]
     assert command.namespaces_from_args(args)[0] == "codebase"
+    assert config.recheck_interval == values["operator"]["recheckIntervalSeconds"]
     assert args.liveness.endswith(f":{container['ports'][0]['containerPort']}/healthz")
 
 
-def test_gateway_parses_its_rendered_configuration(manifests, monkeypatch):
+def test_gateway_parses_its_rendered_configuration(manifests, values, monkeypatch):
     pytest.importorskip("fastmcp")
     from codebase_gateway import serve_command
     from codebase_gateway.auth import TOKEN_ENV, http_auth
@@ -110,6 +126,8 @@ def test_gateway_parses_its_rendered_configuration(manifests, monkeypatch):
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "workspace"]
     assert str(args.workspace_root) == mount["mountPath"]
     assert http_auth(args.host, environment[TOKEN_ENV], no_auth=args.no_auth) is not None
+    assert args.max_database_connections == values["gateway"]["maxDatabaseConnections"]
+    assert args.statement_timeout == values["gateway"]["statementTimeoutSeconds"]
 
 
 @pytest.mark.parametrize("component, folders", [

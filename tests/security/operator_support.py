@@ -41,11 +41,13 @@ def repo(workspace_dir: Path) -> str:
 
 
 @pytest_asyncio.fixture
-async def drop_databases(postgres_url: str) -> AsyncIterator[list[str]]:
-    project_ids: list[str] = []
-    yield project_ids
-    for project_id in project_ids:
-        await drop_project_database(postgres_url, project_id)
+async def drop_databases(postgres_url: str) -> AsyncIterator[list[str | tuple[str, str]]]:
+    """Project ids (in namespace `default`) or (project id, namespace) whose databases a test leaves."""
+    projects: list[str | tuple[str, str]] = []
+    yield projects
+    for entry in projects:
+        project_id, namespace = (entry, NS) if isinstance(entry, str) else entry
+        await drop_project_database(postgres_url, project_id, namespace=namespace)
 
 
 @pytest_asyncio.fixture

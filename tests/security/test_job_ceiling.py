@@ -27,7 +27,7 @@ async def test_runs_beyond_the_ceiling_wait_for_a_slot_and_start_when_one_frees(
         k8s_cluster, configured_operator, test_kubelet, unique_project_id, drop_databases, repo):
     await configured_operator(max_active_jobs=2)
     for namespace, name in PLACES:
-        drop_databases.append(f"{unique_project_id}-{name}")
+        drop_databases.append((f"{unique_project_id}-{name}", namespace))
         await ready_project(k8s_cluster, name, f"{unique_project_id}-{name}", namespace=namespace, path=repo)
         test_kubelet.hold(f"run-{name}")
 

@@ -136,7 +136,9 @@ class KubernetesControlPlane:
             secret = await self._call(self.core.read_namespaced_secret, secret_name, self.namespace)
         except ApiException as exc:
             if exc.status == 404:
-                raise UnknownProject(project_id) from None
+                raise RuntimeError(f"project {project_id!r} has no reader Secret {secret_name} yet: the operator "
+                                   "creates it (and re-creates a deleted one within its re-check interval); "
+                                   "retry in a minute, or check the operator's logs") from None
             raise
         encoded = (secret.data or {}).get(DATABASE_URL_KEY)
         if not encoded:

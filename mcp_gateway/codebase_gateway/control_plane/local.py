@@ -8,8 +8,6 @@ finishes runs, one active run per project.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import os
 import signal
@@ -23,7 +21,7 @@ from codebase_indexer import credentials
 from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLimits
 from codebase_indexer.identifiers import project_names
 from codebase_indexer.postgres import admin_database_url, database_url, redact
-from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database
+from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database, local_reader_password
 from codebase_indexer.runs import read_run
 from codebase_indexer.search import connection_budget
 from codebase_indexer.settings import home_dir
@@ -173,7 +171,7 @@ class LocalControlPlane:
         if not reader_exists:  # provisioned before searches had their own role
             await self._provision(project_id)
         return database_url(self.admin_url, names.database, user=names.reader_role,
-                            password=self._reader_password(names.database))
+                            password=local_reader_password(self.admin_url, names.database))
 
     async def health(self) -> dict:
         try:
@@ -187,19 +185,12 @@ class LocalControlPlane:
         return await self.registry.counts_by_state()
 
     async def _provision(self, project_id: str) -> ProjectDatabase:
-        names = project_names(project_id)
-        return await ensure_project_database(self.admin_url, project_id,
-                                             reader_password=self._reader_password(names.database),
-                                             connect=self._ddl_connector)
+        return await ensure_project_database(self.admin_url, project_id, connect=self._ddl_connector)
 
     @property
     def _ddl_connector(self):
         # Provisioning may migrate a large project: no statement timeout there.
         return self.connection_budget.connector(statement_timeout=False)
-
-    def _reader_password(self, dbname: str) -> str:
-        """The reader role's password, derived from the admin URL: every gateway of this server agrees."""
-        return hmac.new(self.admin_url.encode(), f"reader:{dbname}".encode(), hashlib.sha256).hexdigest()
 
     # --- the supervisor ---
 
