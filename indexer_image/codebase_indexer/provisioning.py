@@ -107,18 +107,20 @@ async def ensure_project_database(admin_url: str, project_id: str, *, namespace:
         if owner is not None:
             await _execute_formatted(admin, "COMMENT ON DATABASE %I IS %L", names.database, owner.comment())
         await _restrict_connect(admin, names)
-    admin_project_url = database_url(admin_url, names.database)
-    async with connect(admin_project_url) as conn:
-        await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        await conn.execute(f"SET ROLE {quote_ident(names.owner_role)}")
-        await migrate(conn)
-        await conn.execute(
-            "INSERT INTO project_meta (key, value) VALUES ('project_id', to_jsonb($1::text)) "
-            "ON CONFLICT (key) DO NOTHING",
-            pid,
-        )
-        await _grant_reading(conn, names)
-        await conn.execute("RESET ROLE")
+        admin_project_url = database_url(admin_url, names.database)
+        # Still under the lock: two provisioners of one project (a gateway's tool call beside its
+        # supervisor, the CLI beside a gateway) would race CREATE EXTENSION and the grants.
+        async with connect(admin_project_url) as conn:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            await conn.execute(f"SET ROLE {quote_ident(names.owner_role)}")
+            await migrate(conn)
+            await conn.execute(
+                "INSERT INTO project_meta (key, value) VALUES ('project_id', to_jsonb($1::text)) "
+                "ON CONFLICT (key) DO NOTHING",
+                pid,
+            )
+            await _grant_reading(conn, names)
+            await conn.execute("RESET ROLE")
     url = (database_url(admin_url, names.database, user=names.owner_role, password=owner_password)
            if owner_password is not None else admin_project_url)
     reader_url = database_url(admin_url, names.database, user=names.reader_role, password=reader_password)

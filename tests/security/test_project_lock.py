@@ -149,3 +149,14 @@ async def _indexer_pid(postgres_url: str, job_id: str) -> int:
         return await conn.fetchval("SELECT process_id FROM indexing_jobs WHERE job_id = $1", job_id)
     finally:
         await conn.close()
+
+
+async def test_concurrent_provisioning_of_one_project_succeeds(postgres_url):
+    """A gateway's tool call and its supervisor (or the CLI beside a gateway) provision one project at
+    once: every caller gets the database, none fails with UniqueViolation or 'tuple concurrently updated'."""
+    for _ in range(3):
+        project_id = f"lock-provision-{uuid.uuid4().hex[:8]}"
+        results = await asyncio.gather(*(ensure_project_database(postgres_url, project_id) for _ in range(4)),
+                                       return_exceptions=True)
+        assert [type(r).__name__ for r in results if isinstance(r, BaseException)] == [], results
+        assert len({r.database_name for r in results}) == 1
