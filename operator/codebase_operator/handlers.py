@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from . import GROUP, VERSION, kube, projects, rechecks, runs, transitions
+from . import GROUP, VERSION, kube, projects, rechecks, runs, transitions, waits
 from .context import Context
 
 PROJECTS = (GROUP, VERSION, "codebaseprojects")
@@ -30,6 +30,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.CRITICAL
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    waits.log_expected_waits_at_info()
 
 
 def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:

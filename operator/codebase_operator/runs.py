@@ -27,13 +27,10 @@ from .config import OperatorConfig
 from .context import Context
 from .secret_refs import check_secret_references
 from .specs import InvalidSpec, Source, check_embedding_url, check_git_url, check_run_spec, run_source
+from .waits import Waiting
 
 _CLAIM_ATTEMPTS = 5
 Logger = logging.Logger | kopf.Logger
-
-
-class Waiting(kopf.TemporaryError):
-    """The run cannot start yet; kopf retries the handler after the delay."""
 
 
 async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, logger: Logger) -> None:
