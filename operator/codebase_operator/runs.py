@@ -22,7 +22,7 @@ from codebase_indexer.identifiers import database_name
 from codebase_indexer.postgres import database_url, redact
 from codebase_indexer.runs import read_run
 
-from . import conditions, jobs, kube, projects, transitions
+from . import conditions, jobs, kube, metrics, projects, transitions
 from .config import OperatorConfig
 from .context import Context
 from .secret_refs import check_secret_references
@@ -239,6 +239,7 @@ async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapp
     if summary:
         fields["summary"] = dict(summary)
     _enter(body, patch, status, state, now=now, **fields)
+    metrics.observe_run_end(status, state.reason, now)
     last_run = transitions.last_run(body.metadata.name, now, state.status == "True", summary)
     project = await release(ctx, body.metadata.namespace, body.spec["projectRef"]["name"], body.metadata.name,
                             last_run)
