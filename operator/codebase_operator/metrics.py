@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -29,6 +30,8 @@ RUN_DURATION = Histogram("codebase_operator_run_duration_seconds",
                          ["reason"], buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600))
 
 _active_runs: set[tuple[str, str]] = set()
+_observed_ends: OrderedDict[str, None] = OrderedDict()
+_REMEMBERED_ENDS = 4096
 _active_lock = threading.Lock()
 
 
@@ -65,10 +68,17 @@ def forget_runs() -> None:
         ACTIVE_JOBS.set(0)
 
 
-def observe_run_end(status: Mapping[str, Any], reason: str, finished_at: str) -> None:
+def observe_run_end(run_uid: str, status: Mapping[str, Any], reason: str, finished_at: str) -> None:
+    """Observe a run's duration once, even when a replayed watch event finishes it a second time."""
     started = status.get("startTime")
     if not started:
         return  # it never had a Job (cancelled or invalid before it started)
+    with _active_lock:
+        if run_uid in _observed_ends:
+            return
+        _observed_ends[run_uid] = None
+        while len(_observed_ends) > _REMEMBERED_ENDS:
+            _observed_ends.popitem(last=False)
     seconds = (_parse(finished_at) - _parse(started)).total_seconds()
     RUN_DURATION.labels(reason).observe(max(seconds, 0.0))
 

@@ -239,7 +239,7 @@ async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapp
     if summary:
         fields["summary"] = dict(summary)
     _enter(body, patch, status, state, now=now, **fields)
-    metrics.observe_run_end(status, state.reason, now)
+    metrics.observe_run_end(body.metadata.uid, status, state.reason, now)
     last_run = transitions.last_run(body.metadata.name, now, state.status == "True", summary)
     project = await release(ctx, body.metadata.namespace, body.spec["projectRef"]["name"], body.metadata.name,
                             last_run)

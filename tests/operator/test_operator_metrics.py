@@ -76,3 +76,20 @@ def test_the_metrics_port_flag_defaults_to_9100_and_0_turns_it_off():
     assert config_from_args(parser.parse_args([*base, "--metrics-port", "0"])).metrics_port == 0
     with pytest.raises(ValueError, match="--metrics-port"):
         config_from_args(parser.parse_args([*base, "--metrics-port", "70000"]))
+
+
+def test_a_run_finished_twice_by_a_replayed_event_is_measured_once():
+    from prometheus_client import REGISTRY
+
+    from codebase_operator import metrics
+
+    def measured() -> tuple[float, float]:
+        return tuple(REGISTRY.get_sample_value(f"codebase_operator_run_duration_seconds_{part}",
+                                               {"reason": "Failed"}) or 0.0 for part in ("sum", "count"))
+
+    before = measured()
+    for _ in range(2):
+        metrics.observe_run_end("uid-replayed", {"startTime": "2026-12-02T10:00:00Z"}, "Failed",
+                                "2026-12-02T10:01:30Z")
+    after = measured()
+    assert (after[0] - before[0], after[1] - before[1]) == (90.0, 1.0)
