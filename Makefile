@@ -39,7 +39,7 @@ bench: install
 lock:
 	$(PYTHON) -m venv .lock-tools
 	.lock-tools/bin/pip install --quiet pip-tools
-	.lock-tools/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	CUSTOM_COMPILE_COMMAND="make lock" .lock-tools/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 		--no-emit-index-url --no-emit-find-links $(LOCKED_EXTRAS) -o $(LOCK) pyproject.toml
 	rm -rf .lock-tools
 

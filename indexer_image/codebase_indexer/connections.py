@@ -53,6 +53,16 @@ class ConnectionLimits:
         return {"application_name": self.application_name, "statement_timeout": str(milliseconds)}
 
 
+@dataclasses.dataclass(frozen=True)
+class ConnectionUsage:
+    """A snapshot of a budget, for metrics: what the ceiling is and how much of it is used."""
+    limit: int
+    reserved: int  # connections of the ceiling taken (an open pool takes its full size)
+    in_use: int  # open connections serving a query or held by a caller
+    idle: int  # open connections waiting in a pool
+    search_pools: int
+
+
 @dataclasses.dataclass
 class _CachedPool:
     pool: asyncpg.Pool
@@ -74,7 +84,8 @@ class ConnectionBudget:
         self._reserved = 0
         self._changed = asyncio.Condition()
         self._cached: OrderedDict[str, _CachedPool] = OrderedDict()
-        self._dedicated: dict[int, int] = {}
+        self._dedicated: dict[int, tuple[asyncpg.Pool, int]] = {}
+        self._one_off = 0
 
     @property
     def reserved(self) -> int:
@@ -83,6 +94,13 @@ class ConnectionBudget:
     @property
     def cached_pools(self) -> int:
         return len(self._cached)
+
+    def usage(self) -> ConnectionUsage:
+        pools = [entry.pool for entry in self._cached.values()] + [pool for pool, _ in self._dedicated.values()]
+        idle = sum(pool.get_idle_size() for pool in pools)
+        pooled = sum(pool.get_size() for pool in pools)
+        return ConnectionUsage(limit=self.limits.max_connections, reserved=self._reserved,
+                               in_use=pooled - idle + self._one_off, idle=idle, search_pools=len(self._cached))
 
     @asynccontextmanager
     async def pool(self, url: str) -> AsyncIterator[asyncpg.Pool]:
@@ -103,9 +121,11 @@ class ConnectionBudget:
         try:
             conn = await asyncpg.connect(
                 url, server_settings=self.limits.server_settings(statement_timeout=statement_timeout))
+            self._one_off += 1
             try:
                 yield conn
             finally:
+                self._one_off -= 1
                 await conn.close()
         finally:
             await self._release(1)
@@ -124,11 +144,11 @@ class ConnectionBudget:
         except BaseException:
             await self._release(size)
             raise
-        self._dedicated[id(pool)] = size
+        self._dedicated[id(pool)] = (pool, size)
         return pool
 
     async def close_dedicated_pool(self, pool: asyncpg.Pool) -> None:
-        size = self._dedicated.pop(id(pool), 0)
+        _, size = self._dedicated.pop(id(pool), (pool, 0))
         try:
             await pool.close()
         finally:

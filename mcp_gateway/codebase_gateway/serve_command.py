@@ -20,6 +20,9 @@ from .control_plane.base import ControlPlane
 from .host_guard import ALLOWED_HOSTS_ENV, ALLOWED_ORIGINS_ENV, ANY, HostOriginGuard, InvalidAllowList, build_policy
 
 ALLOWED_ROOTS_ENV = "CODEBASE_MCP_ALLOWED_ROOTS"
+METRICS_PUBLIC_ENV = "CODEBASE_MCP_METRICS_PUBLIC"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allowed-origin", action="append", default=None, metavar="ORIGIN",
                         help="HTTP: a browser Origin (scheme://host[:port]) allowed besides the allowed hosts' own "
                              f"(repeatable; env {ALLOWED_ORIGINS_ENV}, comma-separated)")
+    parser.add_argument("--metrics-public", action="store_true",
+                        help="HTTP: serve /metrics (Prometheus text) without the bearer token, for scrapers "
+                             f"(env {METRICS_PUBLIC_ENV}=true); the Host/Origin check still applies. "
+                             "Default: /metrics needs the token like every other route")
     parser.add_argument("--control-plane", choices=("local", "kubernetes"),
                         default=env("CODEBASE_MCP_CONTROL_PLANE", "local"),
                         help="local: embedded PostgreSQL and indexer processes; "
@@ -68,6 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {DEFAULT_STATEMENT_TIMEOUT:g}; 0 = none; env CODEBASE_MCP_STATEMENT_TIMEOUT)")
     parser.add_argument("--log-level", default=env("CODEBASE_MCP_LOG_LEVEL", "WARNING"),
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def metrics_public(args: argparse.Namespace) -> bool:
+    """--metrics-public, or its environment variable; raises ValueError for a value that is not a boolean."""
+    text = os.environ.get(METRICS_PUBLIC_ENV, "").strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise ValueError(f"{METRICS_PUBLIC_ENV}={os.environ[METRICS_PUBLIC_ENV]!r} is not a boolean: use true or false")
+    return args.metrics_public or text in _TRUE
 
 
 class MissingAllowedRoot(ValueError):
@@ -159,6 +174,11 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
+        public_metrics = metrics_public(args)
+    except ValueError as exc:
+        print(f"codebase-mcp serve: {exc}", file=sys.stderr)
+        return 2
+    try:
         auth, middleware, control_plane, roots = checked_configuration(args)
     except (InsecureHttpConfiguration, MissingAllowedRoot) as exc:
         print(f"codebase-mcp serve: {exc}", file=sys.stderr)
@@ -171,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     redact_logs()
     from .server import create_server
 
-    server = create_server(control_plane, allowed_roots=roots, auth=auth)
+    server = create_server(control_plane, allowed_roots=roots, auth=auth, metrics_public=public_metrics)
     # SIGTERM (Kubernetes, a closing editor) stops like Ctrl-C: the lifespan stops the runs, and
     # exit handlers release the embedded database, which the default SIGTERM action would skip.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

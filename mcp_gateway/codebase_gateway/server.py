@@ -20,7 +20,7 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from codebase_indexer.credentials import redact
 from codebase_indexer.embedding import EmbeddingError
@@ -31,7 +31,7 @@ from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
 from . import validation
 from .control_plane.base import ControlPlane, JobStatus, RunRequest, UnknownJob, UnknownProject
 from .embedder import LazyEmbedder
-from .metrics import Metrics
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics
 from .projects import ResolvedProject, find_config, resolve_project
 from .sessions import WorkingDirectories, session_key, session_scope
 
@@ -56,12 +56,13 @@ class _CallMetrics(Middleware):
 
     async def on_call_tool(self, context: MiddlewareContext, call_next: CallNext) -> ToolResult:
         failed = True
+        started = time.perf_counter()
         try:
             result = await call_next(context)
             failed = bool(getattr(result, "is_error", False))
             return result
         finally:
-            self._metrics.record_call(context.message.name, failed=failed)
+            self._metrics.record_call(context.message.name, failed=failed, seconds=time.perf_counter() - started)
 
 
 class _RedactedErrors(Middleware):
@@ -84,8 +85,22 @@ def _version() -> str | None:
         return None
 
 
+async def _scrape_refusal(request: Request, auth: AuthProvider | None) -> Response | None:
+    """A 401 for a /metrics request without the gateway's bearer token (None: let it through)."""
+    if auth is None:
+        return None
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token and await auth.verify_token(token.strip()) is not None:
+        return None
+    return PlainTextResponse(
+        "/metrics needs the gateway's bearer token (Authorization: Bearer $CODEBASE_MCP_TOKEN); "
+        "start the gateway with --metrics-public to let scrapers in without it\n",
+        status_code=401, headers={"WWW-Authenticate": 'Bearer realm="codebase-mcp metrics"'})
+
+
 def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | None = None,
-                  auth: AuthProvider | None = None, embedder: LazyEmbedder | None = None) -> FastMCP:
+                  auth: AuthProvider | None = None, embedder: LazyEmbedder | None = None,
+                  metrics_public: bool = False) -> FastMCP:
     roots = list(allowed_roots) if allowed_roots else control_plane.default_allowed_roots()
     embedder = embedder or LazyEmbedder()
     metrics = Metrics()
@@ -283,13 +298,27 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             },
         })
 
-    @mcp.resource("metrics://prometheus", mime_type="text/plain")
-    async def prometheus() -> str:
-        """Tool calls, errors, runs by state and search latency, in Prometheus text format."""
+    async def prometheus_text() -> str:
         try:
             counts = await control_plane.run_counts()
         except Exception:  # metrics must render even when the database is down
             counts = {}
-        return metrics.render(counts)
+        return metrics.render(counts, control_plane.connection_budget.usage())
 
+    @mcp.resource("metrics://prometheus", mime_type="text/plain")
+    async def prometheus() -> str:
+        """Tool calls, errors and latency, runs by state, database connections, in Prometheus text format."""
+        return await prometheus_text()
+
+    @mcp.custom_route("/metrics", methods=["GET"], include_in_schema=False)
+    async def metrics_route(request: Request) -> Response:
+        """The same text for Prometheus scrapers: the bearer token unless --metrics-public."""
+        refusal = None if metrics_public else await _scrape_refusal(request, auth)
+        if refusal is not None:
+            return refusal
+        return Response(await prometheus_text(), media_type=METRICS_CONTENT_TYPE)
+
+    metrics.known_tools = frozenset(tool.__name__ for tool in (
+        set_working_directory, start_indexing_background, get_indexing_status, index_repository,
+        search_code, list_indexing_jobs, cancel_indexing_job, list_projects))
     return mcp

@@ -20,6 +20,7 @@ import pykube
 
 from .config import JobDefaults, OperatorConfig, WorkspaceVolume
 from .context import Context
+from . import metrics
 from .handlers import build_registry
 from .kube import load_config
 
@@ -44,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("--liveness", default=_env("LIVENESS_ENDPOINT"), metavar="URL",
                        help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz "
                             "[$CODEBASE_LIVENESS_ENDPOINT]")
+    scope.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT", "9100") or 0),
+                       metavar="PORT", help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics "
+                                            "(default 9100; 0 = off) [$CODEBASE_METRICS_PORT]")
     scope.add_argument("--peering", default=_env("PEERING"), metavar="NAME",
                        help="kopf peering object for several replicas (default: standalone) "
                             "[$CODEBASE_PEERING]")
@@ -133,6 +137,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         allowed_embedding_urls=tuple(_allowed_embedding_urls(args)),
         allow_plaintext_git=args.allow_plaintext_git,
         max_active_jobs=args.max_active_jobs,
+        metrics_port=args.metrics_port,
     )
 
 
@@ -157,6 +162,15 @@ async def operate(config: OperatorConfig, *, namespaces: Sequence[str] = (),
                   ready_flag: asyncio.Event | threading.Event | None = None) -> None:
     """Run the operator in the current event loop until `stop_flag` is set (or it is cancelled)."""
     api = pykube.HTTPClient(load_config(config.kubeconfig))
+    metrics.forget_runs()
+    with metrics.MetricsServer(config.metrics_port):
+        await _run_kopf(config, api, namespaces, liveness_endpoint, peering_name, stop_flag, ready_flag)
+
+
+async def _run_kopf(config: OperatorConfig, api: pykube.HTTPClient, namespaces: Sequence[str],
+                    liveness_endpoint: str | None, peering_name: str | None,
+                    stop_flag: asyncio.Event | threading.Event | None,
+                    ready_flag: asyncio.Event | threading.Event | None) -> None:
     await kopf.operator(
         registry=build_registry(poll_interval=config.poll_interval,
                                 error_backoff=min(config.retry_max_delay, 10.0)),

@@ -54,6 +54,8 @@ class OperatorConfig:
     allow_plaintext_git: bool = False
     # Indexer Jobs active at once across every watched namespace; later runs wait for a slot.
     max_active_jobs: int = 8
+    # Port of the Prometheus /metrics endpoint (all interfaces); 0: none.
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
         if not self.admin_database_url:
@@ -63,6 +65,8 @@ class OperatorConfig:
             raise ValueError(f"--workspace-root must be an absolute path, not {self.workspace_root!r}")
         if self.poll_interval <= 0 or self.retry_max_delay <= 0 or self.recheck_interval <= 0:
             raise ValueError("intervals must be positive")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"--metrics-port must be 0 (off) or a TCP port up to 65535, not {self.metrics_port}")
         if self.max_active_jobs < 1:
             raise ValueError(f"--max-active-jobs must be at least 1, not {self.max_active_jobs}")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from . import GROUP, VERSION, kube, projects, rechecks, runs, transitions
+from . import GROUP, VERSION, kube, metrics, projects, rechecks, runs, transitions, waits
 from .context import Context
 
 PROJECTS = (GROUP, VERSION, "codebaseprojects")
@@ -30,12 +30,14 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.CRITICAL
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    waits.log_expected_waits_at_info()
 
 
 def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     return kube.connection_info(context(memo).api.config)
 
 
+@metrics.counted("codebaseproject")
 async def reconcile_project(body: kopf.Body, patch: kopf.Patch, retry: int, memo: kopf.Memo,
                             logger: kopf.Logger, **_: Any) -> None:
     await projects.reconcile(context(memo), body, patch, retry, logger)
@@ -52,16 +54,19 @@ async def stop_rechecks(memo: kopf.Memo, **_: Any) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
+@metrics.counted("codebaseproject")
 async def drop_project_database(body: kopf.Body, retry: int, memo: kopf.Memo, logger: kopf.Logger,
                                 **_: Any) -> None:
     await projects.drop(context(memo), body, retry, logger)
 
 
+@metrics.counted("indexingrun")
 async def start_run(body: kopf.Body, patch: kopf.Patch, retry: int, memo: kopf.Memo,
                     logger: kopf.Logger, **_: Any) -> None:
     await runs.start(context(memo), body, patch, retry, logger)
 
 
+@metrics.counted("indexingrun")
 async def watch_run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger,
                     **_: Any) -> None:
     await runs.watch(context(memo), body, patch, logger)
@@ -99,4 +104,5 @@ def build_registry(*, poll_interval: float, error_backoff: float) -> kopf.Operat
         decorator(*RUNS, backoff=error_backoff, registry=registry)(start_run)
     kopf.timer(*RUNS, interval=poll_interval, backoff=poll_interval, when=is_running,
                registry=registry)(watch_run)
+    kopf.on.event(*RUNS, registry=registry)(metrics.on_run_event)  # the active-Jobs gauge
     return registry

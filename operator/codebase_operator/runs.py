@@ -22,18 +22,15 @@ from codebase_indexer.identifiers import database_name
 from codebase_indexer.postgres import database_url, redact
 from codebase_indexer.runs import read_run
 
-from . import conditions, jobs, kube, projects, transitions
+from . import conditions, jobs, kube, metrics, projects, transitions
 from .config import OperatorConfig
 from .context import Context
 from .secret_refs import check_secret_references
 from .specs import InvalidSpec, Source, check_embedding_url, check_git_url, check_run_spec, run_source
+from .waits import Waiting
 
 _CLAIM_ATTEMPTS = 5
 Logger = logging.Logger | kopf.Logger
-
-
-class Waiting(kopf.TemporaryError):
-    """The run cannot start yet; kopf retries the handler after the delay."""
 
 
 async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, logger: Logger) -> None:
@@ -242,6 +239,7 @@ async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapp
     if summary:
         fields["summary"] = dict(summary)
     _enter(body, patch, status, state, now=now, **fields)
+    metrics.observe_run_end(body.metadata.uid, status, state.reason, now)
     last_run = transitions.last_run(body.metadata.name, now, state.status == "True", summary)
     project = await release(ctx, body.metadata.namespace, body.spec["projectRef"]["name"], body.metadata.name,
                             last_run)

@@ -55,7 +55,7 @@ def test_lint_fails_on_bad_values_too(helm):
 def test_every_object_in_the_schema_is_closed():
     """additionalProperties: false everywhere values are ours (free-form Kubernetes maps excepted)."""
     free_form = {"global", "podSecurityContext", "containerSecurityContext", "affinity", "nodeSelector",
-                 "annotations", "podAnnotations", "requests", "limits"}
+                 "annotations", "podAnnotations", "labels", "requests", "limits"}
     schema = json.loads((CHART / "values.schema.json").read_text())
 
     def walk(node: dict, path: str) -> None:

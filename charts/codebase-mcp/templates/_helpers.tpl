@@ -228,3 +228,15 @@ A namespace of their own keeps the admin Secret out of reach of every Role in th
 {{- $ns := .Release.Namespace }}
 {{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | concat .Values.gateway.allowedHosts | uniq | toJson }}
 {{- end }}
+
+{{/* "true" when something scrapes the gateway's /metrics: a ServiceMonitor, or annotations with --metrics-public. */}}
+{{- define "codebase-mcp.gatewayScraped" -}}
+{{- if or .Values.metrics.serviceMonitor.enabled .Values.gateway.metricsPublic }}true{{ end }}
+{{- end }}
+
+{{/* Scrape annotations of a pod: call with (dict "port" PORT "enabled" BOOL); user podAnnotations win. */}}
+{{- define "codebase-mcp.scrapeAnnotations" -}}
+{{- if .enabled }}
+{{- toJson (dict "prometheus.io/scrape" "true" "prometheus.io/port" (toString .port) "prometheus.io/path" "/metrics") }}
+{{- else }}{}{{ end }}
+{{- end }}
