@@ -9,7 +9,7 @@ from typing import Iterable
 from fastmcp.exceptions import ToolError
 
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
-from codebase_indexer.search import MAX_LIMIT, MAX_QUERY_CHARS, MODES
+from codebase_indexer.search import MAX_LIMIT, MAX_QUERY_CHARS, MODES, SearchError, file_extension
 
 # search_code's arguments are checked here against the data plane's own bounds, before the
 # project is resolved, so that a bad argument is an MCP error whatever the project.
@@ -116,15 +116,11 @@ def search_mode(value: str) -> str:
 
 
 def file_type(value: str | None) -> str | None:
-    """A file extension without the dot, e.g. `py`."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.startswith("."):
-        raise ToolError(f"file_type {value!r} starts with a dot: give it without one, e.g. 'py'")
-    if "/" in text or len(text) > 32:
-        raise ToolError(f"file_type {value!r} is not a file extension: give one such as 'py' or 'ts'")
-    return text
+    """A file extension without the dot, e.g. `py`, by the data plane's rule."""
+    try:
+        return file_extension(value)
+    except SearchError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def directory_prefix(value: str | None) -> str | None:

@@ -1,0 +1,62 @@
+"""Tool arguments as agents meet them: the gateway in process (fastmcp's Client on the server
+object), with the local control plane on the session's PostgreSQL.
+
+The gateway checks search_code's arguments by the data plane's own rules, before it resolves
+the project, so an agent learns what was wrong with its call whatever the project.
+"""
+from __future__ import annotations
+
+import pytest
+from fastmcp import Client
+from fastmcp.exceptions import ToolError
+
+from codebase_gateway import validation
+from codebase_gateway.control_plane.local import LocalControlPlane
+from codebase_gateway.server import create_server
+from codebase_indexer.search import SearchError, file_extension
+
+NEVER_INDEXED = "never-indexed-project"
+
+
+@pytest.fixture(scope="module")
+async def gateway(postgres_url, tmp_path_factory):
+    control_plane = LocalControlPlane(postgres_url, logs_dir=tmp_path_factory.mktemp("logs"))
+    async with Client(create_server(control_plane)) as client:
+        yield client
+
+
+async def search(gateway, **arguments):
+    return await gateway.call_tool("search_code", {"query": "open a connection", "project_id": NEVER_INDEXED,
+                                                   **arguments})
+
+
+FILE_TYPES = ["py", "PY", "tsx", "c++", "objective-c", "d_ts", ".py", "c sharp", "c#", "py/x", "x" * 17,
+              "x" * 32, "ts;drop", "é"]
+
+
+@pytest.mark.parametrize("value", FILE_TYPES)
+def test_the_gateway_checks_file_type_by_the_data_planes_rule(value):
+    try:
+        expected = file_extension(value)
+    except SearchError as exc:
+        with pytest.raises(ToolError) as raised:
+            validation.file_type(value)
+        assert str(raised.value) == str(exc)
+    else:
+        assert validation.file_type(value) == expected
+
+
+@pytest.mark.parametrize("value, message", [
+    (".py", "starts with a dot: give it without one"),
+    ("c sharp", "is not a file extension: give one such as 'py'"),
+    ("x" * 20, "is not a file extension: give one such as 'py'"),
+    ("py/x", "is not a file extension"),
+])
+async def test_a_bad_file_type_is_refused_before_the_project_is_looked_up(gateway, value, message):
+    with pytest.raises(ToolError, match=message):
+        await search(gateway, file_type=value)
+
+
+async def test_a_good_file_type_passes_to_the_project_lookup(gateway):
+    with pytest.raises(ToolError, match="has not been indexed yet"):
+        await search(gateway, file_type="PY")
