@@ -6,6 +6,7 @@ project identity) inside the call and hands the control plane plain data.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import json
 import time
@@ -34,6 +35,7 @@ from .embedder import LazyEmbedder
 from .metrics import Metrics
 from .projects import ResolvedProject, find_config, resolve_project
 from .sessions import WorkingDirectories, session_key, session_scope
+from .validation import InvalidArgument
 
 RepoPath = Annotated[str, Field(description="Absolute path of the repository to index")]
 IndexedProjectId = Annotated[str | None, Field(description="Project name; default: from the working directory")]
@@ -77,6 +79,23 @@ class _RedactedErrors(Middleware):
             raise ToolError(redact(message)) from None
 
 
+# The project's own errors whose text is written for the agent: a tool call raising one ends in
+# a tool error with exactly that text (not fastmcp's "Error calling tool ..." wrapping, nor its
+# error log with a traceback).
+AGENT_ERRORS = (InvalidArgument, SearchError, EmbeddingError)
+
+
+def _agent_errors(tool):
+    """The one place where the project's errors become MCP tool errors."""
+    @functools.wraps(tool)
+    async def call(*args, **kwargs):
+        try:
+            return await tool(*args, **kwargs)
+        except AGENT_ERRORS as exc:
+            raise ToolError(str(exc)) from None
+    return call
+
+
 def _version() -> str | None:
     try:
         return importlib.metadata.version("codebase-mcp")
@@ -102,6 +121,9 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
     mcp = FastMCP("codebase-mcp", version=_version(), instructions=INSTRUCTIONS, auth=auth, lifespan=lifespan,
                   middleware=[_CallMetrics(metrics), _RedactedErrors()], mask_error_details=False)
 
+    def tool(function):
+        return mcp.tool(_agent_errors(function))
+
     def resolve(ctx: Context, project_id: str | None) -> ResolvedProject:
         return resolve_project(project_id, working_directories.get(session_key(ctx)), roots)
 
@@ -115,7 +137,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         except UnknownJob:
             raise ToolError(f"unknown job_id {job_id!r}: list_indexing_jobs shows the known jobs") from None
 
-    @mcp.tool
+    @tool
     async def set_working_directory(
         directory: Annotated[str, Field(description="Absolute path of the directory you work in")],
         ctx: Context,
@@ -139,7 +161,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             "project_info": config.to_info() if config else None,
         }
 
-    @mcp.tool
+    @tool
     async def start_indexing_background(
         repo_path: RepoPath,
         ctx: Context,
@@ -158,7 +180,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             "database_name": status.database_name,
         }
 
-    @mcp.tool
+    @tool
     async def get_indexing_status(
         job_id: Annotated[str, Field(description="A job_id returned by start_indexing_background")],
         project_id: Annotated[str | None, Field(description="Accepted for compatibility; job ids are unique")] = None,
@@ -166,7 +188,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         """Status and progress of an indexing job."""
         return (await job_status(job_id)).to_dict()
 
-    @mcp.tool
+    @tool
     async def index_repository(
         repo_path: RepoPath,
         ctx: Context,
@@ -187,7 +209,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
                                       status.status_message)
         return status.to_dict()
 
-    @mcp.tool
+    @tool
     async def search_code(
         query: Annotated[str, Field(description="What you are looking for, in natural language or identifiers")],
         ctx: Context,
@@ -211,19 +233,16 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             raise ToolError(f"project {project.project_id!r} has not been indexed yet: "
                             "index it with index_repository, or list_projects to see the indexed ones") from None
         started = time.perf_counter()
-        try:
-            response = await run_search(
-                url, await embedder.get(), text, project_id=project.project_id,
-                database_name=database_of(url), language=language or None,
-                file_type=file_type, directory=directory,
-                limit=limit, mode=mode, budget=control_plane.connection_budget,
-            )
-        except (SearchError, EmbeddingError) as exc:
-            raise ToolError(str(exc)) from None
+        response = await run_search(
+            url, await embedder.get(), text, project_id=project.project_id,
+            database_name=database_of(url), language=language or None,
+            file_type=file_type, directory=directory,
+            limit=limit, mode=mode, budget=control_plane.connection_budget,
+        )
         metrics.observe_search(time.perf_counter() - started)
         return validation.capped_search_response(response)
 
-    @mcp.tool
+    @tool
     async def list_indexing_jobs(
         project_id: Annotated[str | None, Field(description="Only this project's jobs")] = None,
         status: Annotated[str | None, Field(description="pending, running, completed, failed or cancelled")] = None,
@@ -237,7 +256,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         return validation.capped_listing({"jobs": [job.to_dict() for job in jobs], "total_count": len(jobs)},
                                          "jobs")
 
-    @mcp.tool
+    @tool
     async def cancel_indexing_job(
         job_id: Annotated[str, Field(description="A job_id returned by start_indexing_background")],
     ) -> dict:
@@ -247,7 +266,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         except UnknownJob:
             raise ToolError(f"unknown job_id {job_id!r}: list_indexing_jobs shows the known jobs") from None
 
-    @mcp.tool
+    @tool
     async def list_projects() -> dict:
         """Projects with their database, readiness, last indexing time, files and chunks."""
         projects = await control_plane.list_projects()

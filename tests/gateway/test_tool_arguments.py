@@ -6,6 +6,9 @@ the project, so an agent learns what was wrong with its call whatever the projec
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
@@ -39,7 +42,7 @@ def test_the_gateway_checks_file_type_by_the_data_planes_rule(value):
     try:
         expected = file_extension(value)
     except SearchError as exc:
-        with pytest.raises(ToolError) as raised:
+        with pytest.raises(validation.InvalidArgument) as raised:
             validation.file_type(value)
         assert str(raised.value) == str(exc)
     else:
@@ -60,3 +63,35 @@ async def test_a_bad_file_type_is_refused_before_the_project_is_looked_up(gatewa
 async def test_a_good_file_type_passes_to_the_project_lookup(gateway):
     with pytest.raises(ToolError, match="has not been indexed yet"):
         await search(gateway, file_type="PY")
+
+
+def test_argument_checks_raise_the_projects_own_error_not_a_transport_one():
+    with pytest.raises(validation.InvalidArgument) as raised:
+        validation.query("   ")
+    assert isinstance(raised.value, ValueError) and not isinstance(raised.value, ToolError)
+
+
+async def test_agents_get_the_checks_text_unchanged(gateway, tmp_path):
+    broken = tmp_path / "broken"
+    (broken / ".codebase-mcp").mkdir(parents=True)
+    (broken / ".codebase-mcp" / "config.json").write_text('{"project": {}}')
+    calls = [
+        ("search_code", {"query": "   "}, "query is empty: describe the code you are looking for"),
+        ("set_working_directory", {"directory": "relative/path"},
+         "directory 'relative/path' is relative: give an absolute path such as /home/me/project"),
+        ("set_working_directory", {"directory": str(broken)},
+         f'project config {broken}/.codebase-mcp/config.json needs {{"project": {{"name": "..."}}}}'),
+    ]
+    for tool, arguments, text in calls:
+        with pytest.raises(ToolError) as raised:
+            await gateway.call_tool(tool, arguments)
+        assert str(raised.value) == text
+
+
+def test_the_terminal_cli_prints_a_broken_config_as_an_error(tmp_path):
+    (tmp_path / ".codebase-mcp").mkdir()
+    (tmp_path / ".codebase-mcp" / "config.json").write_text("not json")
+    done = subprocess.run([sys.executable, "-m", "codebase_gateway.cli", "index", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.startswith("error: cannot read project config")
+    assert "Traceback" not in done.stderr
