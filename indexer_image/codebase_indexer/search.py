@@ -5,6 +5,7 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import asyncpg
 import numpy as np
@@ -15,7 +16,8 @@ from .embedding import Embedder
 from .lexical import searchable_text
 from .schema import recorded_embedding_model
 
-MODES = ("hybrid", "semantic", "lexical")
+SearchMode = Literal["hybrid", "semantic", "lexical"]
+MODES: tuple[str, ...] = get_args(SearchMode)
 MAX_LIMIT = 50
 MAX_QUERY_CHARS = 2000
 CONTEXT_LINES = 3

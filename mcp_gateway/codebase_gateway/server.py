@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from codebase_indexer.credentials import redact
 from codebase_indexer.embedding import EmbeddingError
 from codebase_indexer.postgres import database_of
-from codebase_indexer.search import SearchError, search_code as run_search
+from codebase_indexer.search import MAX_LIMIT, SearchError, SearchMode, search_code as run_search
 from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
 
 from . import validation
@@ -218,13 +218,11 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         file_type: Annotated[str | None, Field(description="File extension without the dot, e.g. 'py'")] = None,
         directory: Annotated[str | None, Field(description="Directory prefix relative to the repository root")] = None,
         language: Annotated[str | None, Field(description="Language, e.g. 'python', 'typescript'")] = None,
-        limit: Annotated[int, Field(description="Number of results, 1 to 50")] = 10,
-        mode: Annotated[str, Field(description="hybrid (default), semantic or lexical")] = "hybrid",
+        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, strict=True, description=f"Number of results, 1 to {MAX_LIMIT}")] = 10,
+        mode: Annotated[SearchMode, Field(description="hybrid (default), semantic or lexical")] = "hybrid",
     ) -> dict:
         """Search indexed code; results carry path, line range, symbol, snippet, score and context."""
         text = validation.query(query)
-        limit = validation.limit(limit)
-        mode = validation.search_mode(mode)
         file_type, directory = validation.file_type(file_type), validation.directory_prefix(directory)
         project = resolve(ctx, project_id)
         try:
@@ -246,12 +244,14 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
     async def list_indexing_jobs(
         project_id: Annotated[str | None, Field(description="Only this project's jobs")] = None,
         status: Annotated[str | None, Field(description="pending, running, completed, failed or cancelled")] = None,
-        limit: Annotated[int, Field(description="At most this many jobs, newest first")] = 20,
+        limit: Annotated[int, Field(ge=1, le=validation.MAX_LIST_LIMIT, strict=True,
+                                    description=f"At most this many jobs (1 to {validation.MAX_LIST_LIMIT}), "
+                                                "newest first")] = 20,
     ) -> dict:
         """Indexing jobs, newest first."""
         jobs = await control_plane.list_runs(
             project_id=validation.project_id(project_id), status=validation.job_state(status),
-            limit=validation.limit(limit, maximum=validation.MAX_LIST_LIMIT),
+            limit=limit,
         )
         return validation.capped_listing({"jobs": [job.to_dict() for job in jobs], "total_count": len(jobs)},
                                          "jobs")

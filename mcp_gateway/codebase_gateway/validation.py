@@ -11,10 +11,11 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
-from codebase_indexer.search import MAX_LIMIT, MAX_QUERY_CHARS, MODES, SearchError, file_extension
+from codebase_indexer.search import MAX_QUERY_CHARS, SearchError, file_extension
 
 # search_code's arguments are checked here against the data plane's own bounds, before the
-# project is resolved, so that a bad argument is an MCP error whatever the project.
+# project is resolved, so that a bad argument is an MCP error whatever the project. Bounds a
+# JSON schema can state (limits, modes) are in the tools' signatures instead (server.py).
 MAX_LIST_LIMIT = 100
 # About 20k tokens at ~4 characters a token: what an agent can take in one response.
 MAX_RESPONSE_CHARS = 80_000
@@ -99,12 +100,6 @@ def project_id(value: str | None) -> str | None:
         raise InvalidArgument(f"invalid project_id: {exc}") from None
 
 
-def limit(value: int, *, maximum: int = MAX_LIMIT) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidArgument(f"limit must be an integer from 1 to {maximum}, got {value!r}")
-    return value
-
-
 def query(value: str) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
@@ -113,12 +108,6 @@ def query(value: str) -> str:
         raise InvalidArgument(f"query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}. "
                         "Shorten it to the essential words")
     return text
-
-
-def search_mode(value: str) -> str:
-    if value not in MODES:
-        raise InvalidArgument(f"mode must be one of {', '.join(MODES)}, got {value!r}")
-    return value
 
 
 def file_type(value: str | None) -> str | None:

@@ -95,3 +95,29 @@ def test_the_terminal_cli_prints_a_broken_config_as_an_error(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.startswith("error: cannot read project config")
     assert "Traceback" not in done.stderr
+
+
+async def test_the_tools_schema_states_the_bounds_agents_must_keep(gateway):
+    tools = {tool.name: tool.input_schema["properties"] for tool in await gateway.list_tools()}
+    search_limit, mode = tools["search_code"]["limit"], tools["search_code"]["mode"]
+    assert (search_limit["type"], search_limit["minimum"], search_limit["maximum"]) == ("integer", 1, 50)
+    assert mode["enum"] == ["hybrid", "semantic", "lexical"] and mode["default"] == "hybrid"
+    jobs_limit = tools["list_indexing_jobs"]["limit"]
+    assert (jobs_limit["type"], jobs_limit["minimum"], jobs_limit["maximum"]) == ("integer", 1, 100)
+
+
+@pytest.mark.parametrize("tool, arguments, words", [
+    ("search_code", {"query": "q", "limit": 0}, ["limit", "greater than or equal to 1"]),
+    ("search_code", {"query": "q", "limit": 51}, ["limit", "less than or equal to 50"]),
+    ("search_code", {"query": "q", "limit": True}, ["limit", "valid integer"]),
+    ("search_code", {"query": "q", "limit": "5"}, ["limit", "valid integer"]),
+    ("search_code", {"query": "q", "mode": "fuzzy"}, ["mode", "'hybrid', 'semantic' or 'lexical'"]),
+    ("list_indexing_jobs", {"limit": 101}, ["limit", "less than or equal to 100"]),
+    ("list_indexing_jobs", {"limit": -1}, ["limit", "greater than or equal to 1"]),
+])
+async def test_out_of_range_arguments_get_an_error_naming_the_argument_and_its_bound(gateway, tool, arguments,
+                                                                                      words):
+    with pytest.raises(ToolError) as raised:
+        await gateway.call_tool(tool, {"project_id": NEVER_INDEXED, **arguments} if tool == "search_code"
+                                else arguments)
+    assert all(word in str(raised.value) for word in words), str(raised.value)
