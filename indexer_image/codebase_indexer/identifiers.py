@@ -10,6 +10,8 @@ import hashlib
 import re
 import unicodedata
 
+from .contract import DATABASE_PREFIX
+
 MAX_PROJECT_ID_LENGTH = 200
 _SANITIZED_PART_LENGTH = 40
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -77,7 +79,7 @@ def project_names(project_id: str, namespace: str | None = None) -> ProjectNames
         ns_part = namespace.replace("-", "_")[:_NAMESPACE_PART_LENGTH].strip("_") or "ns"
         pid_part = _sanitized(pid)[:_PROJECT_PART_LENGTH].rstrip("_") or "project"
         stem = f"{ns_part}_{pid_part}_{_digest(namespace + '/' + pid)}"
-    return ProjectNames(database=f"cb_proj_{stem}", owner_role=f"cb_owner_{stem}", reader_role=f"cb_reader_{stem}")
+    return ProjectNames(database=f"{DATABASE_PREFIX}{stem}", owner_role=f"cb_owner_{stem}", reader_role=f"cb_reader_{stem}")
 
 
 def database_name(project_id: str, namespace: str | None = None) -> str:

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from . import credentials
 from .embedding import EmbeddingError, create_embedder
+from .git_refs import InvalidGitRef, check_git_ref
 from .log_redaction import redact_logs
 from .pipeline import IndexingCancelled, IndexingError, index_repository
 from .postgres import redact
@@ -28,7 +28,6 @@ from .settings import LOCK_WAIT_ENV, project_lock_wait_seconds
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 143
 TERMINATION_MESSAGE_LIMIT = 4096
-_GIT_REF = r"^[A-Za-z0-9._/\-]{1,200}$"
 
 
 class GitCloneError(IndexingError):
@@ -96,8 +95,11 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return "no project: give --project or CODEBASE_PROJECT_ID"
     if bool(args.source) == bool(args.git_url):
         return "give exactly one source: --source (CODEBASE_SOURCE_PATH) or --git-url (CODEBASE_GIT_URL)"
-    if args.git_ref and not re.match(_GIT_REF, args.git_ref):
-        return f"git ref {args.git_ref!r} is not a branch or tag name"
+    if args.git_ref:
+        try:
+            check_git_ref(args.git_ref)
+        except InvalidGitRef as exc:
+            return f"--git-ref (CODEBASE_GIT_REF): {exc}"
     return None
 
 

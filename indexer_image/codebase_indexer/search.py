@@ -5,6 +5,7 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import asyncpg
 import numpy as np
@@ -15,7 +16,8 @@ from .embedding import Embedder
 from .lexical import searchable_text
 from .schema import recorded_embedding_model
 
-MODES = ("hybrid", "semantic", "lexical")
+SearchMode = Literal["hybrid", "semantic", "lexical"]
+MODES: tuple[str, ...] = get_args(SearchMode)
 MAX_LIMIT = 50
 MAX_QUERY_CHARS = 2000
 CONTEXT_LINES = 3
@@ -31,7 +33,8 @@ FIELD_WEIGHTS = "{0.2, 0.2, 0.4, 0.6}"
 # Chunks ranked lexically at most: gathered rarest term first, so the cap keeps the most telling.
 LEXICAL_CANDIDATES = 1000
 _LEXEME = re.compile(r"^[a-z0-9]+$")
-_EXTENSION = re.compile(r"^[a-z0-9_+\-]{1,16}$")
+MAX_FILE_TYPE_CHARS = 16
+_EXTENSION = re.compile(rf"^[a-z0-9_+\-]{{1,{MAX_FILE_TYPE_CHARS}}}$")
 # A path glob is a short pattern; longer ones or many `**` only make the regex slower to run.
 MAX_GLOB_CHARS = 200
 MAX_GLOB_DEEP_WILDCARDS = 4
@@ -158,16 +161,31 @@ def _filter_clause(filters: SearchFilters) -> tuple[str, list]:
 
     if filters.language:
         add("c.language = ?", filters.language.strip().lower())
-    if filters.file_type:
-        extension = filters.file_type.strip().lower().lstrip(".")
-        if not _EXTENSION.match(extension):
-            raise SearchError(f"file_type {filters.file_type!r} is not a file extension such as 'py'")
+    extension = file_extension(filters.file_type)
+    if extension:
         add("f.extension = ?", extension)
     if filters.directory:
         add("f.path LIKE ? ESCAPE '\\'", _like_prefix(directory_prefix(filters.directory)) + "%")
     if filters.path_glob:
         add("f.path ~ ?", glob_to_regex(filters.path_glob))
     return " AND ".join(conditions) or "TRUE", params
+
+
+def file_extension(file_type: str | None) -> str | None:
+    """The extension a file_type filter names (`py` for `py` or `PY`), None for no filter.
+
+    The one rule for file_type: the gateway checks tool arguments with it too.
+    """
+    if file_type is None or not file_type.strip():
+        return None
+    text = file_type.strip()
+    if text.startswith("."):
+        raise SearchError(f"file_type {file_type!r} starts with a dot: give it without one, e.g. 'py'")
+    extension = text.lower()
+    if not _EXTENSION.fullmatch(extension):
+        raise SearchError(f"file_type {file_type!r} is not a file extension: give one such as 'py' or 'ts' "
+                          f"(at most {MAX_FILE_TYPE_CHARS} letters, digits, '_', '+' or '-')")
+    return extension
 
 
 def directory_prefix(directory: str) -> str:

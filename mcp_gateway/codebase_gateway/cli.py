@@ -8,8 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-from fastmcp.exceptions import ToolError
-
 from codebase_indexer.embedding import EmbeddingError, create_embedder
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
 from codebase_indexer.models import IndexSummary, Progress
@@ -20,6 +18,7 @@ from codebase_indexer.search import MODES, SearchError, search_code
 from codebase_indexer.settings import project_lock_wait_seconds
 
 from .projects import find_config
+from .validation import InvalidArgument
 
 class CliError(Exception):
     """A problem the user can fix; printed without a traceback."""
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (CliError, ToolError, InvalidProjectId, IndexingError, SearchError, EmbeddingError) as exc:
+    except (CliError, InvalidArgument, InvalidProjectId, IndexingError, SearchError, EmbeddingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

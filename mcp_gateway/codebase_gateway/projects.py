@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from fastmcp.exceptions import ToolError
-
 from codebase_indexer.identifiers import InvalidProjectId, database_name, normalize_project_id
 
 from . import validation
+from .validation import InvalidArgument
 
 CONFIG_DIR = ".codebase-mcp"
 CONFIG_FILE = "config.json"
@@ -58,7 +57,7 @@ def find_config(start: Path, roots: Iterable[Path] = ()) -> ProjectConfig | None
         if candidate.is_file():
             target = validation.resolved_path(candidate)
             if roots and (target is None or not validation.is_within(target, [root.resolve() for root in roots])):
-                raise ToolError(f"project config {candidate} is a link leading outside the allowed roots: "
+                raise InvalidArgument(f"project config {candidate} is a link leading outside the allowed roots: "
                                 "make it a regular file")
             return read_config(candidate)
     return None
@@ -68,22 +67,22 @@ def read_config(path: Path) -> ProjectConfig:
     """Parse `{"version": 1, "project": {"name": ..., "id"?: ...}}`, with errors that name the file."""
     try:
         if path.stat().st_size > _MAX_CONFIG_BYTES:
-            raise ToolError(f"{path} is larger than {_MAX_CONFIG_BYTES} bytes; it is not a project config")
+            raise InvalidArgument(f"{path} is larger than {_MAX_CONFIG_BYTES} bytes; it is not a project config")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ToolError(f"cannot read project config {path}: {exc}") from None
+        raise InvalidArgument(f"cannot read project config {path}: {exc}") from None
     project = data.get("project") if isinstance(data, dict) else None
     name = project.get("name") if isinstance(project, dict) else None
     if not isinstance(name, str) or not name.strip():
-        raise ToolError(f'project config {path} needs {{"project": {{"name": "..."}}}}')
+        raise InvalidArgument(f'project config {path} needs {{"project": {{"name": "..."}}}}')
     raw_id = project.get("id")
     if raw_id is not None and not isinstance(raw_id, str):
-        raise ToolError(f"project config {path}: project.id must be a string")
+        raise InvalidArgument(f"project config {path}: project.id must be a string")
     try:
         name = normalize_project_id(name)
         project_id = normalize_project_id(raw_id) if raw_id else None
     except InvalidProjectId as exc:
-        raise ToolError(f"project config {path}: {exc}") from None
+        raise InvalidArgument(f"project config {path}: {exc}") from None
     return ProjectConfig(path=path, name=name, id=project_id)
 
 

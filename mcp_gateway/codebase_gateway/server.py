@@ -6,6 +6,7 @@ project identity) inside the call and hands the control plane plain data.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import json
 import time
@@ -25,7 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from codebase_indexer.credentials import redact
 from codebase_indexer.embedding import EmbeddingError
 from codebase_indexer.postgres import database_of
-from codebase_indexer.search import SearchError, search_code as run_search
+from codebase_indexer.search import MAX_LIMIT, SearchError, SearchMode, search_code as run_search
 from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
 
 from . import validation
@@ -34,6 +35,7 @@ from .embedder import LazyEmbedder
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics
 from .projects import ResolvedProject, find_config, resolve_project
 from .sessions import WorkingDirectories, session_key, session_scope
+from .validation import InvalidArgument
 
 RepoPath = Annotated[str, Field(description="Absolute path of the repository to index")]
 IndexedProjectId = Annotated[str | None, Field(description="Project name; default: from the working directory")]
@@ -78,6 +80,23 @@ class _RedactedErrors(Middleware):
             raise ToolError(redact(message)) from None
 
 
+# The project's own errors whose text is written for the agent: a tool call raising one ends in
+# a tool error with exactly that text (not fastmcp's "Error calling tool ..." wrapping, nor its
+# error log with a traceback).
+AGENT_ERRORS = (InvalidArgument, SearchError, EmbeddingError)
+
+
+def _agent_errors(tool):
+    """The one place where the project's errors become MCP tool errors."""
+    @functools.wraps(tool)
+    async def call(*args, **kwargs):
+        try:
+            return await tool(*args, **kwargs)
+        except AGENT_ERRORS as exc:
+            raise ToolError(str(exc)) from None
+    return call
+
+
 def _version() -> str | None:
     try:
         return importlib.metadata.version("codebase-mcp")
@@ -117,6 +136,9 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
     mcp = FastMCP("codebase-mcp", version=_version(), instructions=INSTRUCTIONS, auth=auth, lifespan=lifespan,
                   middleware=[_CallMetrics(metrics), _RedactedErrors()], mask_error_details=False)
 
+    def tool(function):
+        return mcp.tool(_agent_errors(function))
+
     def resolve(ctx: Context, project_id: str | None) -> ResolvedProject:
         return resolve_project(project_id, working_directories.get(session_key(ctx)), roots)
 
@@ -130,7 +152,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         except UnknownJob:
             raise ToolError(f"unknown job_id {job_id!r}: list_indexing_jobs shows the known jobs") from None
 
-    @mcp.tool
+    @tool
     async def set_working_directory(
         directory: Annotated[str, Field(description="Absolute path of the directory you work in")],
         ctx: Context,
@@ -154,7 +176,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             "project_info": config.to_info() if config else None,
         }
 
-    @mcp.tool
+    @tool
     async def start_indexing_background(
         repo_path: RepoPath,
         ctx: Context,
@@ -173,7 +195,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             "database_name": status.database_name,
         }
 
-    @mcp.tool
+    @tool
     async def get_indexing_status(
         job_id: Annotated[str, Field(description="A job_id returned by start_indexing_background")],
         project_id: Annotated[str | None, Field(description="Accepted for compatibility; job ids are unique")] = None,
@@ -181,7 +203,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         """Status and progress of an indexing job."""
         return (await job_status(job_id)).to_dict()
 
-    @mcp.tool
+    @tool
     async def index_repository(
         repo_path: RepoPath,
         ctx: Context,
@@ -202,7 +224,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
                                       status.status_message)
         return status.to_dict()
 
-    @mcp.tool
+    @tool
     async def search_code(
         query: Annotated[str, Field(description="What you are looking for, in natural language or identifiers")],
         ctx: Context,
@@ -211,13 +233,11 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         file_type: Annotated[str | None, Field(description="File extension without the dot, e.g. 'py'")] = None,
         directory: Annotated[str | None, Field(description="Directory prefix relative to the repository root")] = None,
         language: Annotated[str | None, Field(description="Language, e.g. 'python', 'typescript'")] = None,
-        limit: Annotated[int, Field(description="Number of results, 1 to 50")] = 10,
-        mode: Annotated[str, Field(description="hybrid (default), semantic or lexical")] = "hybrid",
+        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, strict=True, description=f"Number of results, 1 to {MAX_LIMIT}")] = 10,
+        mode: Annotated[SearchMode, Field(description="hybrid (default), semantic or lexical")] = "hybrid",
     ) -> dict:
         """Search indexed code; results carry path, line range, symbol, snippet, score and context."""
         text = validation.query(query)
-        limit = validation.limit(limit)
-        mode = validation.search_mode(mode)
         file_type, directory = validation.file_type(file_type), validation.directory_prefix(directory)
         project = resolve(ctx, project_id)
         try:
@@ -226,33 +246,32 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             raise ToolError(f"project {project.project_id!r} has not been indexed yet: "
                             "index it with index_repository, or list_projects to see the indexed ones") from None
         started = time.perf_counter()
-        try:
-            response = await run_search(
-                url, await embedder.get(), text, project_id=project.project_id,
-                database_name=database_of(url), language=language or None,
-                file_type=file_type, directory=directory,
-                limit=limit, mode=mode, budget=control_plane.connection_budget,
-            )
-        except (SearchError, EmbeddingError) as exc:
-            raise ToolError(str(exc)) from None
+        response = await run_search(
+            url, await embedder.get(), text, project_id=project.project_id,
+            database_name=database_of(url), language=language or None,
+            file_type=file_type, directory=directory,
+            limit=limit, mode=mode, budget=control_plane.connection_budget,
+        )
         metrics.observe_search(time.perf_counter() - started)
         return validation.capped_search_response(response)
 
-    @mcp.tool
+    @tool
     async def list_indexing_jobs(
         project_id: Annotated[str | None, Field(description="Only this project's jobs")] = None,
         status: Annotated[str | None, Field(description="pending, running, completed, failed or cancelled")] = None,
-        limit: Annotated[int, Field(description="At most this many jobs, newest first")] = 20,
+        limit: Annotated[int, Field(ge=1, le=validation.MAX_LIST_LIMIT, strict=True,
+                                    description=f"At most this many jobs (1 to {validation.MAX_LIST_LIMIT}), "
+                                                "newest first")] = 20,
     ) -> dict:
         """Indexing jobs, newest first."""
         jobs = await control_plane.list_runs(
             project_id=validation.project_id(project_id), status=validation.job_state(status),
-            limit=validation.limit(limit, maximum=validation.MAX_LIST_LIMIT),
+            limit=limit,
         )
         return validation.capped_listing({"jobs": [job.to_dict() for job in jobs], "total_count": len(jobs)},
                                          "jobs")
 
-    @mcp.tool
+    @tool
     async def cancel_indexing_job(
         job_id: Annotated[str, Field(description="A job_id returned by start_indexing_background")],
     ) -> dict:
@@ -262,7 +281,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         except UnknownJob:
             raise ToolError(f"unknown job_id {job_id!r}: list_indexing_jobs shows the known jobs") from None
 
-    @mcp.tool
+    @tool
     async def list_projects() -> dict:
         """Projects with their database, readiness, last indexing time, files and chunks."""
         projects = await control_plane.list_projects()

@@ -1,4 +1,8 @@
-"""Checks on tool arguments. Each failure is a ToolError that says what was wrong and what to do."""
+"""Checks on tool arguments. Each failure is an InvalidArgument that says what was wrong and what to do.
+
+The checks know nothing of MCP: the server turns InvalidArgument into the agent's tool error
+(server.py, one place), and the terminal CLI prints it.
+"""
 from __future__ import annotations
 
 import json
@@ -6,17 +10,20 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from fastmcp.exceptions import ToolError
-
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
-from codebase_indexer.search import MAX_LIMIT, MAX_QUERY_CHARS, MODES
+from codebase_indexer.search import MAX_QUERY_CHARS, SearchError, file_extension
 
 # search_code's arguments are checked here against the data plane's own bounds, before the
-# project is resolved, so that a bad argument is an MCP error whatever the project.
+# project is resolved, so that a bad argument is an MCP error whatever the project. Bounds a
+# JSON schema can state (limits, modes) are in the tools' signatures instead (server.py).
 MAX_LIST_LIMIT = 100
 # About 20k tokens at ~4 characters a token: what an agent can take in one response.
 MAX_RESPONSE_CHARS = 80_000
 JOB_STATES = ("pending", "running", "completed", "failed", "cancelled")
+
+
+class InvalidArgument(ValueError):
+    """An argument the gateway refuses; the message says what was wrong and what to do."""
 
 
 def directory_path(value: str, roots: Iterable[Path] = (), *, what: str = "directory") -> Path:
@@ -32,26 +39,26 @@ def directory_path(value: str, roots: Iterable[Path] = (), *, what: str = "direc
         raise _outside(value, roots, what)
     resolved = resolved_path(raw)
     if resolved is None:
-        raise ToolError(f"{what} {value!r} cannot be resolved: it goes through a loop of symbolic links")
+        raise InvalidArgument(f"{what} {value!r} cannot be resolved: it goes through a loop of symbolic links")
     if roots and not is_within(resolved, [root.resolve() for root in roots]):
         raise _outside(value, roots, what, through_link=True)
     if not resolved.exists():
-        raise ToolError(f"{what} {value!r} does not exist")
+        raise InvalidArgument(f"{what} {value!r} does not exist")
     if not resolved.is_dir():
-        raise ToolError(f"{what} {value!r} is not a directory")
+        raise InvalidArgument(f"{what} {value!r} is not a directory")
     return resolved
 
 
 def _absolute_path(value: str, what: str) -> Path:
     if not isinstance(value, str) or not value.strip():
-        raise ToolError(f"{what} is empty: give an absolute path such as /home/me/project")
+        raise InvalidArgument(f"{what} is empty: give an absolute path such as /home/me/project")
     if "\x00" in value:
-        raise ToolError(f"{what} contains a NUL character")
+        raise InvalidArgument(f"{what} contains a NUL character")
     raw = Path(os.path.expanduser(value.strip()))
     if not raw.is_absolute():
-        raise ToolError(f"{what} {value!r} is relative: give an absolute path such as /home/me/project")
+        raise InvalidArgument(f"{what} {value!r} is relative: give an absolute path such as /home/me/project")
     if ".." in raw.parts:
-        raise ToolError(f"{what} {value!r} contains '..': give the path without parent references")
+        raise InvalidArgument(f"{what} {value!r} contains '..': give the path without parent references")
     return Path(os.path.normpath(raw))
 
 
@@ -76,10 +83,10 @@ def is_within(path: Path, roots: Iterable[Path]) -> bool:
     return False
 
 
-def _outside(value: str, roots: list[Path], what: str, *, through_link: bool = False) -> ToolError:
+def _outside(value: str, roots: list[Path], what: str, *, through_link: bool = False) -> InvalidArgument:
     allowed = ", ".join(str(root) for root in roots)
     how = " through a symbolic link" if through_link else ""
-    return ToolError(f"{what} {value!r} leads outside the allowed roots{how} ({allowed}); "
+    return InvalidArgument(f"{what} {value!r} leads outside the allowed roots{how} ({allowed}); "
                      "give a directory under one of them")
 
 
@@ -90,41 +97,25 @@ def project_id(value: str | None) -> str | None:
     try:
         return normalize_project_id(value)
     except InvalidProjectId as exc:
-        raise ToolError(f"invalid project_id: {exc}") from None
-
-
-def limit(value: int, *, maximum: int = MAX_LIMIT) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise ToolError(f"limit must be an integer from 1 to {maximum}, got {value!r}")
-    return value
+        raise InvalidArgument(f"invalid project_id: {exc}") from None
 
 
 def query(value: str) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
-        raise ToolError("query is empty: describe the code you are looking for")
+        raise InvalidArgument("query is empty: describe the code you are looking for")
     if len(text) > MAX_QUERY_CHARS:
-        raise ToolError(f"query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}. "
+        raise InvalidArgument(f"query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}. "
                         "Shorten it to the essential words")
     return text
 
 
-def search_mode(value: str) -> str:
-    if value not in MODES:
-        raise ToolError(f"mode must be one of {', '.join(MODES)}, got {value!r}")
-    return value
-
-
 def file_type(value: str | None) -> str | None:
-    """A file extension without the dot, e.g. `py`."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.startswith("."):
-        raise ToolError(f"file_type {value!r} starts with a dot: give it without one, e.g. 'py'")
-    if "/" in text or len(text) > 32:
-        raise ToolError(f"file_type {value!r} is not a file extension: give one such as 'py' or 'ts'")
-    return text
+    """A file extension without the dot, e.g. `py`, by the data plane's rule."""
+    try:
+        return file_extension(value)
+    except SearchError as exc:
+        raise InvalidArgument(str(exc)) from None
 
 
 def directory_prefix(value: str | None) -> str | None:
@@ -133,9 +124,9 @@ def directory_prefix(value: str | None) -> str | None:
         return None
     text = value.strip()
     if "\x00" in text or len(text) > 1_000:
-        raise ToolError("directory must be a path relative to the repository root, e.g. 'src/api'")
+        raise InvalidArgument("directory must be a path relative to the repository root, e.g. 'src/api'")
     if ".." in PurePosixPath(text).parts:
-        raise ToolError(f"directory {value!r} contains '..': give a path inside the repository")
+        raise InvalidArgument(f"directory {value!r} contains '..': give a path inside the repository")
     return text
 
 
@@ -143,14 +134,14 @@ def job_state(value: str | None) -> str | None:
     if value is None:
         return None
     if value not in JOB_STATES:
-        raise ToolError(f"status must be one of {', '.join(JOB_STATES)}, got {value!r}")
+        raise InvalidArgument(f"status must be one of {', '.join(JOB_STATES)}, got {value!r}")
     return value
 
 
 def job_id(value: str) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text or len(text) > 253:
-        raise ToolError("job_id is empty or too long: use a job_id returned by start_indexing_background")
+        raise InvalidArgument("job_id is empty or too long: use a job_id returned by start_indexing_background")
     return text
 
 

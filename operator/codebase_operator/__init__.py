@@ -7,6 +7,6 @@ Layers, from the outside in:
 - `kube`: pykube classes and the client (blocking calls run in threads).
 - `jobs`, `transitions`, `conditions`: pure functions (Job manifests, status changes).
 """
-GROUP = "codebase.mcp.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from codebase_indexer.contract import API_VERSION, GROUP, VERSION
+
+__all__ = ["API_VERSION", "GROUP", "VERSION"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import kopf
 import pykube
 
+from . import GROUP
 from .config import JobDefaults, OperatorConfig, WorkspaceVolume
 from .context import Context
 from . import metrics
@@ -205,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="codebase-operator",
-        description="Reconcile CodebaseProject and IndexingRun resources (group codebase.mcp.dev).")
+        description=f"Reconcile CodebaseProject and IndexingRun resources (group {GROUP}).")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

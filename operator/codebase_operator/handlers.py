@@ -7,12 +7,14 @@ from typing import Any
 
 import kopf
 
+from codebase_indexer import contract
+
 from . import GROUP, VERSION, kube, metrics, projects, rechecks, runs, transitions, waits
 from .context import Context
 
-PROJECTS = (GROUP, VERSION, "codebaseprojects")
-RUNS = (GROUP, VERSION, "indexingruns")
-FINALIZER = f"{GROUP}/finalizer"
+PROJECTS = (GROUP, VERSION, contract.PROJECTS)
+RUNS = (GROUP, VERSION, contract.RUNS)
+FINALIZER = contract.FINALIZER
 
 
 def context(memo: kopf.Memo) -> Context:

@@ -9,9 +9,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from codebase_indexer.contract import DATABASE_URL_KEY, PROJECT_LABEL, RUN_LABEL
 from codebase_indexer.identifiers import owner_secret_name
 
-from . import API_VERSION, GROUP
+from . import API_VERSION
 from .config import OperatorConfig
 from .specs import InvalidSpec, Source
 
@@ -20,9 +21,6 @@ TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 SCRATCH_DIR = "/tmp"
 WORKSPACE_VOLUME = "workspace"
 SCRATCH_VOLUME = "scratch"
-DATABASE_URL_KEY = "url"  # the key of the project Secret holding the project database URL
-RUN_LABEL = f"{GROUP}/run"
-PROJECT_LABEL = f"{GROUP}/project"
 MANAGED_BY = "codebase-operator"
 INDEXER_NAME = "codebase-indexer"  # app.kubernetes.io/name of indexer Jobs and Pods
 # Exit codes of codebase-indexer that no retry can fix: 1 = failed (bad source, DB, embedding), 2 = bad arguments.

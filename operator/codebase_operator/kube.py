@@ -15,19 +15,21 @@ import kopf
 import pykube
 import requests
 
+from codebase_indexer import contract
+
 from . import API_VERSION
 
 
 class CodebaseProject(pykube.objects.NamespacedAPIObject):
     version = API_VERSION
-    endpoint = "codebaseprojects"
-    kind = "CodebaseProject"
+    endpoint = contract.PROJECTS
+    kind = contract.PROJECT_KIND
 
 
 class IndexingRun(pykube.objects.NamespacedAPIObject):
     version = API_VERSION
-    endpoint = "indexingruns"
-    kind = "IndexingRun"
+    endpoint = contract.RUNS
+    kind = contract.RUN_KIND
 
 
 Job, Pod, Secret = pykube.Job, pykube.Pod, pykube.Secret

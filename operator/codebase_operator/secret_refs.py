@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import GROUP, jobs, kube
+from codebase_indexer.contract import USABLE_LABEL
+
+from . import jobs, kube
 from .context import Context
 from .specs import InvalidSpec, Source
 
-USABLE_LABEL = f"{GROUP}/usable"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
 

@@ -14,13 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from codebase_indexer.credentials import redact
+from codebase_indexer.git_refs import InvalidGitRef, check_git_ref
 from codebase_indexer.identifiers import InvalidProjectId, database_name, normalize_project_id
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # What the API server accepts as the name of a custom resource (and so of a project).
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 MAX_NAME_LENGTH = 63
-_GIT_REF = re.compile(r"^[A-Za-z0-9._/@+-]+$")
 # git@host:path (scp-like syntax, always ssh); the user and host cannot start with '-'.
 _SCP_LIKE_GIT_URL = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*@[A-Za-z0-9.][A-Za-z0-9.-]*:[^\s]+$")
 ENCRYPTED_GIT_SCHEMES = ("https", "ssh")
@@ -88,7 +88,10 @@ def project_source(spec: Mapping[str, Any]) -> Source:
         return Source(path=check_relative_path(path, "spec.source.path"))
     if not isinstance(git, Mapping) or not git.get("url"):
         raise InvalidSpec("spec.source.git.url is required")
-    return Source(git_url=git["url"], git_ref=git.get("ref") or None,
+    ref = git.get("ref") or None
+    if ref is not None:
+        _check_git_ref(ref, "spec.source.git.ref")
+    return Source(git_url=git["url"], git_ref=ref,
                   git_credentials_secret=git.get("credentialsSecret") or None)
 
 
@@ -170,9 +173,16 @@ def check_run_spec(name: str, spec: Mapping[str, Any]) -> str:
         check_relative_path(spec["repoPath"], "spec.repoPath")
         if spec.get("gitRef") is not None:
             raise InvalidSpec("spec.repoPath and spec.gitRef are mutually exclusive")
-    if spec.get("gitRef") is not None and not _GIT_REF.match(str(spec["gitRef"])):
-        raise InvalidSpec(f"spec.gitRef {spec['gitRef']!r} is not a valid git ref")
+    if spec.get("gitRef") is not None:
+        _check_git_ref(spec["gitRef"], "spec.gitRef")
     return project
+
+
+def _check_git_ref(ref: Any, field: str) -> None:
+    try:
+        check_git_ref(ref)
+    except InvalidGitRef as exc:
+        raise InvalidSpec(f"{field}: {exc}") from None
 
 
 def run_source(run_spec: Mapping[str, Any], project_spec: Mapping[str, Any]) -> Source:

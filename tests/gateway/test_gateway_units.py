@@ -6,8 +6,6 @@ import secrets
 from pathlib import Path
 
 import pytest
-from fastmcp.exceptions import ToolError
-
 from codebase_gateway import validation
 from codebase_gateway.auth import InsecureHttpConfiguration, http_auth, is_loopback
 from codebase_gateway.metrics import Metrics
@@ -42,7 +40,7 @@ def test_the_nearest_config_above_the_working_directory_names_the_project(tmp_pa
 ])
 def test_a_broken_config_is_an_error_naming_the_file(tmp_path, text, message):
     write_config(tmp_path, text)
-    with pytest.raises(ToolError, match=message):
+    with pytest.raises(validation.InvalidArgument, match=message):
         resolve_project(None, tmp_path)
 
 
@@ -51,11 +49,11 @@ def test_paths_outside_the_allowed_roots_are_refused(tmp_path):
     inside.mkdir(parents=True)
     assert validation.directory_path(str(inside), [tmp_path / "repos"]) == inside
     assert validation.directory_path("/etc", []) == Path("/etc")
-    with pytest.raises(ToolError, match="outside the allowed roots"):
+    with pytest.raises(validation.InvalidArgument, match="outside the allowed roots"):
         validation.directory_path("/etc", [tmp_path / "repos"])
     link = tmp_path / "repos" / "escape"
     link.symlink_to("/etc")
-    with pytest.raises(ToolError, match="outside the allowed roots"):
+    with pytest.raises(validation.InvalidArgument, match="outside the allowed roots"):
         validation.directory_path(str(link), [tmp_path / "repos"])
 
 

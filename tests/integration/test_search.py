@@ -50,7 +50,7 @@ async def test_lexical_matches_identifier_parts(indexed):
 async def test_filters_language_extension_directory_glob(indexed):
     by_language = await indexed.search("function", language="go", limit=10)
     assert {r["file_path"] for r in by_language["results"]} == {"src/db/pool.go"}
-    by_type = await indexed.search("token", file_type=".ts", limit=10)
+    by_type = await indexed.search("token", file_type="TS", limit=10)
     assert {r["file_path"] for r in by_type["results"]} == {"src/auth/tokens.ts"}
     by_directory = await indexed.search("password", directory="./src/auth/", limit=10)
     assert {r["file_path"] for r in by_directory["results"]} <= {"src/auth/login.py", "src/auth/tokens.ts"}
@@ -68,6 +68,7 @@ async def test_percent_and_underscore_in_directory_are_literal(indexed):
 @pytest.mark.parametrize("kwargs, message", [
     ({"limit": 0}, "limit"), ({"limit": 51}, "limit"), ({"mode": "fuzzy"}, "mode"),
     ({"directory": "../etc"}, "leaves the repository"), ({"file_type": "p y;"}, "file_type"),
+    ({"file_type": ".ts"}, "starts with a dot"),
 ])
 async def test_bad_arguments_are_refused_clearly(indexed, kwargs, message):
     with pytest.raises(SearchError, match=message):

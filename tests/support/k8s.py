@@ -30,16 +30,17 @@ import kmock
 import yaml
 from kmock._internal import dicts as kmock_dicts
 
+from codebase_indexer.contract import GROUP, PROJECT_KIND, PROJECTS, RUN_KIND, RUNS, VERSION
+
 from .api_rules import label_errors, name_errors, selector_matches
 from .crds import CRDS_DIR, validate
 
-GROUP, VERSION = "codebase.mcp.dev", "v1alpha1"
 ALL_VERBS = ["list", "watch", "get", "create", "patch", "update", "delete"]
 
 # Every resource the operator, the gateway and the kubelet touch: (group/version/plural, kind, namespaced, status).
 RESOURCES: list[tuple[str, str, bool, bool]] = [
-    (f"{GROUP}/{VERSION}/codebaseprojects", "CodebaseProject", True, True),
-    (f"{GROUP}/{VERSION}/indexingruns", "IndexingRun", True, True),
+    (f"{GROUP}/{VERSION}/{PROJECTS}", PROJECT_KIND, True, True),
+    (f"{GROUP}/{VERSION}/{RUNS}", RUN_KIND, True, True),
     ("batch/v1/jobs", "Job", True, True),
     ("v1/pods", "Pod", True, True),
     ("v1/secrets", "Secret", True, False),

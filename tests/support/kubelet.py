@@ -36,9 +36,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from codebase_indexer.contract import RUN_LABEL
+
 from .k8s import KubeClient, utc_now
 
-RUN_LABEL = "codebase.mcp.dev/run"
 _LOG_TAIL_BYTES = 2048
 
 

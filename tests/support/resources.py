@@ -4,9 +4,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-API_VERSION = "codebase.mcp.dev/v1alpha1"
-PROJECTS = "codebase.mcp.dev/v1alpha1/codebaseprojects"
-RUNS = "codebase.mcp.dev/v1alpha1/indexingruns"
+from codebase_indexer import contract
+
+API_VERSION = contract.API_VERSION
+PROJECTS = f"{contract.API_VERSION}/{contract.PROJECTS}"
+RUNS = f"{contract.API_VERSION}/{contract.RUNS}"
 JOBS = "batch/v1/jobs"
 SECRETS = "v1/secrets"
 EVENTS = "v1/events"

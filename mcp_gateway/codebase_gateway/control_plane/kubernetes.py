@@ -20,17 +20,13 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLimits
+from codebase_indexer.contract import (API_VERSION, DATABASE_URL_KEY, GROUP, PROJECT_ID_ANNOTATION, PROJECT_KIND,
+                                       PROJECT_LABEL, PROJECTS, REPO_PATH_ANNOTATION, RUN_KIND, RUNS, VERSION)
 from codebase_indexer.identifiers import database_name, kubernetes_name, reader_secret_name
 from codebase_indexer.search import connection_budget
 
 from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, summary_message
 
-GROUP, VERSION = "codebase.mcp.dev", "v1alpha1"
-PROJECTS, RUNS = "codebaseprojects", "indexingruns"
-DATABASE_URL_KEY = "url"  # the key of the project Secrets the operator writes (operator: jobs.DATABASE_URL_KEY)
-PROJECT_LABEL = "codebase.mcp.dev/project"
-PROJECT_ID_ANNOTATION = "codebase.mcp.dev/project-id"
-REPO_PATH_ANNOTATION = "codebase.mcp.dev/repo-path"
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -83,7 +79,7 @@ class KubernetesControlPlane:
         await self._ensure_project(project_name, project_id, relative)
         run_name = f"{project_name}-{uuid.uuid4().hex[:8]}"
         body = {
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "IndexingRun",
+            "apiVersion": API_VERSION, "kind": RUN_KIND,
             "metadata": {
                 "name": run_name, "namespace": self.namespace,
                 "labels": {PROJECT_LABEL: project_name},
@@ -191,7 +187,7 @@ class KubernetesControlPlane:
         if existing is not None:
             return  # declared before: a run's repoPath overrides its source, the project is never rewritten
         body = {
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "CodebaseProject",
+            "apiVersion": API_VERSION, "kind": PROJECT_KIND,
             "metadata": {"name": name, "namespace": self.namespace},
             "spec": {"projectId": project_id, "source": {"path": relative_path}},
         }
