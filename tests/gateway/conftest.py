@@ -112,3 +112,16 @@ def write_config(directory: Path, name: str) -> Path:
 
 # The operator's emulator tier (an emulated API server, the real operator, a test kubelet).
 from tests.support.fixtures import *  # noqa: E402,F401,F403
+
+
+async def registry_job(postgres_url: str, job_id: str):
+    """A local gateway's row for a job in its registry database (owner, process_id, state...)."""
+    import asyncpg
+
+    from codebase_indexer.postgres import database_url
+
+    conn = await asyncpg.connect(database_url(postgres_url, "codebase_mcp_registry"))
+    try:
+        return await conn.fetchrow("SELECT * FROM indexing_jobs WHERE job_id = $1", job_id)
+    finally:
+        await conn.close()

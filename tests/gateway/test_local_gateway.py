@@ -15,7 +15,7 @@ from codebase_indexer.identifiers import database_name
 from codebase_indexer.postgres import database_url
 from codebase_indexer.provisioning import project_database_exists
 
-from .conftest import stdio_client, wait_for_job, write_config, write_repo
+from .conftest import registry_job, stdio_client, wait_for_job, write_config, write_repo
 
 BILLING = '''
 def compute_invoice_total(line_items, tax_rate):
@@ -247,7 +247,7 @@ async def test_a_run_left_by_a_dead_gateway_is_marked_failed_at_the_next_start(t
         job = (await doomed.call_tool("start_indexing_background",
                                       {"repo_path": str(repo), "project_id": project})).data
         await asyncio.sleep(1.0)
-        owner = await _job_owner(postgres_url, job["job_id"])
+        owner = (await registry_job(postgres_url, job["job_id"]))["owner"]
         os.kill(int(owner.split(":")[1]), signal.SIGKILL)  # the gateway dies without any cleanup
         await asyncio.sleep(0.5)
     async with stdio_client() as fresh:
@@ -257,13 +257,6 @@ async def test_a_run_left_by_a_dead_gateway_is_marked_failed_at_the_next_start(t
         rerun = (await fresh.call_tool("index_repository", {"repo_path": str(repo), "project_id": project})).data
         assert rerun["status"] == "completed"
 
-
-async def _job_owner(postgres_url: str, job_id: str) -> str:
-    conn = await asyncpg.connect(database_url(postgres_url, "codebase_mcp_registry"))
-    try:
-        return await conn.fetchval("SELECT owner FROM indexing_jobs WHERE job_id = $1", job_id)
-    finally:
-        await conn.close()
 
 
 async def test_health_and_metrics_resources(stdio_gateway):

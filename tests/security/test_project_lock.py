@@ -17,11 +17,10 @@ import uuid
 import asyncpg
 import pytest
 
-from codebase_indexer.postgres import database_url
 from codebase_indexer.provisioning import ensure_project_database
 from codebase_indexer.runs import read_run
 
-from tests.gateway.conftest import SERVE, gateway_env, wait_for_job, write_repo
+from tests.gateway.conftest import SERVE, gateway_env, registry_job, wait_for_job, write_repo
 
 from .embedding_gate import gate  # noqa: F401 - a fixture
 
@@ -129,7 +128,7 @@ async def test_a_killed_indexer_is_marked_failed_not_running_forever(postgres_ur
         job = (await gateway.call_tool("start_indexing_background",
                                        {"repo_path": str(repo), "project_id": project.project_id})).data
         await asyncio.to_thread(gate.wait_for_batches, 2)  # the orphan's batch, then this one
-        pid = await _indexer_pid(postgres_url, job["job_id"])
+        pid = (await registry_job(postgres_url, job["job_id"]))["process_id"]
         os.kill(pid, signal.SIGKILL)
         status = await wait_for_job(gateway, job["job_id"], timeout=60)
         assert status["status"] == "failed" and "SIGKILL" in status["error_message"]
@@ -142,13 +141,6 @@ async def test_a_killed_indexer_is_marked_failed_not_running_forever(postgres_ur
     assert runs["run-killed"] == "failed" and runs[job["job_id"]] == "failed"  # recorded, not only reported
     assert runs[again["job_id"]] == "succeeded"
 
-
-async def _indexer_pid(postgres_url: str, job_id: str) -> int:
-    conn = await asyncpg.connect(database_url(postgres_url, "codebase_mcp_registry"))
-    try:
-        return await conn.fetchval("SELECT process_id FROM indexing_jobs WHERE job_id = $1", job_id)
-    finally:
-        await conn.close()
 
 
 async def test_concurrent_provisioning_of_one_project_succeeds(postgres_url):
