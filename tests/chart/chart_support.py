@@ -6,6 +6,7 @@ import importlib.util
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,3 +70,20 @@ def assert_role_grants_exactly(manifests: list[dict], name_suffix: str, derived:
     granted = triples(role["rules"])
     assert not granted - derived, f"granted but never used: {sorted(granted - derived)}"
     assert not derived - granted, f"used but not granted: {sorted(derived - granted)}"
+
+
+# Fixtures for every test that renders the chart (tests/chart through its conftest, and
+# tests/security/test_chart_hardening.py), imported where they are used.
+@pytest.fixture(scope="session")
+def helm() -> Helm:
+    return Helm(fetch_tools_module().ensure_tools()["helm"])
+
+
+@pytest.fixture(scope="session")
+def default_manifests(helm) -> list[dict]:
+    return helm.render()
+
+
+@pytest.fixture(scope="session")
+def full_manifests(helm) -> list[dict]:
+    return helm.render("--values", str(FULL_VALUES))

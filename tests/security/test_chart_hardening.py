@@ -20,27 +20,11 @@ from tests.support.resources import project_manifest
 
 # The chart tests' helpers, imported under the names tests/chart uses (it is not a package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chart"))
-from chart_support import FULL_VALUES, Helm, fetch_tools_module, find, one  # noqa: E402
+from chart_support import FULL_VALUES, find, one  # noqa: E402
+from chart_support import default_manifests, full_manifests, helm  # noqa: E402,F401 - shared fixtures
 from indexer_jobs import indexer_job  # noqa: E402
 from network_policy import Endpoint, Network, external, pod_of  # noqa: E402
 from pod_security import violations  # noqa: E402
-
-# Chart rendering, shared by the tests below.
-
-
-@pytest.fixture(scope="module")
-def helm() -> Helm:
-    return Helm(fetch_tools_module().ensure_tools()["helm"])
-
-
-@pytest.fixture(scope="module")
-def default_manifests(helm) -> list[dict]:
-    return helm.render()
-
-
-@pytest.fixture(scope="module")
-def full_manifests(helm) -> list[dict]:
-    return helm.render("--values", str(FULL_VALUES))
 
 
 def workloads(manifests: list[dict]) -> list[dict]:
