@@ -147,10 +147,11 @@ def _checked_limit(limit: int) -> int:
     return limit
 
 
-def _filter_clause(filters: SearchFilters) -> tuple[str, list]:
+def _filter_clause(filters: SearchFilters, language_column: str = "c.language") -> tuple[str, list]:
     """SQL conditions on `c` (chunks) and `f` (files); values only ever travel as parameters.
 
-    Parameter numbers start at $2 ($1 is the query vector or tsquery).
+    Parameter numbers start at $2 ($1 is the query vector or tsquery). `language_column` is
+    "f.language" for queries without chunks (grep).
     """
     conditions: list[str] = []
     params: list = []
@@ -160,7 +161,7 @@ def _filter_clause(filters: SearchFilters) -> tuple[str, list]:
         conditions.append(sql.replace("?", f"${len(params) + 1}"))
 
     if filters.language:
-        add("c.language = ?", filters.language.strip().lower())
+        add(f"{language_column} = ?", filters.language.strip().lower())
     extension = file_extension(filters.file_type)
     if extension:
         add("f.extension = ?", extension)
@@ -336,6 +337,16 @@ def _result(row, score: float) -> dict:
 
 
 _budgets: dict[int, ConnectionBudget] = {}
+
+
+def filter_clause(filters: SearchFilters, *, language_column: str) -> tuple[str, list]:
+    """The search filters as SQL for other queries of a project (grep_code): see _filter_clause."""
+    return _filter_clause(filters, language_column)
+
+
+def default_budget() -> ConnectionBudget:
+    """The connection budget of this event loop, for callers that bring none (the CLI, tests)."""
+    return _default_budget()
 
 
 def _default_budget() -> ConnectionBudget:
