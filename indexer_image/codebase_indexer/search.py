@@ -13,6 +13,7 @@ from pgvector.asyncpg import register_vector
 
 from .connections import ConnectionBudget, ConnectionLimits
 from .embedding import Embedder
+from .identifier_search import defining_chunks, identifier_first, identifier_query
 from .lexical import searchable_text
 from .schema import recorded_embedding_model
 
@@ -118,9 +119,18 @@ async def _search(pool, embedder, query, where, params, limit, mode) -> list[dic
         scores = fused_scores([([i for i, _ in hits], weight) for hits, weight in ranked])
     else:
         scores = _relative_scores(ranked[0][0]) if mode == "lexical" else dict(ranked[0][0])
-    ids = sorted(scores, key=lambda i: -scores[i])[:limit]
+    ranked_ids = sorted(scores, key=lambda i: -scores[i])
     async with pool.acquire() as conn:
+        ids = await _identifier_first(conn, query, mode, where, params, ranked_ids, scores, limit)
         return await _fetch_results(conn, ids, scores)
+
+
+async def _identifier_first(conn, query, mode, where, params, ranked_ids, scores, limit) -> list[int]:
+    """A query that is an identifier puts its definitions first, scored 1.0 (identifier_search.py)."""
+    name = identifier_query(query) if mode != "semantic" else None
+    defining = await defining_chunks(conn, name, where, params, limit) if name else []
+    scores.update(dict.fromkeys(defining, 1.0))
+    return identifier_first(ranked_ids, defining, limit)
 
 
 async def _with_connection(pool, leg, *args):
