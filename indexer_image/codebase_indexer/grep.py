@@ -10,6 +10,8 @@ boundaries, as in PCRE, not a backspace.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
@@ -52,7 +54,7 @@ async def grep_code(url: str, pattern: str, *, project_id: str, database_name: s
     )
     budget = budget or default_budget()
     try:
-        async with budget.pool(url) as pool, pool.acquire() as conn, conn.transaction():
+        async with budget.pool(url) as pool, pool.acquire() as conn, conn.transaction(), index_errors():
             # A generic plan cannot know how selective the pattern is: plan each one for itself.
             await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
             if regex:
@@ -74,6 +76,16 @@ async def grep_code(url: str, pattern: str, *, project_id: str, database_name: s
         "database_name": database_name,
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
     }
+
+
+@asynccontextmanager
+async def index_errors() -> AsyncIterator[None]:
+    """A database indexed before grep and symbols existed (schema version 3) says what to do."""
+    try:
+        yield
+    except asyncpg.UndefinedTableError:
+        raise SearchError("this project's index predates exact search and symbols: re-index it "
+                          "(index_repository; nothing is embedded again) and retry") from None
 
 
 def checked_pattern(pattern: str) -> str:

@@ -12,13 +12,14 @@ from typing import Literal, get_args
 import asyncpg
 
 from .connections import ConnectionBudget
-from .grep import checked_limit, like_escape
+from .grep import checked_limit, index_errors, like_escape
 from .search import SearchError, default_budget
 
 SymbolMatch = Literal["exact", "prefix", "fuzzy"]
 SYMBOL_MATCHES: tuple[str, ...] = get_args(SymbolMatch)
-SYMBOL_KINDS = ("function", "method", "constructor", "class", "interface", "struct", "enum", "union",
-                "trait", "impl", "record", "type", "module", "namespace", "macro", "field", "property")
+SymbolKind = Literal["function", "method", "constructor", "class", "interface", "struct", "enum", "union",
+                     "trait", "impl", "record", "type", "module", "namespace", "macro", "field", "property"]
+SYMBOL_KINDS: tuple[str, ...] = get_args(SymbolKind)
 MAX_SYMBOL_LIMIT = 100
 DEFAULT_SYMBOL_LIMIT = 20
 MAX_NAME_CHARS = 300
@@ -73,7 +74,7 @@ async def get_file_outline(url: str, file_path: str, *, project_id: str, databas
     """The file's definitions, nested (members and methods under their class), with lines and signatures."""
     started = time.perf_counter()
     path = checked_file_path(file_path)
-    async with (budget or default_budget()).pool(url) as pool, pool.acquire() as conn:
+    async with (budget or default_budget()).pool(url) as pool, pool.acquire() as conn, index_errors():
         file = await _indexed_file(conn, path, project_id)
         rows = await conn.fetch(
             "SELECT position, parent_position, name, qualified_name, kind, start_line, end_line, signature "
@@ -91,15 +92,16 @@ async def get_file_outline(url: str, file_path: str, *, project_id: str, databas
 
 
 async def read_code(url: str, file_path: str, *, project_id: str, database_name: str,
-                    start_line: int = 1, end_line: int | None = None,
+                    start_line: int = 1, end_line: int | None = None, max_chars: int | None = None,
                     budget: ConnectionBudget | None = None) -> dict:
-    """Lines start_line..end_line of a file as stored, at most MAX_READ_LINES a call; `truncated`
-    and `next_start_line` say where to go on. Lines withheld for holding a credential read as empty
-    and are listed in `withheld_lines`."""
+    """Lines start_line..end_line of a file as stored, at most MAX_READ_LINES a call and, with
+    `max_chars`, as many whole lines as fit in that many characters (at least one, cut if it must);
+    `truncated` and `next_start_line` say where to go on. Lines withheld for holding a credential
+    read as empty and are listed in `withheld_lines`."""
     started = time.perf_counter()
     path = checked_file_path(file_path)
     first, last = _checked_range(start_line, end_line)
-    async with (budget or default_budget()).pool(url) as pool, pool.acquire() as conn:
+    async with (budget or default_budget()).pool(url) as pool, pool.acquire() as conn, index_errors():
         file = await _indexed_file(conn, path, project_id)
         line_count = file["line_count"]
         if first > line_count:
@@ -108,6 +110,10 @@ async def read_code(url: str, file_path: str, *, project_id: str, database_name:
         rows = await conn.fetch("SELECT line, text FROM lines WHERE file_id = $1 AND line BETWEEN $2 AND $3 "
                                 "ORDER BY line", file["id"], first, last)
     stored = {row["line"]: row["text"] for row in rows}
+    texts = [stored.get(n, "") for n in range(first, last + 1)]
+    if max_chars is not None:
+        texts = _fitting(texts, max_chars)
+        last = first + len(texts) - 1
     wanted_last = end_line if end_line is not None else line_count
     truncated = last < min(wanted_last, line_count)
     return {
@@ -116,7 +122,7 @@ async def read_code(url: str, file_path: str, *, project_id: str, database_name:
         "start_line": first,
         "end_line": last,
         "line_count": line_count,
-        "content": "\n".join(stored.get(n, "") for n in range(first, last + 1)),
+        "content": "\n".join(texts),
         "withheld_lines": [n for n in range(first, last + 1) if n not in stored],
         "truncated": truncated,
         "next_start_line": last + 1 if truncated else None,
@@ -124,6 +130,19 @@ async def read_code(url: str, file_path: str, *, project_id: str, database_name:
         "database_name": database_name,
         "latency_ms": _since(started),
     }
+
+
+def _fitting(texts: list[str], max_chars: int) -> list[str]:
+    """The leading lines that fit in max_chars characters (joined by newlines); at least the first,
+    cut to max_chars."""
+    kept: list[str] = []
+    size = -1
+    for text in texts:
+        size += len(text) + 1
+        if size > max_chars:
+            break
+        kept.append(text)
+    return kept or [texts[0][:max_chars]]
 
 
 def checked_symbol_name(name: str) -> str:
@@ -187,7 +206,7 @@ def _name_condition(wanted: str, match: str) -> tuple[str, list]:
 async def _fetch(url: str, budget: ConnectionBudget | None, sql: str, *values, fuzzy: bool) -> list:
     budget = budget or default_budget()
     try:
-        async with budget.pool(url) as pool, pool.acquire() as conn, conn.transaction():
+        async with budget.pool(url) as pool, pool.acquire() as conn, conn.transaction(), index_errors():
             await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
             if fuzzy:
                 await conn.execute(f"SET LOCAL pg_trgm.similarity_threshold = {FUZZY_THRESHOLD}")
