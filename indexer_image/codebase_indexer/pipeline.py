@@ -329,8 +329,8 @@ def prepare_file(source: SourceFile, *, chunk_skips: dict[str, int] | None = Non
     if withheld and chunk_skips is not None:
         chunk_skips["secret"] = chunk_skips.get("secret", 0) + withheld
     chunks = [replace(c, content=c.content.replace("\x00", "\ufffd")) for c in chunks]
-    withheld = credential_lines(source.text)
+    withheld_lines = credential_lines(source.text)
     symbols = [symbol if find_credential(symbol.signature) is None else replace(symbol, signature=symbol.name)
                for symbol in parsed.symbols]
     return FileWrite(source=source, chunks=chunks, chunk_hashes=[store.chunk_hash(c) for c in chunks],
-                     symbols=symbols, withheld_lines=withheld)
+                     symbols=symbols, withheld_lines=withheld_lines)

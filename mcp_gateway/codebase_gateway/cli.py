@@ -8,19 +8,20 @@ import os
 import sys
 from pathlib import Path
 
+from codebase_indexer import grep as grep_plane
+from codebase_indexer import symbols as symbol_plane
 from codebase_indexer.embedding import EmbeddingError, create_embedder
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
 from codebase_indexer.models import IndexSummary, Progress
 from codebase_indexer.pipeline import IndexingError, index_repository
 from codebase_indexer.postgres import admin_database_url
-from codebase_indexer.provisioning import ensure_project_database, project_database_exists
-from codebase_indexer import grep as grep_plane, symbols as symbol_plane
-from codebase_indexer.provisioning import ProjectDatabase
+from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database, project_database_exists
 from codebase_indexer.search import MODES, SearchError, search_code
 from codebase_indexer.settings import project_lock_wait_seconds
 
 from .projects import find_config
 from .validation import InvalidArgument
+
 
 class CliError(Exception):
     """A problem the user can fix; printed without a traceback."""

@@ -23,14 +23,15 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from codebase_indexer import grep as grep_plane, symbols as symbol_plane
+from codebase_indexer import grep as grep_plane
+from codebase_indexer import symbols as symbol_plane
 from codebase_indexer.credentials import redact
 from codebase_indexer.embedding import EmbeddingError
-from codebase_indexer.postgres import database_of
 from codebase_indexer.grep import MAX_GREP_LIMIT, MAX_PATTERN_CHARS
+from codebase_indexer.postgres import database_of
 from codebase_indexer.search import MAX_GLOB_CHARS, MAX_LIMIT, SearchError, SearchMode, search_code as run_search
-from codebase_indexer.symbols import MAX_READ_LINES, MAX_SYMBOL_LIMIT, SymbolKind, SymbolMatch
 from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
+from codebase_indexer.symbols import MAX_READ_LINES, MAX_SYMBOL_LIMIT, SymbolKind, SymbolMatch
 
 from . import validation
 from .control_plane.base import ControlPlane, JobStatus, RunRequest, UnknownJob, UnknownProject

@@ -69,7 +69,8 @@ async def test_the_tools_resolve_the_project_from_the_working_directory(stdio_ga
     assert [(s["qualified_name"], [c["name"] for c in s["children"]]) for s in outline["symbols"]] == [
         ("Getter", []), ("Store", ["mu", "data"]), ("NewStore", []), ("Store.Get", []), ("Store.Put", [])]
     read = await call(stdio_gateway, "read_code", {"file_path": "backend/store.go", "start_line": 29, "end_line": 31})
-    assert read["content"] == "func (s *Store) Get(key string) (string, error) {\n\ts.mu.RLock()\n\tdefer s.mu.RUnlock()"
+    assert read["content"].split("\n") == [
+        "func (s *Store) Get(key string) (string, error) {", "\ts.mu.RLock()", "\tdefer s.mu.RUnlock()"]
     grep = await call(stdio_gateway, "grep_code", {"pattern": "JOBS", "case_sensitive": False, "file_type": "ts"})
     assert {m["file_path"] for m in grep["matches"]} == {"web/queue.ts"} and grep["total_count"] == 7
 

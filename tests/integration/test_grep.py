@@ -11,7 +11,6 @@ from codebase_indexer.connections import ConnectionLimits
 from codebase_indexer.grep import MAX_PATTERN_CHARS, grep_code, pcre_to_postgres
 from codebase_indexer.provisioning import ensure_project_database
 from codebase_indexer.search import SearchError, connection_budget
-
 from tests.conftest import FIXTURES
 from tests.repo_files import write_tree
 
