@@ -54,7 +54,7 @@ async def find_symbol(url: str, name: str, *, project_id: str, database_name: st
                f"JOIN files f ON f.id = s.file_id WHERE {condition} {_numbered(filters, len(values))} "
                f"ORDER BY s.qualified_name = ${len(values)} DESC, length(s.qualified_name), f.path, s.start_line "
                f"LIMIT {int(limit)}")
-        rows = await _fetch(url, budget, sql, *values, *filter_values)
+        (rows,) = await _fetch(url, budget, [(sql, [*values, *filter_values])], plan_each=match == "prefix")
         total = rows[0]["total"] if rows else 0
     return {
         "symbols": [_symbol(row) for row in rows],
@@ -93,8 +93,8 @@ async def _fuzzy(url: str, budget: ConnectionBudget | None, wanted: str, filters
                f"WHERE {where} ORDER BY {target} <-> $1 LIMIT {int(limit)}) s JOIN files f ON f.id = s.file_id "
                f"ORDER BY s.distance, length(s.qualified_name), f.path, s.start_line")
     count = f"SELECT count(*) AS total FROM (SELECT 1 FROM symbols s WHERE {where} LIMIT {MAX_FUZZY_COUNT}) x"
-    rows = await _fetch(url, budget, nearest, wanted.lower(), *filter_values, fuzzy=True)
-    counted = await _fetch(url, budget, count, wanted.lower(), *filter_values, fuzzy=True)
+    values = [wanted.lower(), *filter_values]
+    rows, counted = await _fetch(url, budget, [(nearest, values), (count, values)], plan_each=True, fuzzy=True)
     return rows, counted[0]["total"]
 
 
@@ -230,14 +230,20 @@ def _name_condition(wanted: str, match: str) -> tuple[str, list]:
     raise ValueError(f"no plain condition for match {match!r}")
 
 
-async def _fetch(url: str, budget: ConnectionBudget | None, sql: str, *values, fuzzy: bool = False) -> list:
+async def _fetch(url: str, budget: ConnectionBudget | None, queries: list[tuple[str, list]], *,
+                 plan_each: bool, fuzzy: bool = False) -> list[list]:
+    """The rows of each query, on one connection; `plan_each` plans every call for its own values
+    (a LIKE prefix cannot use an index in a generic plan), `fuzzy` sets the similarity threshold."""
     budget = budget or default_budget()
     try:
-        async with budget.pool(url) as pool, pool.acquire() as conn, conn.transaction(), index_errors():
-            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-            if fuzzy:
-                await conn.execute(f"SET LOCAL pg_trgm.similarity_threshold = {FUZZY_THRESHOLD}")
-            return await conn.fetch(sql, *values)
+        async with budget.pool(url) as pool, pool.acquire() as conn, index_errors():
+            if not (plan_each or fuzzy):
+                return [await conn.fetch(sql, *values) for sql, values in queries]
+            async with conn.transaction():
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+                if fuzzy:
+                    await conn.execute(f"SET LOCAL pg_trgm.similarity_threshold = {FUZZY_THRESHOLD}")
+                return [await conn.fetch(sql, *values) for sql, values in queries]
     except asyncpg.QueryCanceledError:
         raise SearchError(f"the symbol search was stopped by the {budget.limits.statement_timeout:g} s "
                           "statement timeout; give a longer name or a kind or language filter") from None
