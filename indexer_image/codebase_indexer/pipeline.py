@@ -19,6 +19,7 @@ from . import runs, store
 from .chunking import TooManyChunks, chunk_file
 from .embedding import Embedder
 from .models import IndexSummary, Progress, SourceFile
+from .outcomes import SUCCEEDED
 from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
 from .secret_files import without_credentials
@@ -112,7 +113,7 @@ async def index_repository(
         except BaseException as exc:
             await _record_failure(conn, run_id, exc)
             raise
-        await runs.finish_run(conn, run_id, "succeeded", summary=summary)
+        await runs.finish_run(conn, run_id, SUCCEEDED, summary=summary)
         await runs.clear_whole_run_steps_pending(conn)
         return summary
     finally:
