@@ -173,5 +173,12 @@ def capped_listing(response: dict, key: str, max_chars: int = MAX_RESPONSE_CHARS
     return dict(response, **{key: items}, truncated=len(items) < len(response[key]))
 
 
+def capped_matches(response: dict, key: str, max_chars: int = MAX_RESPONSE_CHARS) -> dict:
+    """capped_listing for results that already say `truncated` (more matched than the limit):
+    truncated when either cut happened."""
+    capped = capped_listing(response, key, max_chars)
+    return dict(capped, truncated=capped["truncated"] or bool(response.get("truncated")))
+
+
 def _json_size(value: dict) -> int:
     return len(json.dumps(value, default=str))
