@@ -20,6 +20,7 @@ from .chunking import TooManyChunks, parse_file
 from .credentials import find_credential
 from .embedding import Embedder
 from .models import IndexSummary, Progress, SourceFile
+from .outcomes import SUCCEEDED
 from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
 from .secret_files import credential_lines, without_credentials
@@ -113,7 +114,7 @@ async def index_repository(
         except BaseException as exc:
             await _record_failure(conn, run_id, exc)
             raise
-        await runs.finish_run(conn, run_id, "succeeded", summary=summary)
+        await runs.finish_run(conn, run_id, SUCCEEDED, summary=summary)
         await runs.clear_whole_run_steps_pending(conn)
         return summary
     finally:

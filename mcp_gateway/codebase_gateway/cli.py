@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from codebase_indexer.pipeline import IndexingError, index_repository
 from codebase_indexer.postgres import admin_database_url
 from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database, project_database_exists
 from codebase_indexer.search import MODES, SearchError, search_code
-from codebase_indexer.settings import project_lock_wait_seconds
+from codebase_indexer.outcomes import summary_sentence
+from codebase_indexer.settings import project_lock_wait_seconds, use_offline_model
 
 from .projects import find_config
 from .validation import InvalidArgument
@@ -109,7 +109,7 @@ def _unavailable(name: str, error: Exception) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    use_offline_model()
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
@@ -159,9 +159,8 @@ def _summary_text(s: IndexSummary) -> str:
     skipped = ", ".join(f"{reason} {n}" for reason, n in s.skipped_by_reason.items()) or "none"
     chunks_skipped = ", ".join(f"{reason} {n}" for reason, n in s.chunks_skipped_by_reason.items()) or "none"
     return (
-        f"project {s.project_id} ({s.database_name}), {s.mode} index in {s.duration_seconds:.1f}s\n"
-        f"  files: {s.files_indexed} indexed, {s.files_unchanged} unchanged, "
-        f"{s.files_deleted} deleted, {s.files_skipped} skipped ({skipped})\n"
+        f"project {s.project_id} ({s.database_name}), {s.mode} index: {summary_sentence(s.to_dict())}\n"
+        f"  files skipped: {skipped}\n"
         f"  chunks: {s.chunks_created} created, {s.chunks_deleted} deleted, "
         f"{s.chunks_skipped} left out ({chunks_skipped}); "
         f"embeddings: {s.embeddings_computed} computed, {s.embeddings_cached} from cache"
