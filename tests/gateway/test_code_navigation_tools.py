@@ -12,6 +12,8 @@ from tests.conftest import FIXTURES
 
 from .conftest import write_config
 
+pytestmark = pytest.mark.slow  # each test indexes a repository (the real model) or drives a gateway
+
 
 @pytest.fixture(scope="module")
 async def indexed(stdio_gateway, tmp_path_factory):
