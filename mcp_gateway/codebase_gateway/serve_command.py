@@ -17,9 +17,12 @@ from codebase_indexer.log_redaction import redact_logs
 
 from .auth import TOKEN_ENV, InsecureHttpConfiguration, http_auth
 from .control_plane.base import ControlPlane
+from .control_plane.watcher import DEFAULT_DEBOUNCE_SECONDS, WatchSettings
 from .host_guard import ALLOWED_HOSTS_ENV, ALLOWED_ORIGINS_ENV, ANY, HostOriginGuard, InvalidAllowList, build_policy
 
 ALLOWED_ROOTS_ENV = "CODEBASE_MCP_ALLOWED_ROOTS"
+WATCH_ENV = "CODEBASE_MCP_WATCH"
+WATCH_DEBOUNCE_ENV = "CODEBASE_MCP_WATCH_DEBOUNCE"
 METRICS_PUBLIC_ENV = "CODEBASE_MCP_METRICS_PUBLIC"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
@@ -57,6 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=env("CODEBASE_MCP_MAX_CONCURRENT_RUNS", "2"), metavar="N",
                         help="local: indexer processes this gateway runs at once; later runs wait in a "
                              "queue (env CODEBASE_MCP_MAX_CONCURRENT_RUNS, default 2)")
+    parser.add_argument("--no-watch", dest="watch", action="store_false",
+                        default=env(WATCH_ENV, "true").strip().lower() not in _FALSE,
+                        help="local: do not watch indexed repositories for changes (default: every repository "
+                             f"the registry knows is re-indexed incrementally when its files change; env {WATCH_ENV}=false)")
+    parser.add_argument("--watch-debounce", type=float, default=float(env(WATCH_DEBOUNCE_ENV, str(DEFAULT_DEBOUNCE_SECONDS))),
+                        metavar="SECONDS",
+                        help="local: a run starts once a repository's files stop changing for this long "
+                             f"(default {DEFAULT_DEBOUNCE_SECONDS:g}; env {WATCH_DEBOUNCE_ENV})")
     parser.add_argument("--namespace", default=None,
                         help="kubernetes: namespace of the resources (default: the pod's, else 'default')")
     parser.add_argument("--workspace-root", type=Path, default=Path(env("CODEBASE_MCP_WORKSPACE_ROOT", "/workspace")),
@@ -167,7 +178,10 @@ def control_plane_for(args: argparse.Namespace) -> ControlPlane:
         return KubernetesControlPlane(namespace=args.namespace, workspace_root=args.workspace_root, limits=limits)
     from .control_plane.local import LocalControlPlane
 
-    return LocalControlPlane(max_concurrent_runs=args.max_concurrent_runs, limits=limits)
+    watch = WatchSettings(enabled=args.watch, debounce_seconds=args.watch_debounce,
+                          max_delay_seconds=max(args.watch_debounce, 10.0))
+    return LocalControlPlane(max_concurrent_runs=args.max_concurrent_runs, limits=limits, watch=watch,
+                             watch_roots=allowed_roots(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,8 +197,9 @@ def run(args: argparse.Namespace) -> int:
     except (InsecureHttpConfiguration, MissingAllowedRoot) as exc:
         print(f"codebase-mcp serve: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # from connection_limits
-        print(f"codebase-mcp serve: --max-database-connections / --statement-timeout: {exc}", file=sys.stderr)
+    except ValueError as exc:  # from connection_limits or the watch settings
+        print(f"codebase-mcp serve: --max-database-connections / --statement-timeout / --watch-debounce: {exc}",
+              file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
