@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from . import credentials
-from .embedding import EmbeddingError, create_embedder
+from .embedding import Embedder, EmbeddingError, create_embedder
 from .git_refs import InvalidGitRef, check_git_ref
 from .log_redaction import redact_logs
 from .pipeline import IndexingCancelled, IndexingError, index_repository
@@ -103,13 +103,15 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-async def _run(args: argparse.Namespace) -> tuple[dict, int]:
-    cancelled = _cancel_on_sigterm()
+async def _run(args: argparse.Namespace, embedder: Embedder | None = None,
+               cancelled: asyncio.Event | None = None) -> tuple[dict, int]:
+    """One run; `embedder` and `cancelled` are given by a long-lived worker (worker.py)."""
+    cancelled = cancelled or _cancel_on_sigterm()
     try:
         source = _cloned(args) if args.git_url else Path(args.source)
         summary = await index_repository(
             args.database_url, source, project_id=args.project,
-            embedder=create_embedder(), full=args.mode == "full",
+            embedder=embedder or create_embedder(), full=args.mode == "full",
             scan_options=_scan_options(args), run_id=args.run_id,
             on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=_lock_wait(args),
         )

@@ -30,7 +30,7 @@ from codebase_indexer.settings import home_dir
 from ..projects import ResolvedProject
 from ..validation import is_within
 from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, iso, summary_message
-from .indexer_process import IndexerOutcome, indexer_environment, run_indexer
+from .indexer_process import IndexerOutcome, WarmIndexer, indexer_environment, run_indexer
 from .registry import Registry, ensure_registry
 from .watcher import Watcher, WatchSettings, WatchTarget
 
@@ -69,6 +69,7 @@ class LocalControlPlane:
         self._stopping = False
         self.watcher = Watcher(watch or WatchSettings(enabled=False), self)
         self._watch_roots = list(watch_roots or [])  # a gateway confined to roots watches nothing outside
+        self._warm = WarmIndexer(self._logs_dir / "watch-indexer.log") if self.watcher.settings.enabled else None
 
     def default_allowed_roots(self) -> list[Path]:
         return []
@@ -100,6 +101,8 @@ class LocalControlPlane:
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
+        if self._warm is not None:
+            await self._warm.close()
         if self._registry is not None:
             await self._registry.forget_gateway()
             await self._registry.close()
@@ -212,6 +215,9 @@ class LocalControlPlane:
         targets = [WatchTarget(project_id, Path(path)) for project_id, path in await self.registry.indexed_repositories()
                    if not self._watch_roots or is_within(Path(path), self._watch_roots)]
         await self.watcher.sync(targets)
+        if targets and self._warm is not None and not self._warm.busy:
+            await self._warm.prepare(indexer_environment(
+                database_url="", project_id="", source=Path("/"), mode="incremental", run_id=""))
 
     async def _provision(self, project_id: str) -> ProjectDatabase:
         return await ensure_project_database(self.admin_url, project_id, connect=self._ddl_connector)
@@ -262,7 +268,10 @@ class LocalControlPlane:
                 await self.registry.set_running(job_id, process_id=process.pid,
                                                 status_message="indexing: starting the indexer")
 
-            outcome = await run_indexer(env, self._logs_dir / f"{job_id}.log", started)
+            # While watching, the warm indexer (its model already loaded) takes any run when it is
+            # free; otherwise a new indexer process does, as it always does without watching.
+            runner = self._warm.run if self._warm is not None and not self._warm.busy else run_indexer
+            outcome = await runner(env, self._logs_dir / f"{job_id}.log", started)
             await self._record_outcome(job_id, outcome)
         except Exception as exc:
             log.exception("run %s failed", job_id)
