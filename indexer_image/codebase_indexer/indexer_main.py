@@ -119,7 +119,7 @@ async def _run(args: argparse.Namespace) -> tuple[dict, int]:
         return {"ok": False, "reason": exc.reason, "message": str(exc)}, EXIT_FAILED
     except EmbeddingError as exc:
         return {"ok": False, "reason": "EmbeddingError", "message": str(exc)}, EXIT_FAILED
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         return {"ok": False, "reason": "DatabaseError",
                 "message": f"{redact(args.database_url)}: {exc}"}, EXIT_FAILED
     except Exception as exc:  # anything else still ends with a result a human can read

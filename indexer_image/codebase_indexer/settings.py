@@ -44,7 +44,7 @@ class EmbeddingSettings:
     timeout_seconds: float = 60.0
 
     @classmethod
-    def from_env(cls) -> "EmbeddingSettings":
+    def from_env(cls) -> EmbeddingSettings:
         env = os.environ
         return cls(
             provider=env.get("CODEBASE_MCP_EMBEDDING_PROVIDER", "local").strip().lower(),

@@ -20,6 +20,7 @@ from codebase_indexer.settings import project_lock_wait_seconds
 from .projects import find_config
 from .validation import InvalidArgument
 
+
 class CliError(Exception):
     """A problem the user can fix; printed without a traceback."""
 

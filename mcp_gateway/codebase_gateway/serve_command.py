@@ -11,8 +11,13 @@ from pathlib import Path
 
 from starlette.middleware import Middleware
 
-from codebase_indexer.connections import (DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
-                                          GATEWAY_APPLICATION_NAME, MIN_CONNECTIONS, ConnectionLimits)
+from codebase_indexer.connections import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_STATEMENT_TIMEOUT,
+    GATEWAY_APPLICATION_NAME,
+    MIN_CONNECTIONS,
+    ConnectionLimits,
+)
 from codebase_indexer.log_redaction import redact_logs
 
 from .auth import TOKEN_ENV, InsecureHttpConfiguration, http_auth
@@ -101,10 +106,7 @@ def _positive_int(text: str) -> int:
 
 def allowed_roots(args: argparse.Namespace) -> list[Path]:
     """The configured roots, absolute and as written (the checks also match their resolved form)."""
-    if args.allowed_root:
-        roots = args.allowed_root
-    else:
-        roots = [Path(p) for p in os.environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    roots = args.allowed_root or [Path(p) for p in os.environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
     roots = [Path(os.path.abspath(root.expanduser())) for root in roots]
     for root in roots:
         if not root.is_dir():

@@ -18,10 +18,9 @@ from pathlib import Path
 import kopf
 import pykube
 
-from . import GROUP
+from . import GROUP, metrics
 from .config import JobDefaults, OperatorConfig, WorkspaceVolume
 from .context import Context
-from . import metrics
 from .handlers import build_registry
 from .kube import load_config
 
@@ -99,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                               "to this host (repeatable); default: any "
                               "[$CODEBASE_ALLOWED_EMBEDDING_URLS, comma-separated]")
     sources.add_argument("--allow-plaintext-git", action="store_true",
-                         default=_env("ALLOW_PLAINTEXT_GIT", "false").lower() in ("1", "true", "yes"),
+                         default=(_env("ALLOW_PLAINTEXT_GIT") or "false").lower() in ("1", "true", "yes"),
                          help="also accept http:// and git:// git sources (unencrypted) "
                               "[$CODEBASE_ALLOW_PLAINTEXT_GIT]")
 

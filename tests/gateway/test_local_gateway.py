@@ -224,8 +224,10 @@ async def test_runs_of_one_project_queue_and_can_be_cancelled(stdio_gateway, tmp
     first = (await stdio_gateway.call_tool("start_indexing_background", args)).data
     second = (await stdio_gateway.call_tool("start_indexing_background", args)).data
     await asyncio.sleep(1.0)
-    assert (await stdio_gateway.call_tool("get_indexing_status", {"job_id": first["job_id"]})).data["status"] == "running"
-    assert (await stdio_gateway.call_tool("get_indexing_status", {"job_id": second["job_id"]})).data["status"] == "pending"
+    status = (await stdio_gateway.call_tool("get_indexing_status", {"job_id": first["job_id"]})).data["status"]
+    assert status == "running"
+    status = (await stdio_gateway.call_tool("get_indexing_status", {"job_id": second["job_id"]})).data["status"]
+    assert status == "pending"
 
     queued = (await stdio_gateway.call_tool("cancel_indexing_job", {"job_id": second["job_id"]})).data
     assert queued["status"] == "cancelled"

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,8 @@ async def test_missing_source_fails_with_reason(project, tmp_path):
     ({"CODEBASE_DATABASE_URL": "postgresql://x@/y", "CODEBASE_PROJECT_ID": "p"}, "exactly one source"),
 ])
 def test_missing_configuration_is_a_usage_error(env, expected):
-    clean = {k: "" for k in ("CODEBASE_DATABASE_URL", "CODEBASE_PROJECT_ID", "CODEBASE_SOURCE_PATH", "CODEBASE_GIT_URL")}
+    names = ("CODEBASE_DATABASE_URL", "CODEBASE_PROJECT_ID", "CODEBASE_SOURCE_PATH", "CODEBASE_GIT_URL")
+    clean = dict.fromkeys(names, "")
     result = run_indexer({**clean, **env})
     assert result.returncode == 2
     assert expected in json.loads(result.stdout.strip().splitlines()[-1])["message"]
@@ -96,7 +98,7 @@ def test_git_credentials_reach_git_through_askpass_not_argv(tmp_path, monkeypatc
     monkeypatch.setenv("CODEBASE_GIT_PASSWORD", "s3cret-token")
     env = _git_environment(tmp_path)
     askpass = env["GIT_ASKPASS"]
-    assert "s3cret-token" not in open(askpass).read()
+    assert "s3cret-token" not in Path(askpass).read_text()
 
     def ask(prompt: str) -> str:
         return subprocess.run([askpass, prompt], capture_output=True, text=True, env=env, check=True).stdout

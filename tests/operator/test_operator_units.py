@@ -242,7 +242,8 @@ def test_invalid_project_specs(spec, error):
 
 
 def test_valid_project_spec_maps_to_its_database():
-    assert check_project_spec("p", {"projectId": "x", "source": {"path": "."}}, "default").startswith("cb_proj_default_x_")
+    database = check_project_spec("p", {"projectId": "x", "source": {"path": "."}}, "default")
+    assert database.startswith("cb_proj_default_x_")
 
 
 @pytest.mark.parametrize("name, spec, error", [

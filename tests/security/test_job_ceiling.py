@@ -20,7 +20,8 @@ PLACES = [("default", "one"), ("default", "two"), ("team-b", "three")]  # two na
 
 async def _active_jobs(cluster):
     return [job for job in await cluster.client.list(JOBS, None)
-            if not any(c.get("type") in ("Complete", "Failed") for c in (job.get("status") or {}).get("conditions") or ())]
+            if not any(c.get("type") in ("Complete", "Failed")
+                       for c in (job.get("status") or {}).get("conditions") or ())]
 
 
 async def test_runs_beyond_the_ceiling_wait_for_a_slot_and_start_when_one_frees(

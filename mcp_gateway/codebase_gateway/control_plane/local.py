@@ -8,6 +8,7 @@ finishes runs, one active run per project.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -48,11 +49,12 @@ class LocalControlPlane:
                  limits: ConnectionLimits | None = None) -> None:
         if max_concurrent_runs < 1:
             raise ValueError(f"max_concurrent_runs must be at least 1, got {max_concurrent_runs}")
-        self._configured_admin_url = admin_url
+        self._configured_admin_url = admin_url or ""
         self.max_concurrent_runs = max_concurrent_runs
         self.admin_url = ""
         # Every connection of this gateway (registry, provisioning, searches) counts against it.
-        self.connection_budget = connection_budget(limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME))
+        limits = limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME)
+        self.connection_budget = connection_budget(limits)
         self._logs_dir = logs_dir or home_dir() / "logs"
         self._hostname = socket.gethostname()
         self._instance_id = f"{self._hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -213,10 +215,8 @@ class LocalControlPlane:
             except Exception:  # a database hiccup must not end supervision
                 log.exception("supervisor iteration failed; retrying")
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=_POLL_SECONDS)
-            except asyncio.TimeoutError:
-                pass
 
     async def _execute(self, job: dict) -> None:
         job_id = job["job_id"]
@@ -245,7 +245,7 @@ class LocalControlPlane:
 
     async def _record_outcome(self, job_id: str, outcome: IndexerOutcome) -> None:
         if outcome.succeeded:
-            summary = outcome.result.get("summary") or {}
+            summary = (outcome.result or {}).get("summary") or {}
             await self.registry.finish(job_id, "completed", status_message=summary_message(summary),
                                        summary=summary)
             return
@@ -339,10 +339,8 @@ def _status(row: dict) -> JobStatus:
 
 def _terminate(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def _process_alive(pid: int) -> bool:
@@ -364,7 +362,5 @@ def _terminate_orphan_indexer(pid: int | None) -> None:
     except OSError:
         return
     if b"codebase_indexer" in cmdline:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
