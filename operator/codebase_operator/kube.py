@@ -82,14 +82,6 @@ def connection_info(config: pykube.KubeConfig) -> kopf.ConnectionInfo:
     )
 
 
-def namespace_of(body: kopf.Body) -> str:
-    """The namespace of one of the operator's resources: both kinds are namespaced, so there is one."""
-    namespace = body.metadata.namespace
-    if not namespace:
-        raise kopf.PermanentError(f"{body.metadata.name} has no namespace; its kind must be namespaced")
-    return namespace
-
-
 async def get(api: pykube.HTTPClient, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
     def fetch() -> dict[str, Any] | None:
         obj = kind.objects(api, namespace=namespace).get_or_none(name=name)

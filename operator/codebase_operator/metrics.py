@@ -16,7 +16,8 @@ from wsgiref.simple_server import WSGIServer
 import kopf
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from . import kube, transitions
+from . import transitions
+from .bodies import namespace_of
 from .waits import Waiting
 
 RECONCILES = Counter("codebase_operator_reconciles_total",
@@ -108,4 +109,4 @@ class MetricsServer:
 
 
 async def on_run_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-    track_run(type, body.metadata.name, kube.namespace_of(body), body.status)
+    track_run(type, body.metadata.name, namespace_of(body), body.status)

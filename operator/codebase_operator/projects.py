@@ -34,6 +34,7 @@ from codebase_indexer.provisioning import (
 )
 
 from . import jobs, kube, transitions
+from .bodies import namespace_of
 from .context import Context
 from .specs import InvalidSpec, check_project_spec
 
@@ -235,7 +236,7 @@ def secret_data(admin_url: str, dbname: str, role: str, password: str) -> dict[s
 
 async def drop(ctx: Context, body: kopf.Body, retry: int, logger: logging.Logger | kopf.Logger) -> None:
     """reclaimPolicy Delete: drop the project's database and roles, if they are this project's."""
-    project_id, namespace = body.spec.get("projectId", ""), kube.namespace_of(body)
+    project_id, namespace = body.spec.get("projectId", ""), namespace_of(body)
     try:
         dbname = project_names(project_id, namespace).database
     except ValueError:
