@@ -313,9 +313,11 @@ def _load_configuration() -> tuple[client.ApiClient, str | None]:
                      if _SERVICE_ACCOUNT_NAMESPACE.exists() else None)
         return client.ApiClient(), namespace
     configuration = client.Configuration()
-    config.load_kube_config(client_configuration=configuration)
+    # Read now: the kubernetes package takes its default from $KUBECONFIG once, when it is imported.
+    kubeconfig = os.environ.get("KUBECONFIG") or None
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     try:
-        _, context = config.list_kube_config_contexts()
+        _, context = config.list_kube_config_contexts(config_file=kubeconfig)
         namespace = (context or {}).get("context", {}).get("namespace")
     except config.ConfigException:
         namespace = None
