@@ -55,6 +55,14 @@ def in_process_client(*serve_args: str, embedder: Embedder | None = None) -> Cli
     return Client(in_process_server(*serve_args, embedder=embedder), timeout=180)
 
 
+async def serve_exit_code(*serve_args: str, timeout: float = 60) -> int:
+    """`codebase-mcp serve ARGS` through its entry point, in a thread (it runs its own event loop), for
+    configurations it must refuse before serving; its messages go to stderr (capsys)."""
+    from codebase_gateway.cli import main
+
+    return await asyncio.wait_for(asyncio.to_thread(main, ["serve", *serve_args]), timeout)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
