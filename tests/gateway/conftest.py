@@ -4,7 +4,6 @@ and `codebase-mcp serve` as a real subprocess for stdio framing, HTTP auth and h
 and process restarts."""
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import socket
@@ -19,7 +18,7 @@ from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
 from codebase_gateway.embedder import LazyEmbedder
-from codebase_gateway.serve_command import add_arguments, checked_configuration
+from codebase_gateway.serve_command import checked_configuration, parse_settings
 from codebase_gateway.server import create_server
 from codebase_indexer.embedding import Embedder
 from tests.repo_files import write_tree as write_repo  # noqa: F401 - the gateway tests import it from here
@@ -44,9 +43,7 @@ def stdio_client(*args: str, **client_options) -> Client:
 def in_process_server(*serve_args: str, embedder: Embedder | None = None) -> FastMCP:
     """What `codebase-mcp serve ARGS` serves, built by the same flag parsing and checks, without a
     process. `embedder` shares the session's model instead of loading another copy."""
-    parser = argparse.ArgumentParser(prog="codebase-mcp serve")
-    add_arguments(parser)
-    _auth, _middleware, control_plane, roots = checked_configuration(parser.parse_args(list(serve_args)))
+    _auth, _middleware, control_plane, roots = checked_configuration(parse_settings(list(serve_args)))
     query_embedder = LazyEmbedder(lambda: embedder) if embedder is not None else None
     return create_server(control_plane, allowed_roots=roots, embedder=query_embedder)
 
