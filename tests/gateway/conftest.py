@@ -127,6 +127,17 @@ async def local_gateway(postgres_url, embedder):
         yield client
 
 
+@pytest.fixture
+def kubernetes_gateway(k8s_cluster, workspace_dir, embedder, monkeypatch):
+    """A new gateway on the kubernetes control plane, reaching the emulated cluster by its kubeconfig."""
+    monkeypatch.setenv("KUBECONFIG", str(k8s_cluster.kubeconfig))
+
+    def gateway() -> Client:
+        return in_process_client("--control-plane", "kubernetes", "--namespace", "default",
+                                 "--workspace-root", str(workspace_dir), embedder=embedder)
+    return gateway
+
+
 async def wait_for_job(client: Client, job_id: str, timeout: float = 120) -> dict:
     """Poll get_indexing_status until the job finishes; return the statuses seen, last one final."""
     deadline = time.monotonic() + timeout

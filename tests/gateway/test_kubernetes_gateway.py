@@ -8,13 +8,12 @@ import json
 import uuid
 
 import pytest
-from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
 from codebase_indexer.identifiers import kubernetes_name
 from codebase_indexer.provisioning import drop_project_database, project_database_exists
 
-from .conftest import in_process_client, wait_for_job, write_config, write_repo
+from .conftest import wait_for_job, write_config, write_repo
 
 RUNS = "codebase.mcp.dev/v1alpha1/indexingruns"
 PROJECTS = "codebase.mcp.dev/v1alpha1/codebaseprojects"
@@ -37,17 +36,6 @@ def apply_discount(invoice_total, percent):
     """Reduce an invoice total by a percentage discount."""
     return invoice_total * (1 - percent / 100)
 '''
-
-
-@pytest.fixture
-def kubernetes_gateway(k8s_cluster, workspace_dir, embedder, monkeypatch):
-    """A new gateway on the kubernetes control plane, reaching the emulated cluster by its kubeconfig."""
-    monkeypatch.setenv("KUBECONFIG", str(k8s_cluster.kubeconfig))
-
-    def gateway() -> Client:
-        return in_process_client("--control-plane", "kubernetes", "--namespace", "default",
-                                 "--workspace-root", str(workspace_dir), embedder=embedder)
-    return gateway
 
 
 @pytest.fixture
