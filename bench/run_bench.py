@@ -156,10 +156,10 @@ def quality_report(q: dict) -> list[str]:
     return lines
 
 
-def latency_report(l: dict) -> list[str]:
-    lines = [f"search latency: {l['chunks']} chunks ({l['corpus']}), "
-             f"{l['queries']} queries, query embedding included"]
-    for mode, (p50, p95) in l["modes"].items():
+def latency_report(latency: dict) -> list[str]:
+    lines = [f"search latency: {latency['chunks']} chunks ({latency['corpus']}), "
+             f"{latency['queries']} queries, query embedding included"]
+    for mode, (p50, p95) in latency["modes"].items():
         goal = "   (goal p95 <= 50 ms)" if mode == "hybrid" else ""
         lines.append(f"  {mode:8s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms{goal}")
     return lines

@@ -15,8 +15,8 @@ import json
 import signal
 import sys
 
-from .embedding import Embedder, LocalEmbedder, create_embedder
 from .configuration import InvalidSetting, load
+from .embedding import Embedder, LocalEmbedder, create_embedder
 from .indexer_main import EXIT_CANCELLED, EXIT_OK, _emit, _run, _usage_problem
 from .log_redaction import redact_logs
 from .settings import IndexerSettings

@@ -14,7 +14,9 @@ from codebase_indexer.configuration import InvalidSetting, section, setting
 from codebase_indexer.connections import DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT
 from codebase_indexer.settings import EmbeddingSettings, LocalSettings
 
-from .control_plane.watcher import DEFAULT_DEBOUNCE_SECONDS
+# A save usually arrives as several events within a few milliseconds; half a second coalesces an
+# editor's save and a `git checkout` alike without making the index feel late.
+DEFAULT_DEBOUNCE_SECONDS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)

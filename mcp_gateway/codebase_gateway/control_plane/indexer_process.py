@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from codebase_indexer.configuration import as_environment, environment_names, variable
 from codebase_indexer.settings import EmbeddingSettings, IndexerSettings, use_offline_model
@@ -98,10 +99,8 @@ async def run_indexer(env: dict[str, str], log_path: Path,
             log.flush()
             text = line.decode("utf-8", "replace").strip()
             if text.startswith("{"):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     last_json = json.loads(text)
-                except json.JSONDecodeError:
-                    pass
         exit_code = await process.wait()
     return IndexerOutcome(exit_code, last_json if isinstance(last_json, dict) else None, _tail(log_path))
 
@@ -182,7 +181,7 @@ class WarmIndexer:
         process.stdin.close()  # end of input: the worker exits
         try:
             await asyncio.wait_for(process.wait(), timeout=5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()
 
