@@ -1,4 +1,5 @@
-"""`make bench`: indexing throughput, re-index cost, search latency at 100k chunks, retrieval quality.
+"""`make bench`: indexing throughput, re-index cost, search latency at 100k chunks, retrieval quality,
+grep_code / find_symbol latency beside ripgrep.
 
 Numbers, not pass/fail: every ratio is measured side by side in one run on this machine.
 Third-party sources are downloaded from PyPI as sdists at run time (never committed).
@@ -13,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")  # before the model library loads
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / ".bench"
@@ -27,6 +28,7 @@ from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates,
 from codebase_indexer.store import embedding_text  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grep_bench import grep_report, measure_grep  # noqa: E402
 from latency import measure_search_latency  # noqa: E402
 from corpora import PACKAGES, MissingPrerequisite, download_sdist, fetched  # noqa: E402
 from embedding_cache import CachedEmbedder  # noqa: E402
@@ -34,7 +36,7 @@ from quality import build_corpus, evaluate_package, quality_table, save_ranks  #
 
 THROUGHPUT_SDISTS = ("click==8.1.8", "requests==2.32.3", "more-itertools==10.7.0")
 LATENCY_QUERIES_FROM = "click"  # the latency section's queries: this package's docstring sentences
-SECTIONS = ("throughput", "quality", "latency")
+SECTIONS = ("throughput", "quality", "latency", "grep")
 
 
 def sections_argument(text: str) -> set[str]:
@@ -206,6 +208,10 @@ async def run_sections() -> int:
         await ensure_throughput_index(embedder)
         sections += latency_report(await measure_search_latency(
             embedder, fresh_project, args.chunks, args.queries, latency_queries()))
+    if "grep" in args.sections:
+        print("measuring grep_code and find_symbol beside ripgrep ...", flush=True)
+        project = await ensure_project_database(admin_database_url(), "bench-grep")
+        sections += grep_report(await measure_grep(project, throughput_corpus(), BENCH_DIR, args.chunks))
     print("\n== codebase-mcp benchmark ==\n" + "\n".join(sections))
     return 0
 
