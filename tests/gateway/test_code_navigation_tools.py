@@ -43,6 +43,7 @@ def lines_holding(repo, text: str) -> int:
                for line in path.read_text(encoding="utf-8").splitlines())
 
 
+@pytest.mark.slow
 async def test_grep_code_with_an_explicit_project(local_gateway, indexed):
     repo, project = indexed
     result = await call(local_gateway, "grep_code", {"pattern": "capacity", "project_id": project, "limit": 2})
@@ -56,6 +57,7 @@ async def test_grep_code_with_an_explicit_project(local_gateway, indexed):
     assert [(m["line"], m["symbol"]) for m in regex["matches"]] == [(29, "Store.Get"), (40, "Store.Put")]
 
 
+@pytest.mark.slow
 async def test_the_tools_resolve_the_project_from_the_working_directory(local_gateway, indexed):
     repo, project = indexed
     await local_gateway.call_tool("set_working_directory", {"directory": str(repo / "web")})
@@ -75,6 +77,7 @@ async def test_the_tools_resolve_the_project_from_the_working_directory(local_ga
     assert {m["file_path"] for m in grep["matches"]} == {"web/queue.ts"} and grep["total_count"] == 7
 
 
+@pytest.mark.slow
 async def test_search_code_puts_an_identifiers_definition_first(local_gateway, indexed):
     _, project = indexed
     found = await call(local_gateway, "search_code", {"query": "Canvas.total_area", "project_id": project})
@@ -93,6 +96,7 @@ async def test_search_code_puts_an_identifiers_definition_first(local_gateway, i
     ("read_code", {"file_path": "backend/store.go", "start_line": 0}, "greater than or equal to 1"),
     ("read_code", {"file_path": "backend/store.go", "start_line": 45}, "past the end of backend/store.go"),
 ])
+@pytest.mark.slow
 async def test_bad_arguments_are_tool_errors_naming_the_problem(local_gateway, indexed, tool, arguments, message):
     _, project = indexed
     with pytest.raises(ToolError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -46,6 +46,7 @@ async def created_projects(postgres_url):
         await drop_project_database(postgres_url, project_id, namespace="default")
 
 
+@pytest.mark.slow
 async def test_original_bug_on_kubernetes_resources_all_the_way(
         k8s_cluster, codebase_operator, test_kubelet, workspace_dir, postgres_url, created_projects,
         kubernetes_gateway):
@@ -104,6 +105,7 @@ async def test_original_bug_on_kubernetes_resources_all_the_way(
         assert health["ok"] and health["control_plane"] == "kubernetes"
 
 
+@pytest.mark.slow
 async def test_kubernetes_validation_and_cancel(
         k8s_cluster, codebase_operator, test_kubelet, workspace_dir, tmp_path, created_projects, kubernetes_gateway):
     project = f"k8s-explicit-{uuid.uuid4().hex[:6]}"
