@@ -125,6 +125,7 @@ class GatewayConnections:
             await asyncio.sleep(0.01)
 
 
+@pytest.mark.slow
 async def test_searching_150_projects_stays_under_the_ceiling_and_indexing_still_works(
         many_projects, postgres_url, tmp_path):
     async with GatewayConnections(postgres_url) as seen, \
