@@ -117,7 +117,6 @@ async def held_run(cluster, kubelet, name, project):
 
 
 # 1. A new project becomes Ready, with its database, vector extension, owner role and Secret.
-@pytest.mark.slow
 async def test_new_project_becomes_ready_with_database_role_and_secret(
         k8s_cluster, codebase_operator, postgres_url, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
