@@ -56,6 +56,7 @@ async def refused(url: str, statement: str | None = None) -> bool:
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_local_searches_run_as_a_reader_that_reaches_only_its_own_database(
         local_projects, postgres_url, tmp_path):
     first, second = local_projects
