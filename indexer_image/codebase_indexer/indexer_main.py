@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import credentials
 from .configuration import InvalidSetting, add_arguments, environment_names, load
-from .embedding import EmbeddingError, create_embedder
+from .embedding import Embedder, EmbeddingError, create_embedder
 from .git_refs import InvalidGitRef, check_git_ref
 from .log_redaction import redact_logs
 from .pipeline import IndexingCancelled, IndexingError, index_repository
@@ -88,14 +88,16 @@ def _usage_problem(settings: IndexerSettings) -> str | None:
     return None
 
 
-async def _run(settings: IndexerSettings) -> tuple[dict, int]:
-    cancelled = _cancel_on_sigterm()
+async def _run(settings: IndexerSettings, embedder: Embedder | None = None,
+               cancelled: asyncio.Event | None = None) -> tuple[dict, int]:
+    """One run; `embedder` and `cancelled` are given by a long-lived worker (worker.py)."""
+    cancelled = cancelled or _cancel_on_sigterm()
     database_url = settings.database_url or ""
     try:
         source = _cloned(settings) if settings.git_url else Path(settings.source_path or "")
         summary = await index_repository(
             database_url, source, project_id=settings.project_id or "",
-            embedder=create_embedder(settings.embedding), full=settings.index_mode == "full",
+            embedder=embedder or create_embedder(settings.embedding), full=settings.index_mode == "full",
             scan_options=_scan_options(settings), run_id=settings.run_id,
             on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=settings.lock_wait_seconds,
         )

@@ -29,13 +29,15 @@ SERVE = [str(Path(sys.executable).with_name("codebase-mcp")), "serve"]
 
 
 def gateway_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    # Watching is off unless a test turns it on: a watch-started run would race the tests that edit a
+    # repository and then index it themselves (tests/gateway/test_watch.py turns it on).
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", CODEBASE_MCP_WATCH="false")
     env.update(extra or {})
     return env
 
 
-def stdio_client(*args: str, **client_options) -> Client:
-    transport = StdioTransport(command=SERVE[0], args=[*SERVE[1:], *args], env=gateway_env(),
+def stdio_client(*args: str, env: dict[str, str] | None = None, **client_options) -> Client:
+    transport = StdioTransport(command=SERVE[0], args=[*SERVE[1:], *args], env=gateway_env(env),
                                keep_alive=False)
     return Client(transport, timeout=180, **client_options)
 
