@@ -46,6 +46,7 @@ def lines_holding(repo, text: str) -> int:
                for line in path.read_text(encoding="utf-8").splitlines())
 
 
+@pytest.mark.slow
 async def test_grep_code_with_an_explicit_project(local_gateway, indexed):
     repo, project = indexed
     result = await call(local_gateway, "grep_code", {"pattern": "capacity", "project_id": project, "limit": 2})
@@ -59,25 +60,27 @@ async def test_grep_code_with_an_explicit_project(local_gateway, indexed):
     assert [(m["line"], m["symbol"]) for m in regex["matches"]] == [(29, "Store.Get"), (40, "Store.Put")]
 
 
-async def test_the_tools_resolve_the_project_from_the_working_directory(stdio_gateway, indexed):
+@pytest.mark.slow
+async def test_the_tools_resolve_the_project_from_the_working_directory(local_gateway, indexed):
     repo, project = indexed
-    await stdio_gateway.call_tool("set_working_directory", {"directory": str(repo / "web")})
-    found = await call(stdio_gateway, "find_symbol", {"name": "JobQueue.drain"})
+    await local_gateway.call_tool("set_working_directory", {"directory": str(repo / "web")})
+    found = await call(local_gateway, "find_symbol", {"name": "JobQueue.drain"})
     assert found["project_id"] == project
     assert [(s["file_path"], s["start_line"], s["end_line"], s["signature"]) for s in found["symbols"]] == [
         ("web/queue.ts", 30, 43, "async drain(): Promise<number>")]
-    fuzzy = await call(stdio_gateway, "find_symbol", {"name": "greeter", "match": "fuzzy", "kind": "class"})
+    fuzzy = await call(local_gateway, "find_symbol", {"name": "greeter", "match": "fuzzy", "kind": "class"})
     assert fuzzy["symbols"][0]["qualified_name"] == "Greetings.Greeter"
-    outline = await call(stdio_gateway, "get_file_outline", {"file_path": "backend/store.go"})
+    outline = await call(local_gateway, "get_file_outline", {"file_path": "backend/store.go"})
     assert [(s["qualified_name"], [c["name"] for c in s["children"]]) for s in outline["symbols"]] == [
         ("Getter", []), ("Store", ["mu", "data"]), ("NewStore", []), ("Store.Get", []), ("Store.Put", [])]
-    read = await call(stdio_gateway, "read_code", {"file_path": "backend/store.go", "start_line": 29, "end_line": 31})
+    read = await call(local_gateway, "read_code", {"file_path": "backend/store.go", "start_line": 29, "end_line": 31})
     assert read["content"].split("\n") == [
         "func (s *Store) Get(key string) (string, error) {", "\ts.mu.RLock()", "\tdefer s.mu.RUnlock()"]
-    grep = await call(stdio_gateway, "grep_code", {"pattern": "JOBS", "case_sensitive": False, "file_type": "ts"})
+    grep = await call(local_gateway, "grep_code", {"pattern": "JOBS", "case_sensitive": False, "file_type": "ts"})
     assert {m["file_path"] for m in grep["matches"]} == {"web/queue.ts"} and grep["total_count"] == 7
 
 
+@pytest.mark.slow
 async def test_search_code_puts_an_identifiers_definition_first(local_gateway, indexed):
     _, project = indexed
     found = await call(local_gateway, "search_code", {"query": "Canvas.total_area", "project_id": project})
@@ -96,6 +99,7 @@ async def test_search_code_puts_an_identifiers_definition_first(local_gateway, i
     ("read_code", {"file_path": "backend/store.go", "start_line": 0}, "greater than or equal to 1"),
     ("read_code", {"file_path": "backend/store.go", "start_line": 45}, "past the end of backend/store.go"),
 ])
+@pytest.mark.slow
 async def test_bad_arguments_are_tool_errors_naming_the_problem(local_gateway, indexed, tool, arguments, message):
     _, project = indexed
     with pytest.raises(ToolError, match=message.replace("(", r"\(").replace(")", r"\)")):
