@@ -2,7 +2,9 @@
 
 Configured by flags or the environment (flags win). The last line on stdout,
 and the termination message file when given, is a compact JSON result:
-`{"ok": true, "summary": {...}}` or `{"ok": false, "reason": ..., "message": ...}`.
+`{"ok": true, "summary": {...}}` or `{"ok": false, "reason": ..., "message": ...}`; a shard of a
+run of parallelism N adds `"shard": {"index": i, "count": N}` (its summary is the run's when it
+finished last, else its own part, with `"partial": true`).
 Exit codes: 0 succeeded, 1 failed, 2 bad arguments, 143 cancelled (SIGTERM).
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .pipeline import IndexingCancelled, IndexingError, index_repository
 from .postgres import redact
 from .scanning import ScanOptions
 from .settings import LOCK_WAIT_ENV, project_lock_wait_seconds
+from .shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, InvalidShard, Shard, shard_from_env
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 143
 TERMINATION_MESSAGE_LIMIT = 4096
@@ -65,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lock-wait-seconds", type=float, default=None,
                         help="how long to wait while another run indexes the project before failing "
                              f"(env {LOCK_WAIT_ENV}, default 60)")
+    parser.add_argument("--shard-index", default=None,
+                        help=f"this process's shard, 0-based (env {SHARD_INDEX_ENV}, which Kubernetes sets "
+                             "in an Indexed Job; default 0)")
+    parser.add_argument("--shard-count", default=None,
+                        help=f"how many shards the run has (env {SHARD_COUNT_ENV}; default 1: the whole "
+                             "repository)")
     parser.add_argument("--include", default=env("CODEBASE_INCLUDE", ""),
                         help="comma-separated globs; only matching files are indexed")
     parser.add_argument("--exclude", default=env("CODEBASE_EXCLUDE", ""),
@@ -83,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         _emit(args, {"ok": False, "reason": "InvalidArguments", "message": problem})
         return EXIT_USAGE
-    result, code = asyncio.run(_run(args))
+    shard = _shard(args)
+    result, code = asyncio.run(_run(args, shard))
+    if not shard.whole:  # which shard spoke: the operator names a failed one
+        result["shard"] = {"index": shard.index, "count": shard.count}
     _emit(args, result)
     return code
 
@@ -100,10 +112,18 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
             check_git_ref(args.git_ref)
         except InvalidGitRef as exc:
             return f"--git-ref (CODEBASE_GIT_REF): {exc}"
+    try:
+        _shard(args)
+    except InvalidShard as exc:
+        return f"{exc}; give --shard-index/--shard-count or {SHARD_INDEX_ENV}/{SHARD_COUNT_ENV} in range"
     return None
 
 
-async def _run(args: argparse.Namespace) -> tuple[dict, int]:
+def _shard(args: argparse.Namespace) -> Shard:
+    return shard_from_env(index=args.shard_index, count=args.shard_count)
+
+
+async def _run(args: argparse.Namespace, shard: Shard) -> tuple[dict, int]:
     cancelled = _cancel_on_sigterm()
     try:
         source = _cloned(args) if args.git_url else Path(args.source)
@@ -112,6 +132,7 @@ async def _run(args: argparse.Namespace) -> tuple[dict, int]:
             embedder=create_embedder(), full=args.mode == "full",
             scan_options=_scan_options(args), run_id=args.run_id,
             on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=_lock_wait(args),
+            shard=shard,
         )
     except IndexingCancelled as exc:
         return {"ok": False, "reason": exc.reason, "message": str(exc)}, EXIT_CANCELLED
