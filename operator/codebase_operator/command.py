@@ -85,6 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="default activeDeadlineSeconds [$CODEBASE_JOB_DEADLINE_SECONDS]")
     indexer.add_argument("--job-backoff-limit", type=int, default=int(_env("JOB_BACKOFF_LIMIT", "1") or 1),
                          help="default backoffLimit [$CODEBASE_JOB_BACKOFF_LIMIT]")
+    indexer.add_argument("--default-parallelism", type=int, default=int(_env("DEFAULT_PARALLELISM", "1") or 1),
+                         help="pods (shards) per run when neither the run nor its project sets "
+                              "parallelism [$CODEBASE_DEFAULT_PARALLELISM]")
     indexer.add_argument("--job-ttl-seconds", type=int,
                          default=int(_env("JOB_TTL_SECONDS", str(7 * 24 * 3600)) or 0),
                          help="ttlSecondsAfterFinished [$CODEBASE_JOB_TTL_SECONDS]")
@@ -130,6 +133,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         workspace=WorkspaceVolume(host_path=args.workspace_host_path, claim_name=args.workspace_claim),
         jobs=JobDefaults(active_deadline_seconds=args.job_deadline_seconds,
                          backoff_limit=args.job_backoff_limit,
+                         parallelism=args.default_parallelism,
                          ttl_seconds_after_finished=args.job_ttl_seconds),
         kubeconfig=args.kubeconfig,
         poll_interval=args.poll_interval,

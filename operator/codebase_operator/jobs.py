@@ -65,7 +65,7 @@ def build_job(run: Mapping[str, Any], project: Mapping[str, Any], source: Source
     on its own. Raises InvalidSpec when it cannot be built."""
     run_meta, project_spec = run["metadata"], project.get("spec") or {}
     template = project_spec.get("indexerTemplate") or {}
-    shards = run_parallelism(run.get("spec") or {}, project_spec)
+    shards = run_parallelism(run.get("spec") or {}, project_spec, config.jobs.parallelism)
     retries = template.get("backoffLimit", config.jobs.backoff_limit)
     job_labels = labels(project["metadata"]["name"], run_meta["name"])
     volumes, mounts = _volumes(source, config)

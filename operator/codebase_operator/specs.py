@@ -181,13 +181,13 @@ def check_run_spec(name: str, spec: Mapping[str, Any]) -> str:
     return project
 
 
-def run_parallelism(run_spec: Mapping[str, Any], project_spec: Mapping[str, Any]) -> int:
-    """How many shards (pods) the run's Job has: the run's override, else the project's, else 1."""
+def run_parallelism(run_spec: Mapping[str, Any], project_spec: Mapping[str, Any], default: int = 1) -> int:
+    """How many shards (pods) the run's Job has: the run's override, else the project's, else `default`."""
     if run_spec.get("parallelism") is not None:
         return _check_parallelism(run_spec["parallelism"], "spec.parallelism")
     configured = (project_spec.get("indexing") or {}).get("parallelism")
     if configured is None:
-        return 1
+        return default
     return _check_parallelism(configured, "the project's spec.indexing.parallelism")
 
 

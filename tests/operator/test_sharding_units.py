@@ -8,7 +8,7 @@ from codebase_operator import jobs, transitions
 from codebase_operator.jobs import JobState
 from codebase_operator.specs import InvalidSpec, check_run_spec
 
-from .test_operator_units import PROJECT, RUN, build, env_of
+from .test_operator_units import CONFIG, PROJECT, RUN, build, env_of
 
 
 def with_parallelism(project_value=None, run_value=None):
@@ -78,3 +78,19 @@ def test_the_report_of_a_finished_indexed_job_is_the_last_shards_or_the_failed_o
     assert jobs.final_report(pods, succeeded=True)["summary"]["files_indexed"] == 5
     failed = [pod(0, "2026-12-02T10:00:02Z", partial), pod(3, "2026-12-02T10:00:01Z", '{"ok": false, "reason": "X"}')]
     assert jobs.final_report(failed, succeeded=False)["shard"] == {"index": 3}
+
+
+def test_the_operators_default_applies_when_neither_run_nor_project_says():
+    import dataclasses
+
+    from codebase_operator import command
+    from codebase_operator.config import JobDefaults
+
+    wide = dataclasses.replace(CONFIG, jobs=JobDefaults(parallelism=3))
+    assert build(*with_parallelism(), config=wide)["spec"]["completions"] == 3
+    assert build(*with_parallelism(project_value=2), config=wide)["spec"]["completions"] == 2
+    parser = command.argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--admin-database-url", "postgresql:///x", "--default-parallelism", "0"])
+    with pytest.raises(ValueError, match="--default-parallelism"):
+        command.config_from_args(args)
