@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from codebase_indexer.connections import (DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
                                           GATEWAY_APPLICATION_NAME, MIN_CONNECTIONS, ConnectionLimits)
 from codebase_indexer.log_redaction import redact_logs
+from codebase_indexer.shards import MAX_SHARDS
 
 from .auth import TOKEN_ENV, InsecureHttpConfiguration, http_auth
 from .control_plane.base import ControlPlane
@@ -57,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=env("CODEBASE_MCP_MAX_CONCURRENT_RUNS", "2"), metavar="N",
                         help="local: indexer processes this gateway runs at once; later runs wait in a "
                              "queue (env CODEBASE_MCP_MAX_CONCURRENT_RUNS, default 2)")
+    parser.add_argument("--parallelism", type=_parallelism, default=env("CODEBASE_MCP_PARALLELISM", "1"),
+                        metavar="N",
+                        help="local: indexer processes per run, each indexing its share of the files (the "
+                             "shards a Kubernetes run of parallelism N has; env CODEBASE_MCP_PARALLELISM, "
+                             "default 1, at most 64)")
     parser.add_argument("--namespace", default=None,
                         help="kubernetes: namespace of the resources (default: the pod's, else 'default')")
     parser.add_argument("--workspace-root", type=Path, default=Path(env("CODEBASE_MCP_WORKSPACE_ROOT", "/workspace")),
@@ -87,6 +93,13 @@ def metrics_public(args: argparse.Namespace) -> bool:
 
 class MissingAllowedRoot(ValueError):
     """The gateway would serve HTTP with no confinement, or a configured root does not exist."""
+
+
+def _parallelism(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SHARDS} (shards per run), got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -167,7 +180,8 @@ def control_plane_for(args: argparse.Namespace) -> ControlPlane:
         return KubernetesControlPlane(namespace=args.namespace, workspace_root=args.workspace_root, limits=limits)
     from .control_plane.local import LocalControlPlane
 
-    return LocalControlPlane(max_concurrent_runs=args.max_concurrent_runs, limits=limits)
+    return LocalControlPlane(max_concurrent_runs=args.max_concurrent_runs, limits=limits,
+                             parallelism=args.parallelism)
 
 
 def run(args: argparse.Namespace) -> int:
