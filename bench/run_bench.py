@@ -1,4 +1,5 @@
-"""`make bench`: indexing throughput, re-index cost, search latency at 100k chunks, retrieval quality.
+"""`make bench`: indexing throughput, re-index cost, search latency at 100k chunks, retrieval quality;
+`--sections scale`: shard balance, N-shard speed-up (measured and projected) and the cost curve.
 
 Numbers, not pass/fail: every ratio is measured side by side in one run on this machine.
 Third-party sources are downloaded from PyPI as sdists at run time (never committed).
@@ -31,10 +32,12 @@ from codebase_indexer.store import embedding_text  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latency import measure_search_latency  # noqa: E402
 from quality import evaluate_retrieval  # noqa: E402
+from scale import measure_scale  # noqa: E402
 
 THROUGHPUT_SDISTS = ("click==8.1.8", "requests==2.32.3", "more-itertools==10.7.0")
 QUALITY_SDIST = "click==8.1.8"
-SECTIONS = ("throughput", "quality", "latency")
+DEFAULT_SECTIONS = ("throughput", "quality", "latency")
+SECTIONS = (*DEFAULT_SECTIONS, "scale")  # scale takes long (several indexing runs): only when asked
 
 
 def sections_argument(text: str) -> set[str]:
@@ -175,8 +178,12 @@ async def run_sections() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000, help="size of the latency corpus")
     parser.add_argument("--queries", type=int, default=240, help="latency queries (at least 200)")
-    parser.add_argument("--sections", default=",".join(SECTIONS), type=sections_argument,
-                        help=f"which measurements to run, comma-separated: {', '.join(SECTIONS)}")
+    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS), type=sections_argument,
+                        help=f"which measurements to run, comma-separated: {', '.join(SECTIONS)} "
+                             f"(default {','.join(DEFAULT_SECTIONS)})")
+    parser.add_argument("--scale-sizes", default="10000,100000",
+                        type=lambda text: [int(size) for size in text.split(",") if size.strip()],
+                        help="chunk counts of the scale section's cost curve (1000000 takes about an hour)")
     args = parser.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     embedder = LocalEmbedder()
@@ -197,6 +204,9 @@ async def run_sections() -> int:
         await ensure_throughput_index(embedder)
         sections += latency_report(await measure_search_latency(
             embedder, fresh_project, args.chunks, args.queries, quality["query_texts"]))
+    if "scale" in args.sections:
+        print("measuring scale-out ...", flush=True)
+        sections += await measure_scale(embedder, fresh_project, download_sdist, throughput_corpus, args.scale_sizes)
     print("\n== codebase-mcp benchmark ==\n" + "\n".join(sections))
     return 0
 

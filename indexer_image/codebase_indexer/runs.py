@@ -143,7 +143,7 @@ async def finish_shard(conn: asyncpg.Connection, run_id: str, shard: Shard, stat
         raise ValueError(f"unknown run state {state!r}")
     await conn.execute(
         "UPDATE index_run_shards SET state = $3, summary = $4::jsonb, error = $5, "
-        "updated_at = now(), finished_at = now() WHERE run_id = $1 AND shard_index = $2",
+        "updated_at = clock_timestamp(), finished_at = clock_timestamp() WHERE run_id = $1 AND shard_index = $2",
         run_id, shard.index, state, json.dumps(summary.to_dict()) if summary else None, error,
     )
 
@@ -182,7 +182,7 @@ async def finish_run(conn: asyncpg.Connection, run_id: str, state: str, *,
         raise ValueError(f"unknown run state {state!r}")
     await conn.execute(
         "UPDATE index_runs SET state = $2, summary = $3::jsonb, error = $4, "
-        "updated_at = now(), finished_at = now() WHERE run_id = $1",
+        "updated_at = clock_timestamp(), finished_at = clock_timestamp() WHERE run_id = $1",
         run_id, state, json.dumps(summary.to_dict()) if summary else None, error,
     )
 
