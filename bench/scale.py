@@ -33,7 +33,7 @@ from codebase_indexer.search import search_code
 from codebase_indexer.shards import shard_of
 from codebase_indexer.store import embedding_text
 
-BALANCE_SDIST = "django==5.1.4"
+BALANCE_SDIST = "Django==5.1.4"  # as PyPI spells the archive
 SHARD_COUNTS = (2, 4, 8, 16)
 PROJECTED = (1, 2, 4, 8, 16)
 MODEL_INPUT_CHARS = 1024  # all-MiniLM-L6-v2 reads 256 tokens: longer chunks cost no more
