@@ -26,10 +26,12 @@ from pathlib import Path
 import asyncpg
 
 from codebase_indexer.chunking import TooManyChunks
+from codebase_indexer.configuration import as_environment
 from codebase_indexer.pipeline import prepare_file
 from codebase_indexer.postgres import admin_database_url
 from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from codebase_indexer.search import search_code
+from codebase_indexer.settings import IndexerSettings
 from codebase_indexer.shards import shard_of
 from codebase_indexer.store import embedding_text
 
@@ -95,10 +97,11 @@ async def run_shards(url: str, project_id: str, corpus: Path, shards: int) -> di
     """Index `corpus` (full) with `shards` indexer processes, one core each; what the database recorded."""
     run_id = uuid.uuid4().hex
     cores = os.cpu_count() or 1
-    base = {**os.environ, "CODEBASE_DATABASE_URL": url, "CODEBASE_PROJECT_ID": project_id,
-            "CODEBASE_SOURCE_PATH": str(corpus), "CODEBASE_RUN_ID": run_id, "CODEBASE_INDEX_MODE": "full",
-            "CODEBASE_SHARD_COUNT": str(shards), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    base = {**os.environ, **as_environment(IndexerSettings, database_url=url, project_id=project_id,
+                                           source_path=str(corpus), run_id=run_id, index_mode="full",
+                                           shard_count=shards),
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     processes = [await asyncio.create_subprocess_exec(
         "taskset", "-c", str(index % cores), sys.executable, "-m", "codebase_indexer",
@@ -120,6 +123,7 @@ async def run_shards(url: str, project_id: str, corpus: Path, shards: int) -> di
              for r in rows]
     last_shard = max(r["finished_at"] for r in rows)
     return {"wall": wall, "chunks": json.loads(run["summary"])["chunks_created"], "shards": parts,
+            "load": (load_before, os.getloadavg()[0]),
             "final_step": (run["finished_at"] - last_shard).total_seconds(),
             "in_database": (run["finished_at"] - min(r["started_at"] for r in rows)).total_seconds()}
 
@@ -161,9 +165,12 @@ def scaling_report(one: dict, two: dict, model: ScalingModel, balance_by_n: dict
     lines = [
         f"scaling: throughput corpus, {one['chunks']} chunks, N indexer processes pinned to one core each",
         f"  measured N=1: {one['wall']:.1f}s wall (shard {one['shards'][0][1]:.1f}s in the database, "
-        f"whole-run step {one['final_step']:.2f}s)",
+        f"whole-run step {one['final_step']:.2f}s; load average {one['load'][0]:.1f} -> {one['load'][1]:.1f})",
         f"  measured N=2: {two['wall']:.1f}s wall (shards {', '.join(f'{s:.1f}s' for _, s in two['shards'])}; "
-        f"whole-run step {two['final_step']:.2f}s) -> speed-up {one['wall'] / two['wall']:.2f}",
+        f"whole-run step {two['final_step']:.2f}s; load average {two['load'][0]:.1f} -> {two['load'][1]:.1f}) "
+        f"-> speed-up {one['wall'] / two['wall']:.2f}",
+        f"  (on {os.cpu_count()} cores: a load average above the core count means other processes took "
+        "cores from the pinned shards, and the measured speed-up understates what N free cores give)",
         f"  model: T(N, W) = startup + model load + balance(N)*W/(N*r) + f*W",
         f"    startup {model.startup:.1f}s, model load {model.model_load:.1f}s, r {model.rate:.1f} chunks/s per core, "
         f"f {model.final_step_per_chunk * 1e6:.1f} us/chunk (whole-run step)",

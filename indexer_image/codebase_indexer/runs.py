@@ -16,9 +16,10 @@ import asyncpg
 
 from .connections import Connector, direct_connection
 from .models import IndexSummary, Progress
+from .outcomes import CANCELLED, FAILED, RUNNING, SUCCEEDED
 from .shards import Shard
 
-RUN_STATES = ("running", "succeeded", "failed", "cancelled")
+RUN_STATES = (RUNNING, SUCCEEDED, FAILED, CANCELLED)  # a row exists once its run started
 PROJECT_LOCK_KEY = 7203  # one project per database, so one key per database is enough
 SHARD_LOCK_CLASS = 7205  # (class, shard index): one process per shard
 _CLAIM_LOCK_KEY = 7204  # held for the length of a claim's transaction only

@@ -17,7 +17,7 @@ from .scanning import SkipCounter
 
 MAX_SHARDS = 64  # the CRDs' bound on parallelism; more pods than this would mostly wait on PostgreSQL
 SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by Kubernetes in every pod of an Indexed Job
-SHARD_COUNT_ENV = "CODEBASE_SHARD_COUNT"
+SHARD_COUNT_ENV = "CODEBASE_MCP_SHARD_COUNT"  # IndexerSettings.shard_count (a test checks they agree)
 _HASH_BITS = 64
 
 
@@ -59,7 +59,7 @@ def shard_of(path: str, count: int) -> int:
 def shard_from_env(env: Mapping[str, str] | None = None, *, index: str | None = None,
                    count: str | None = None) -> Shard:
     """The shard of this process: `index`/`count` when given, else the environment
-    (`JOB_COMPLETION_INDEX`, `CODEBASE_SHARD_COUNT`); a process without them is the whole run."""
+    (`JOB_COMPLETION_INDEX`, `CODEBASE_MCP_SHARD_COUNT`); a process without them is the whole run."""
     env = os.environ if env is None else env
     raw_index = index if index is not None else env.get(SHARD_INDEX_ENV, "")
     raw_count = count if count is not None else env.get(SHARD_COUNT_ENV, "")

@@ -16,6 +16,7 @@ import asyncpg
 
 from . import runs, store
 from .models import IndexSummary
+from .outcomes import SUCCEEDED
 from .shards import Shard
 
 _FINISH_LOCK_KEY = 7206  # serialises finishing shards for the length of their transaction
@@ -26,7 +27,7 @@ async def finish_shard(conn: asyncpg.Connection, run_id: str, shard: Shard,
     """Record the shard's success; if it is the last, do the whole-run step and return the run's summary."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _FINISH_LOCK_KEY)
-        await runs.finish_shard(conn, run_id, shard, "succeeded", summary=summary)
+        await runs.finish_shard(conn, run_id, shard, SUCCEEDED, summary=summary)
         parts = await runs.shard_summaries(conn, run_id, shard.count)
         if parts is None:
             return None
@@ -39,7 +40,7 @@ async def finish_shard(conn: asyncpg.Connection, run_id: str, shard: Shard,
         total.duration_seconds = round(float(await conn.fetchval(
             "SELECT extract(epoch FROM clock_timestamp() - started_at) FROM index_runs WHERE run_id = $1",
             run_id) or 0.0), 3)
-        await runs.finish_run(conn, run_id, "succeeded", summary=total)
+        await runs.finish_run(conn, run_id, SUCCEEDED, summary=total)
         await runs.clear_whole_run_steps_pending(conn)
         await runs.clear_gone(conn, run_id)
     return total

@@ -17,9 +17,9 @@ def rbac(manifests) -> list:
 
 
 def test_parallelism_reaches_the_operator_and_rbac_is_unchanged(helm, default_manifests):
-    assert operator_env(default_manifests)["CODEBASE_DEFAULT_PARALLELISM"] == "1"
+    assert operator_env(default_manifests)["CODEBASE_MCP_DEFAULT_PARALLELISM"] == "1"
     wide = helm.render("--set", "indexer.parallelism=16")
-    assert operator_env(wide)["CODEBASE_DEFAULT_PARALLELISM"] == "16"
+    assert operator_env(wide)["CODEBASE_MCP_DEFAULT_PARALLELISM"] == "16"
     assert rbac(wide) == rbac(default_manifests) and rbac(wide)
 
 

@@ -21,7 +21,7 @@ def test_index_then_search_from_the_terminal(postgres_url, tmp_path, unique_proj
     })
     indexed = cli("index", str(repo))
     assert indexed.returncode == 0, indexed.stderr
-    assert f"project {unique_project_id}" in indexed.stdout and "1 indexed" in indexed.stdout
+    assert f"project {unique_project_id}" in indexed.stdout and "indexed 1 files (1 chunks)" in indexed.stdout
 
     found = cli("search", "put a product in the shopping cart", cwd=repo)
     assert found.returncode == 0, found.stderr

@@ -27,14 +27,14 @@ def test_a_run_is_one_indexed_job_with_one_pod_per_shard():
     spec = job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 4, 4)
     assert spec["backoffLimitPerIndex"] == 3 and spec["maxFailedIndexes"] == 0  # the project's backoffLimit, per shard
-    assert env_of(job)["CODEBASE_SHARD_COUNT"] == "4"
+    assert env_of(job)["CODEBASE_MCP_SHARD_COUNT"] == "4"
     assert "JOB_COMPLETION_INDEX" not in env_of(job)  # Kubernetes sets it in each pod
 
 
 def test_the_run_overrides_the_projects_parallelism_and_the_default_is_one():
     assert build(*with_parallelism(project_value=4, run_value=2))["spec"]["completions"] == 2
     assert build(*with_parallelism())["spec"]["completions"] == 1
-    assert env_of(build(*with_parallelism()))["CODEBASE_SHARD_COUNT"] == "1"
+    assert env_of(build(*with_parallelism()))["CODEBASE_MCP_SHARD_COUNT"] == "1"
 
 
 @pytest.mark.parametrize("value", [0, 65, "4", True, 2.5])

@@ -46,16 +46,16 @@ def test_shares_are_even_by_file_count():
 
 def test_a_shard_comes_from_the_indexed_jobs_environment():
     assert shard_from_env({}) == Shard(0, 1)
-    assert shard_from_env({"JOB_COMPLETION_INDEX": "3", "CODEBASE_SHARD_COUNT": "4"}) == Shard(3, 4)
+    assert shard_from_env({"JOB_COMPLETION_INDEX": "3", "CODEBASE_MCP_SHARD_COUNT": "4"}) == Shard(3, 4)
     assert shard_from_env({"JOB_COMPLETION_INDEX": "3"}, index="1", count="2") == Shard(1, 2)
 
 
 @pytest.mark.parametrize("env, named", [
-    ({"JOB_COMPLETION_INDEX": "4", "CODEBASE_SHARD_COUNT": "4"}, "index"),
-    ({"JOB_COMPLETION_INDEX": "-1", "CODEBASE_SHARD_COUNT": "4"}, "JOB_COMPLETION_INDEX"),
-    ({"CODEBASE_SHARD_COUNT": "0"}, "count"),
-    ({"CODEBASE_SHARD_COUNT": str(MAX_SHARDS + 1)}, "count"),
-    ({"CODEBASE_SHARD_COUNT": "2; rm -rf /"}, "CODEBASE_SHARD_COUNT"),
+    ({"JOB_COMPLETION_INDEX": "4", "CODEBASE_MCP_SHARD_COUNT": "4"}, "index"),
+    ({"JOB_COMPLETION_INDEX": "-1", "CODEBASE_MCP_SHARD_COUNT": "4"}, "JOB_COMPLETION_INDEX"),
+    ({"CODEBASE_MCP_SHARD_COUNT": "0"}, "count"),
+    ({"CODEBASE_MCP_SHARD_COUNT": str(MAX_SHARDS + 1)}, "count"),
+    ({"CODEBASE_MCP_SHARD_COUNT": "2; rm -rf /"}, "CODEBASE_MCP_SHARD_COUNT"),
 ])
 def test_a_bad_shard_setting_is_refused_naming_it(env, named):
     with pytest.raises(InvalidShard, match=named):
@@ -83,3 +83,11 @@ def test_the_indexer_refuses_a_bad_shard_before_touching_anything(capsys):
                  "--shard-index", "4", "--shard-count", "4"])
     report = capsys.readouterr().out.strip().splitlines()[-1]
     assert code == EXIT_USAGE and '"InvalidArguments"' in report and "--shard-index" in report
+
+
+def test_the_shard_count_variable_is_the_indexer_settings_own():
+    from codebase_indexer.configuration import variable
+    from codebase_indexer.settings import IndexerSettings
+    from codebase_indexer.shards import SHARD_COUNT_ENV
+
+    assert variable(IndexerSettings, "shard_count") == SHARD_COUNT_ENV

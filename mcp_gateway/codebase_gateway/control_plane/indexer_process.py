@@ -1,5 +1,5 @@
 """Run the indexer (`python -m codebase_indexer`) as child processes, exactly as a Job's pods would:
-one, or one per shard of a run of parallelism N (with JOB_COMPLETION_INDEX and CODEBASE_SHARD_COUNT
+one, or one per shard of a run of parallelism N (with JOB_COMPLETION_INDEX and CODEBASE_MCP_SHARD_COUNT
 set as Kubernetes sets them in an Indexed Job)."""
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from codebase_indexer.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, Shard
+from codebase_indexer.configuration import as_environment, environment_names
+from codebase_indexer.settings import EmbeddingSettings, IndexerSettings, use_offline_model
+from codebase_indexer.shards import SHARD_INDEX_ENV, Shard
 
 CANCELLED_EXIT_CODES = (143, -signal.SIGTERM)
 _LOG_TAIL_CHARS = 2_000
@@ -52,35 +54,38 @@ class IndexerOutcome:
 
 
 # What an indexer child inherits from the gateway: nothing else. The gateway's own secrets
-# (CODEBASE_MCP_TOKEN, DATABASE_URL, cloud credentials...) must not reach it. A new setting
-# the indexer reads from the environment has to be added here.
+# (CODEBASE_MCP_TOKEN, the admin database URL, cloud credentials...) must not reach it.
 INHERITED_VARIABLES = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
     "PYTHONPATH", "VIRTUAL_ENV", "XDG_CACHE_HOME", "TORCH_HOME", "SENTENCE_TRANSFORMERS_HOME",
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM",
-    "CODEBASE_MAX_FILE_SIZE", "CODEBASE_INCLUDE", "CODEBASE_EXCLUDE", "CODEBASE_PROJECT_LOCK_WAIT_SECONDS",
-    "CODEBASE_INCLUDE_SECRETS", "CODEBASE_MAX_CHUNKS_PER_FILE", "CODEBASE_MAX_CHUNKS_PER_RUN",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS",
 })
-INHERITED_PREFIXES = ("LC_", "HF_", "TRANSFORMERS_", "CODEBASE_MCP_EMBEDDING_")
+INHERITED_PREFIXES = ("LC_", "HF_", "TRANSFORMERS_")
+# The indexer settings a user may give the gateway's environment for every local run; the rest
+# (database, project, source, mode, run id) belong to one run and come from the gateway alone.
+INHERITED_SETTINGS = ("max_file_size", "max_chunks_per_file", "max_chunks_per_run", "lock_wait_seconds",
+                      "include", "exclude", "include_secrets")
+
+
+def _inherited(name: str) -> bool:
+    return (name in INHERITED_VARIABLES or name.startswith(INHERITED_PREFIXES)
+            or name in _INHERITED_SETTING_NAMES)
+
+
+_INHERITED_SETTING_NAMES = frozenset(
+    {name for field in INHERITED_SETTINGS for name in environment_names(IndexerSettings, only=(field,))}
+    | environment_names(EmbeddingSettings))
 
 
 def indexer_environment(*, database_url: str, project_id: str, source: Path, mode: str,
                         run_id: str, shard: Shard = Shard()) -> dict[str, str]:
     """The allow-listed part of the gateway's environment plus the run's own settings."""
-    env = {name: value for name, value in os.environ.items()
-           if name in INHERITED_VARIABLES or name.startswith(INHERITED_PREFIXES)}
-    env.update({
-        "CODEBASE_DATABASE_URL": database_url,
-        "CODEBASE_PROJECT_ID": project_id,
-        "CODEBASE_SOURCE_PATH": str(source),
-        "CODEBASE_INDEX_MODE": mode,
-        "CODEBASE_RUN_ID": run_id,
-        SHARD_INDEX_ENV: str(shard.index),
-        SHARD_COUNT_ENV: str(shard.count),
-        "HF_HUB_OFFLINE": env.get("HF_HUB_OFFLINE", "1"),
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {name: value for name, value in os.environ.items() if _inherited(name)}
+    env.update(as_environment(IndexerSettings, database_url=database_url, project_id=project_id,
+                              source_path=str(source), index_mode=mode, run_id=run_id, shard_count=shard.count))
+    env[SHARD_INDEX_ENV] = str(shard.index)  # the name Kubernetes gives it in an Indexed Job's pods
+    use_offline_model(env)
+    env.update(TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
     return env
 
 

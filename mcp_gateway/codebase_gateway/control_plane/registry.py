@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS indexing_jobs (
 );
 CREATE INDEX IF NOT EXISTS indexing_jobs_project ON indexing_jobs (project_id, created_at);
 CREATE INDEX IF NOT EXISTS indexing_jobs_state ON indexing_jobs (state);
+-- Releases before 0.2 stored the tools' word for a finished run.
+UPDATE indexing_jobs SET state = 'succeeded' WHERE state = 'completed';
 """
 
 
