@@ -220,13 +220,14 @@ async def cost_point(fresh_project, embedder, size: int) -> dict:
             "p95": ordered[int(round(0.95 * (len(ordered) - 1)))], **timings}
 
 
-def cost_report(points: list[dict], model: ScalingModel, skipped: list[int]) -> list[str]:
+def cost_report(points: list[dict], model: ScalingModel, balance_16: float, skipped: list[int]) -> list[str]:
     lines = ["cost curve (synthetic corpus of latency.py: real chunks and vectors copied with offsets; "
-             "index time projected from the measured one-core rate)"]
+             "index time projected by the model above from the measured one-core rate)"]
     for p in points:
-        one_pod = p["size"] / model.rate
+        one_pod = model.seconds(1, p["size"], 1.0)
+        sixteen = model.seconds(16, p["size"], balance_16)
         lines.append(
-            f"  {p['size']:>8,d} chunks: index {one_pod / 3600:6.2f} h on 1 pod, {one_pod / 16 / 60:6.1f} min on 16; "
+            f"  {p['size']:>8,d} chunks: index {one_pod / 3600:6.2f} h on 1 pod, {sixteen / 60:6.1f} min on 16; "
             f"database {p['bytes'] / 2**20:7.0f} MiB; HNSW build {p['hnsw_seconds']:6.1f}s; "
             f"lexeme statistics {p['lexeme_seconds']:5.1f}s; hybrid search p50 {p['p50']:.1f} ms, p95 {p['p95']:.1f} ms")
     for size in skipped:
@@ -258,4 +259,4 @@ async def measure_scale(embedder, fresh_project, download_sdist, throughput_corp
         print(f"  cost curve: {size} chunks ...", flush=True)
         points.append(await cost_point(fresh_project, embedder, size))
     skipped = [size for size in (10_000, 100_000, 1_000_000) if size not in sizes]
-    return lines + cost_report(points, model, skipped)
+    return lines + cost_report(points, model, balance_by_n[16], skipped)

@@ -45,4 +45,4 @@ async def test_a_run_of_two_shards_indexes_every_file_once(postgres_url, tmp_pat
 def test_parallelism_out_of_range_is_refused_before_serving():
     result = subprocess.run([*SERVE, "--parallelism", "65"], capture_output=True, text=True, env=gateway_env(),
                             timeout=60, stdin=subprocess.DEVNULL)
-    assert result.returncode == 2 and "--parallelism" in result.stderr and "at most 64" in result.stderr
+    assert result.returncode == 2 and "--parallelism" in result.stderr and "from 1 to 64" in result.stderr
