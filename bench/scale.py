@@ -171,7 +171,7 @@ def scaling_report(one: dict, two: dict, model: ScalingModel, balance_by_n: dict
         f"-> speed-up {one['wall'] / two['wall']:.2f}",
         f"  (on {os.cpu_count()} cores: a load average above the core count means other processes took "
         "cores from the pinned shards, and the measured speed-up understates what N free cores give)",
-        f"  model: T(N, W) = startup + model load + balance(N)*W/(N*r) + f*W",
+        "  model: T(N, W) = startup + model load + balance(N)*W/(N*r) + f*W",
         f"    startup {model.startup:.1f}s, model load {model.model_load:.1f}s, r {model.rate:.1f} chunks/s per core, "
         f"f {model.final_step_per_chunk * 1e6:.1f} us/chunk (whole-run step)",
         f"    predicted N=2 on this corpus: {predicted_two:.1f}s (measured {two['wall']:.1f}s)",
@@ -229,9 +229,11 @@ def cost_report(points: list[dict], model: ScalingModel, balance_16: float, skip
         lines.append(
             f"  {p['size']:>8,d} chunks: index {one_pod / 3600:6.2f} h on 1 pod, {sixteen / 60:6.1f} min on 16; "
             f"database {p['bytes'] / 2**20:7.0f} MiB; HNSW build {p['hnsw_seconds']:6.1f}s; "
-            f"lexeme statistics {p['lexeme_seconds']:5.1f}s; hybrid search p50 {p['p50']:.1f} ms, p95 {p['p95']:.1f} ms")
+            f"lexeme statistics {p['lexeme_seconds']:5.1f}s; "
+            f"hybrid search p50 {p['p50']:.1f} ms, p95 {p['p95']:.1f} ms")
     for size in skipped:
-        lines.append(f"  {size:>8,d} chunks: not measured in this run (--scale-sizes); extrapolate from the sizes above")
+        lines.append(f"  {size:>8,d} chunks: not measured in this run (--scale-sizes); "
+                     "extrapolate from the sizes above")
     return lines
 
 

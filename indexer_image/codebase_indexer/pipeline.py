@@ -6,12 +6,13 @@ loop reads and chunks the next batch and writes the previous one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import asyncpg
 
@@ -25,7 +26,7 @@ from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
 from .secret_files import credential_lines, without_credentials
 from .settings import DEFAULT_LOCK_WAIT_SECONDS
-from .shards import Shard, ShardSkips, chunk_budget
+from .shards import WHOLE, Shard, ShardSkips, chunk_budget
 from .store import FileWrite
 
 BATCH_CHUNKS = 256
@@ -86,7 +87,7 @@ async def index_repository(
     on_progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
-    shard: Shard = Shard(),
+    shard: Shard = WHOLE,
 ) -> IndexSummary:
     """Bring the project database in line with the repository at `source`; returns the summary.
 
@@ -159,11 +160,9 @@ def _checked_source(source: Path) -> Path:
 
 async def _record_end(conn: asyncpg.Connection, run_id: str, shard: Shard, state: str, error: str) -> None:
     """The shard ended without success: so did the run (naming the shard when there are several)."""
-    try:
+    with contextlib.suppress(Exception):  # the connection itself may be what failed; the caller reports the error
         await runs.finish_shard(conn, run_id, shard, state, error=error)
         await runs.finish_run(conn, run_id, state, error=error if shard.whole else f"{shard}: {error}")
-    except Exception:  # the connection itself may be what failed; the caller reports the error
-        pass
 
 
 @dataclass
@@ -177,7 +176,7 @@ class _Indexer:
     run_id: str
     on_progress: Callable[[Progress], None] | None
     should_cancel: Callable[[], bool]
-    shard: Shard = Shard()
+    shard: Shard = WHOLE
     progress: Progress = field(default_factory=Progress)
     skips: SkipCounter = field(default_factory=SkipCounter)
     chunk_skips: dict[str, int] = field(default_factory=dict)
@@ -298,7 +297,7 @@ class _Indexer:
     async def _write(self, batch: _Batch, embedding: asyncio.Future) -> None:
         vectors = await embedding
         self.summary.embeddings_computed += len(vectors)
-        for (fi, ci), vector in zip(batch.missing, vectors):
+        for (fi, ci), vector in zip(batch.missing, vectors, strict=True):
             batch.files[fi].vectors[ci] = vector
         await self._ensure_model_recorded()
         created, deleted = await store.write_files(self.conn, batch.files, self.embedder.model_name)

@@ -17,7 +17,7 @@ import asyncpg
 from .connections import Connector, direct_connection
 from .models import IndexSummary, Progress
 from .outcomes import CANCELLED, FAILED, RUNNING, SUCCEEDED
-from .shards import Shard
+from .shards import WHOLE, Shard
 
 RUN_STATES = (RUNNING, SUCCEEDED, FAILED, CANCELLED)  # a row exists once its run started
 PROJECT_LOCK_KEY = 7203  # one project per database, so one key per database is enough
@@ -46,7 +46,7 @@ _PROGRESS_SUMS = (
 )
 
 
-async def try_lock_project(conn: asyncpg.Connection, run_id: str, shard: Shard = Shard()) -> bool:
+async def try_lock_project(conn: asyncpg.Connection, run_id: str, shard: Shard = WHOLE) -> bool:
     """Take the project's write lock for `run_id` (and this shard's lock) on this connection;
     False while another run holds the project or another process holds this shard."""
     async with conn.transaction():
@@ -107,7 +107,7 @@ async def clear_whole_run_steps_pending(conn: asyncpg.Connection) -> None:
     await conn.execute("DELETE FROM project_meta WHERE key = $1", _STEPS_PENDING_KEY)
 
 
-async def start_run(conn: asyncpg.Connection, run_id: str, mode: str, shard: Shard = Shard()) -> None:
+async def start_run(conn: asyncpg.Connection, run_id: str, mode: str, shard: Shard = WHOLE) -> None:
     """Record that `shard` of the run started. The first shard creates the run's row; a single-shard
     run (or a retry of one) starts it afresh, while a shard joining others keeps its start time."""
     await conn.execute(
@@ -128,7 +128,7 @@ async def start_run(conn: asyncpg.Connection, run_id: str, mode: str, shard: Sha
 
 
 async def record_progress(conn: asyncpg.Connection, run_id: str, progress: Progress,
-                          shard: Shard = Shard()) -> None:
+                          shard: Shard = WHOLE) -> None:
     """The shard's progress, and the run's as the sum of its shards'."""
     await conn.execute(
         "UPDATE index_run_shards SET files_total = $3, files_done = $4, chunks_done = $5, updated_at = now() "

@@ -49,6 +49,9 @@ class Shard:
         return f"shard {self.index} of {self.count}"
 
 
+WHOLE = Shard()  # the whole repository in one process
+
+
 def shard_of(path: str, count: int) -> int:
     """The shard (0 … count-1) owning a repository-relative path."""
     # surrogateescape: a path that is not valid UTF-8 still hashes the same everywhere.

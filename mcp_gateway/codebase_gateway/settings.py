@@ -15,6 +15,10 @@ from codebase_indexer.connections import DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEM
 from codebase_indexer.settings import EmbeddingSettings, LocalSettings
 from codebase_indexer.shards import MAX_SHARDS
 
+# A save usually arrives as several events within a few milliseconds; half a second coalesces an
+# editor's save and a `git checkout` alike without making the index feel late.
+DEFAULT_DEBOUNCE_SECONDS = 0.5
+
 
 @dataclasses.dataclass(frozen=True)
 class GatewaySettings:
@@ -60,6 +64,11 @@ class GatewaySettings:
     parallelism: int = setting(
         1, metavar="N", help="local: indexer processes per run (1 to 64), each indexing its share of the files, "
                              "as the pods of a Kubernetes run of parallelism N do (docs/sharding.md)")
+    watch: bool = setting(True, flag="--no-watch",
+                          help="local: keep every repository the registry knows fresh, re-indexing it "
+                               "incrementally when its files change; `--no-watch` (or `false`) turns it off")
+    watch_debounce: float = setting(DEFAULT_DEBOUNCE_SECONDS, metavar="SECONDS",
+                                    help="local: a run starts once a repository's files stop changing for this long")
     namespace: str | None = setting(None, default_text="the pod's, else `default`",
                                     help="kubernetes: the namespace of the resources")
     workspace_root: Path = setting(Path("/workspace"),

@@ -11,8 +11,7 @@ from codebase_indexer.postgres import database_url
 from tests.support.k8s import eventually
 from tests.support.resources import JOBS, PROJECTS, RUNS, condition, has_condition, project_manifest, run_manifest
 
-from .test_operator_scenarios import (NS, REPO_FILES, drop_databases, get, jobs_of,  # noqa: F401 - fixtures
-                                      repo, until_condition)
+from .test_operator_scenarios import NS, REPO_FILES, drop_databases, get, jobs_of, repo, until_condition  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
