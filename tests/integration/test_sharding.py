@@ -43,6 +43,10 @@ async def snapshot(project: Project) -> dict:
             "chunks": sorted(tuple(r) for r in await conn.fetch(
                 "SELECT f.path, c.start_line, c.end_line, c.content_hash, c.symbol, c.kind "
                 "FROM chunks c JOIN files f ON f.id = c.file_id")),
+            "symbols": sorted(tuple(r) for r in await conn.fetch(
+                "SELECT f.path, s.qualified_name, s.kind, s.start_line, s.end_line, s.signature "
+                "FROM symbols s JOIN files f ON f.id = s.file_id")),
+            "lines": await conn.fetchval("SELECT count(*) FROM lines"),
             "lexemes": sorted(tuple(r) for r in await conn.fetch("SELECT lexeme, df FROM lexeme_stats")),
             "documents": await conn.fetchval("SELECT value FROM project_meta WHERE key = 'lexical_documents'"),
         }
@@ -65,6 +69,7 @@ async def test_one_two_and_four_shards_build_the_same_index_also_after_edits(pos
         assert sum(s.files_indexed for s in summaries if s.partial) < len(MIXED) or count == 1
     first = await snapshot(projects[1])
     assert len(first["files"]) == len(MIXED) and len(first["chunks"]) > len(MIXED) and first["lexemes"]
+    assert ("web/cart.ts", "Cart.add") in {(path, name) for path, name, *_ in first["symbols"]}
     assert {n: await snapshot(p) for n, p in projects.items()} == {n: first for n in projects}
 
     # Edits that land in different shards: changed, deleted and added files.
