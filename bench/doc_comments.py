@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tree_sitter import Language, Node, Parser
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -48,10 +48,10 @@ class CachedEmbedder:
             first_index = {keys[i]: i for i in reversed(missing)}
             vectors = self._embedder.embed([texts[first_index[k]] for k in missing_keys])
             self.computed += len(missing_keys)
-            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
-                                 [(k, v.astype(np.float32).tobytes()) for k, v in zip(missing_keys, vectors)])
+            rows = [(k, v.astype(np.float32).tobytes()) for k, v in zip(missing_keys, vectors, strict=True)]
+            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
             self._db.commit()
-            found.update(zip(missing_keys, (np.asarray(v, dtype=np.float32) for v in vectors)))
+            found.update(zip(missing_keys, (np.asarray(v, dtype=np.float32) for v in vectors), strict=True))
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         return np.stack([found[key] for key in keys])

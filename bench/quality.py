@@ -21,13 +21,13 @@ from pathlib import Path
 
 import asyncpg
 import numpy as np
+from corpora import EXTENSIONS, Package
+from doc_comments import STRIPPERS
 from pgvector.asyncpg import register_vector
 
 import codebase_indexer
 from codebase_indexer.pipeline import index_repository
 from codebase_indexer.search import search_code
-from corpora import EXTENSIONS, Package
-from doc_comments import STRIPPERS
 
 MODES = ("hybrid", "semantic", "lexical")
 K = 10
@@ -156,7 +156,7 @@ async def baseline_ranks(url: str, embedder, queries: list[Query]) -> list[int |
     vectors = embedder.embed([q.text for q in queries])
     similarity = vectors @ chunks.T
     ranks = []
-    for query, row_scores in zip(queries, similarity):
+    for query, row_scores in zip(queries, similarity, strict=True):
         top = np.argsort(-row_scores)[:K]
         results = [{"file_path": rows[i]["path"], "start_line": rows[i]["start_line"],
                     "end_line": rows[i]["end_line"]} for i in top]
@@ -212,8 +212,8 @@ def quality_table(results: list[dict]) -> list[str]:
              header]
 
     def row(label: str, split: str, lang: str, n: str, items: list[dict]) -> str:
-        cells = [f"{_mean(items, lambda r: r['modes'][c]['mrr']):.3f} / "
-                 f"{_mean(items, lambda r: r['modes'][c]['recall']):.3f}" for c in columns]
+        cells = [f"{_mean(items, lambda r, c=c: r['modes'][c]['mrr']):.3f} / "
+                 f"{_mean(items, lambda r, c=c: r['modes'][c]['recall']):.3f}" for c in columns]
         kept = [r for r in items if "kept" in r]
         kept_cell = (f"{_mean(kept, lambda r: r['kept']['mrr']):.3f} / {_mean(kept, lambda r: r['kept']['recall']):.3f}"
                      if kept else "-")

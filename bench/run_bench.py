@@ -28,10 +28,10 @@ from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates,
 from codebase_indexer.store import embedding_text  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grep_bench import grep_report, measure_grep  # noqa: E402
-from latency import measure_search_latency  # noqa: E402
 from corpora import PACKAGES, MissingPrerequisite, download_sdist, fetched  # noqa: E402
 from embedding_cache import CachedEmbedder  # noqa: E402
+from grep_bench import grep_report, measure_grep  # noqa: E402
+from latency import measure_search_latency  # noqa: E402
 from quality import build_corpus, evaluate_package, quality_table, save_ranks  # noqa: E402
 
 THROUGHPUT_SDISTS = ("click==8.1.8", "requests==2.32.3", "more-itertools==10.7.0")
@@ -124,10 +124,10 @@ def throughput_report(t: dict) -> list[str]:
     ]
 
 
-def latency_report(l: dict) -> list[str]:
-    lines = [f"search latency: {l['chunks']} chunks ({l['corpus']}), "
-             f"{l['queries']} queries, query embedding included"]
-    for mode, (p50, p95) in l["modes"].items():
+def latency_report(latency: dict) -> list[str]:
+    lines = [f"search latency: {latency['chunks']} chunks ({latency['corpus']}), "
+             f"{latency['queries']} queries, query embedding included"]
+    for mode, (p50, p95) in latency["modes"].items():
         goal = "   (goal p95 <= 50 ms)" if mode == "hybrid" else ""
         lines.append(f"  {mode:8s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms{goal}")
     return lines

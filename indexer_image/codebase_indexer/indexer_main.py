@@ -18,13 +18,13 @@ import tempfile
 from pathlib import Path
 
 from . import credentials
-from .embedding import EmbeddingError, create_embedder
+from .configuration import InvalidSetting, add_arguments, environment_names, load
+from .embedding import Embedder, EmbeddingError, create_embedder
 from .git_refs import InvalidGitRef, check_git_ref
 from .log_redaction import redact_logs
 from .pipeline import IndexingCancelled, IndexingError, index_repository
 from .postgres import redact
 from .scanning import ScanOptions
-from .configuration import InvalidSetting, add_arguments, environment_names, load
 from .settings import EmbeddingSettings, IndexerSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 143
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     redact_logs()
     args = build_parser().parse_args(argv)
+    problem: str | None
     try:
         settings = load(IndexerSettings, args)
     except InvalidSetting as exc:
@@ -87,14 +88,16 @@ def _usage_problem(settings: IndexerSettings) -> str | None:
     return None
 
 
-async def _run(settings: IndexerSettings) -> tuple[dict, int]:
-    cancelled = _cancel_on_sigterm()
+async def _run(settings: IndexerSettings, embedder: Embedder | None = None,
+               cancelled: asyncio.Event | None = None) -> tuple[dict, int]:
+    """One run; `embedder` and `cancelled` are given by a long-lived worker (worker.py)."""
+    cancelled = cancelled or _cancel_on_sigterm()
     database_url = settings.database_url or ""
     try:
         source = _cloned(settings) if settings.git_url else Path(settings.source_path or "")
         summary = await index_repository(
             database_url, source, project_id=settings.project_id or "",
-            embedder=create_embedder(settings.embedding), full=settings.index_mode == "full",
+            embedder=embedder or create_embedder(settings.embedding), full=settings.index_mode == "full",
             scan_options=_scan_options(settings), run_id=settings.run_id,
             on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=settings.lock_wait_seconds,
         )
@@ -104,7 +107,7 @@ async def _run(settings: IndexerSettings) -> tuple[dict, int]:
         return {"ok": False, "reason": exc.reason, "message": str(exc)}, EXIT_FAILED
     except EmbeddingError as exc:
         return {"ok": False, "reason": "EmbeddingError", "message": str(exc)}, EXIT_FAILED
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         return {"ok": False, "reason": "DatabaseError",
                 "message": f"{redact(database_url)}: {exc}"}, EXIT_FAILED
     except Exception as exc:  # anything else still ends with a result a human can read

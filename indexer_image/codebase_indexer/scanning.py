@@ -583,3 +583,67 @@ def decode_text(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1")
+
+
+# --- changes ------------------------------------------------------------------
+
+
+class ChangeFilter:
+    """Whether a changed path can alter the index, by the walk's own rules, without walking.
+
+    A path is ignored when it or a folder above it is one the walk never enters or never
+    indexes: VCS and state folders, virtualenvs, default excludes, ignore files, `exclude`,
+    secret files. Ignore files are read once per filter: make a new one per batch of changes,
+    so an edited `.gitignore` applies to the next batch. A path that no longer exists is
+    ignored only if it would be as a file and as a folder (a deletion is never missed).
+    """
+
+    def __init__(self, root: Path, options: ScanOptions) -> None:
+        self._walker = _Walker(root, options, SkipCounter())
+        self.root = self._walker.root
+        self._info_exclude = self._walker._read_ignore_file(
+            os.path.join(self.root, _GIT_INFO_EXCLUDE), _GIT_INFO_EXCLUDE, "")
+        self._layers: dict[str, tuple[_IgnoreLayer, ...]] = {}
+
+    def ignores(self, abs_path: str | Path) -> bool:
+        """True when a change at `abs_path` (inside the root) cannot change what is indexed."""
+        rel = os.path.relpath(os.path.abspath(abs_path), self.root)
+        if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+            return rel != "."  # the root itself matters (deleted, moved); outside it nothing does
+        parts = PurePosixPath(rel.replace(os.sep, "/")).parts
+        if not _is_utf8(rel) or _ALWAYS_EXCLUDED_NAMES.intersection(parts):
+            return True
+        for depth in range(1, len(parts)):  # every folder above the path
+            if self._excluded("/".join(parts[:depth]), is_dir=True):
+                return True
+        rel_path = "/".join(parts)
+        full = os.path.join(self.root, rel)
+        if os.path.isdir(full) and not os.path.islink(full):
+            return self._excluded(rel_path, is_dir=True)
+        include = self._walker.include_spec
+        as_file = (self._walker.secrets.is_secret_path(rel_path) or self._excluded(rel_path, is_dir=False)
+                   or (include is not None and not include.match_file(rel_path)))
+        if os.path.lexists(full):
+            return as_file
+        return as_file and self._excluded(rel_path, is_dir=True)
+
+    def _excluded(self, rel_path: str, *, is_dir: bool) -> bool:
+        parent = rel_path.rpartition("/")[0]
+        layers = self._walker.default_layers + self._directory_layers(parent) + self._walker.exclude_layers
+        if _excluding_layer(layers, rel_path, is_dir) is not None:
+            return True
+        return is_dir and os.path.lexists(os.path.join(self.root, rel_path, _VIRTUALENV_MARKER))
+
+    def _directory_layers(self, rel_dir: str) -> tuple[_IgnoreLayer, ...]:
+        """The ignore layers in force inside `rel_dir`: its parents' and its own, root first."""
+        cached = self._layers.get(rel_dir)
+        if cached is not None:
+            return cached
+        layers = self._directory_layers(rel_dir.rpartition("/")[0]) if rel_dir else self._info_exclude
+        own: tuple[_IgnoreLayer, ...] = ()
+        for name in (_GITIGNORE, self._walker.options.ignore_file_name):
+            if name:
+                own += self._walker._read_ignore_file(
+                    os.path.join(self.root, rel_dir, name), _join(rel_dir, name), rel_dir)
+        self._layers[rel_dir] = layers + own
+        return self._layers[rel_dir]

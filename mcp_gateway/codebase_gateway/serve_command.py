@@ -98,8 +98,12 @@ def control_plane_for(settings: GatewaySettings) -> ControlPlane:
         return KubernetesControlPlane(namespace=settings.namespace, workspace_root=settings.workspace_root,
                                       limits=limits)
     from .control_plane.local import LocalControlPlane
+    from .control_plane.watcher import WatchSettings
 
-    return LocalControlPlane(max_concurrent_runs=settings.max_concurrent_runs, limits=limits)
+    watch = WatchSettings(enabled=settings.watch, debounce_seconds=settings.watch_debounce,
+                          max_delay_seconds=max(settings.watch_debounce, 10.0))
+    return LocalControlPlane(max_concurrent_runs=settings.max_concurrent_runs, limits=limits, watch=watch,
+                             watch_roots=allowed_roots(settings))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
     except (InsecureHttpConfiguration, MissingAllowedRoot) as exc:
         print(f"codebase-mcp serve: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # from connection_limits
-        print(f"codebase-mcp serve: --max-database-connections / --statement-timeout: {exc}", file=sys.stderr)
+    except ValueError as exc:  # from connection_limits or the watch settings
+        print(f"codebase-mcp serve: --max-database-connections / --statement-timeout / --watch-debounce: {exc}",
+              file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -14,6 +14,10 @@ from codebase_indexer.configuration import InvalidSetting, section, setting
 from codebase_indexer.connections import DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT
 from codebase_indexer.settings import EmbeddingSettings, LocalSettings
 
+# A save usually arrives as several events within a few milliseconds; half a second coalesces an
+# editor's save and a `git checkout` alike without making the index feel late.
+DEFAULT_DEBOUNCE_SECONDS = 0.5
+
 
 @dataclasses.dataclass(frozen=True)
 class GatewaySettings:
@@ -56,6 +60,11 @@ class GatewaySettings:
              "The search for `.codebase-mcp/config.json` stops at the root")
     max_concurrent_runs: int = setting(
         2, metavar="N", help="local: indexer processes this gateway runs at once; later runs wait in a queue")
+    watch: bool = setting(True, flag="--no-watch",
+                          help="local: keep every repository the registry knows fresh, re-indexing it "
+                               "incrementally when its files change; `--no-watch` (or `false`) turns it off")
+    watch_debounce: float = setting(DEFAULT_DEBOUNCE_SECONDS, metavar="SECONDS",
+                                    help="local: a run starts once a repository's files stop changing for this long")
     namespace: str | None = setting(None, default_text="the pod's, else `default`",
                                     help="kubernetes: the namespace of the resources")
     workspace_root: Path = setting(Path("/workspace"),

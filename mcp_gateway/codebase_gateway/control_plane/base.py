@@ -49,6 +49,7 @@ class JobStatus:
     progress: dict = field(default_factory=lambda: {"files_total": 0, "files_done": 0, "chunks_done": 0})
     summary: dict | None = None
     queue_position: int | None = None  # pending runs: 1 starts next
+    trigger: str = "tool"  # tool (an MCP tool call) | watch (files changed) | refresh | annotation
 
     @property
     def finished(self) -> bool:
@@ -69,6 +70,8 @@ class ProjectInfo:
     last_indexed: str | None
     files: int
     chunks: int
+    # local: the gateway's watch of the project's folder (state, message, ...); kubernetes: spec.refresh
+    watch: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
 
-from codebase_indexer.configuration import as_environment, environment_names
+from codebase_indexer.configuration import as_environment, environment_names, variable
 from codebase_indexer.settings import EmbeddingSettings, IndexerSettings, use_offline_model
 
 CANCELLED_EXIT_CODES = (143, -signal.SIGTERM)
@@ -98,10 +99,8 @@ async def run_indexer(env: dict[str, str], log_path: Path,
             log.flush()
             text = line.decode("utf-8", "replace").strip()
             if text.startswith("{"):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     last_json = json.loads(text)
-                except json.JSONDecodeError:
-                    pass
         exit_code = await process.wait()
     return IndexerOutcome(exit_code, last_json if isinstance(last_json, dict) else None, _tail(log_path))
 
@@ -126,3 +125,89 @@ def _terminate_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
+
+
+# The per-run settings a warm indexer receives on stdin (worker.py REQUEST_KEYS), by variable.
+_RUN_VARIABLES = {variable(IndexerSettings, field): key for field, key in (
+    ("database_url", "database_url"), ("project_id", "project_id"), ("source_path", "source"),
+    ("run_id", "run_id"), ("index_mode", "mode"))}
+
+
+class WarmIndexer:
+    """One long-lived indexer child (`codebase_indexer.worker`) whose model stays loaded: the
+    watch's runs go there, one at a time. It is started on first use, with the same allow-listed
+    environment as every indexer child, and started again after it ends (cancel, crash)."""
+
+    def __init__(self, log_path: Path) -> None:
+        self._log_path = log_path
+        self._process: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def run(self, env: dict[str, str], log_path: Path,
+                  on_started: Callable[[asyncio.subprocess.Process], Awaitable[None]]) -> IndexerOutcome:
+        """The same contract as run_indexer; the run's own log gets the result line."""
+        async with self._lock:
+            process = await self._started(env)
+            await on_started(process)
+            request = {key: env[name] for name, key in _RUN_VARIABLES.items()}
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                process.stdin.write(json.dumps(request).encode() + b"\n")
+                await process.stdin.drain()
+                line = await process.stdout.readline()
+            except (BrokenPipeError, ConnectionResetError):
+                line = b""
+            result = _result(line)
+            _append(log_path, line)
+            if result is None or result.get("reason") == "Cancelled":  # the worker ends: its code says how
+                self._process = None
+                return IndexerOutcome(await process.wait(), result, _tail(self._log_path))
+            return IndexerOutcome(0 if result.get("ok") else 1, result, "")
+
+    async def prepare(self, env: dict[str, str]) -> None:
+        """Start the worker now (it loads its model at once), so the first save is as quick as the rest."""
+        async with self._lock:
+            await self._started(env)
+
+    async def close(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()  # end of input: the worker exits
+        try:
+            await asyncio.wait_for(process.wait(), timeout=5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def _started(self, env: dict[str, str]) -> asyncio.subprocess.Process:
+        if self._process is not None and self._process.returncode is None:
+            return self._process
+        self._log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        worker_env = {name: value for name, value in env.items() if name not in _RUN_VARIABLES}
+        with self._log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "codebase_indexer.worker",
+                env=worker_env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
+                preexec_fn=_terminate_with_parent,
+            )
+        return self._process
+
+
+def _result(line: bytes) -> dict | None:
+    try:
+        result = json.loads(line.decode("utf-8", "replace"))
+    except json.JSONDecodeError:
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def _append(path: Path, line: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with path.open("ab") as log:
+        log.write(line)

@@ -8,11 +8,13 @@ finishes runs, one active run per project.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -20,16 +22,19 @@ import asyncpg
 from codebase_indexer import credentials
 from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLimits
 from codebase_indexer.identifiers import project_names
+from codebase_indexer.outcomes import SUCCEEDED, summary_sentence
 from codebase_indexer.postgres import admin_database_url, database_url, redact
 from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database, local_reader_password
 from codebase_indexer.runs import read_run
 from codebase_indexer.search import connection_budget
-from codebase_indexer.outcomes import SUCCEEDED, summary_sentence
 from codebase_indexer.settings import home_dir
 
+from ..projects import ResolvedProject
+from ..validation import is_within
 from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, iso
-from .indexer_process import IndexerOutcome, indexer_environment, run_indexer
+from .indexer_process import IndexerOutcome, WarmIndexer, indexer_environment, run_indexer
 from .registry import Registry, ensure_registry
+from .watcher import Watcher, WatchSettings, WatchTarget
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +51,16 @@ class LocalControlPlane:
 
     def __init__(self, admin_url: str | None = None, *, logs_dir: Path | None = None,
                  max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
-                 limits: ConnectionLimits | None = None) -> None:
+                 limits: ConnectionLimits | None = None, watch: WatchSettings | None = None,
+                 watch_roots: list[Path] | None = None) -> None:
         if max_concurrent_runs < 1:
             raise ValueError(f"max_concurrent_runs must be at least 1, got {max_concurrent_runs}")
-        self._configured_admin_url = admin_url
+        self._configured_admin_url = admin_url or ""
         self.max_concurrent_runs = max_concurrent_runs
         self.admin_url = ""
         # Every connection of this gateway (registry, provisioning, searches) counts against it.
-        self.connection_budget = connection_budget(limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME))
+        limits = limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME)
+        self.connection_budget = connection_budget(limits)
         self._logs_dir = logs_dir or home_dir() / "logs"
         self._hostname = socket.gethostname()
         self._instance_id = f"{self._hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -63,6 +70,9 @@ class LocalControlPlane:
         self._runs: dict[str, asyncio.Task] = {}
         self._processes: dict[str, asyncio.subprocess.Process] = {}
         self._stopping = False
+        self.watcher = Watcher(watch or WatchSettings(enabled=False), self)
+        self._watch_roots = list(watch_roots or [])  # a gateway confined to roots watches nothing outside
+        self._warm = WarmIndexer(self._logs_dir / "watch-indexer.log") if self.watcher.settings.enabled else None
 
     def default_allowed_roots(self) -> list[Path]:
         return []
@@ -79,9 +89,11 @@ class LocalControlPlane:
         await self._registry.heartbeat(self._hostname, os.getpid())
         await self._recover_orphans()
         self._supervisor = asyncio.create_task(self._supervise(), name="codebase-mcp-supervisor")
+        await self._sync_watches()
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.watcher.stop()
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
@@ -92,6 +104,8 @@ class LocalControlPlane:
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
+        if self._warm is not None:
+            await self._warm.close()
         if self._registry is not None:
             await self._registry.forget_gateway()
             await self._registry.close()
@@ -105,13 +119,13 @@ class LocalControlPlane:
 
     # --- tool operations ---
 
-    async def start_run(self, request: RunRequest) -> JobStatus:
+    async def start_run(self, request: RunRequest, *, trigger: str = "tool") -> JobStatus:
         project = await self._provision(request.project.project_id)
         row = await self.registry.insert_job(
             job_id=f"job-{uuid.uuid4().hex[:12]}", project_id=project.project_id,
             database_name=project.database_name, repo_path=str(request.repo_path),
             force_reindex=request.force_reindex,
-            status_message="queued: waiting for the supervisor",
+            status_message="queued: waiting for the supervisor", trigger=trigger,
         )
         row = await self.registry.job(row["job_id"]) or row  # with its queue position
         self._wake.set()
@@ -159,7 +173,8 @@ class LocalControlPlane:
                 return await self._project_info(name)
 
         projects = await asyncio.gather(*(info(name) for name in names))
-        return [project for project in projects if project is not None]
+        return [replace(project, watch=self.watcher.status(project.name).to_dict())
+                for project in projects if project is not None]
 
     async def project_database_url(self, project_id: str) -> str:
         """The project database as its read-only role: searches never run as the admin."""
@@ -185,6 +200,29 @@ class LocalControlPlane:
     async def run_counts(self) -> dict[str, int]:
         return await self.registry.counts_by_state()
 
+    # --- watching (watcher.RunStarter) ---
+
+    async def project_run_state(self, project_id: str) -> str | None:
+        return await self.registry.project_run_state(project_id)
+
+    async def start_watch_run(self, target: WatchTarget) -> str:
+        names = project_names(target.project_id)
+        project = ResolvedProject(project_id=target.project_id, database_name=names.database, source="watch")
+        status = await self.start_run(RunRequest(project=project, repo_path=target.repo_path), trigger="watch")
+        return status.job_id
+
+    async def _sync_watches(self) -> None:
+        """Watch the folder of every project's latest completed run (within the allowed roots)."""
+        if not self.watcher.settings.enabled:
+            return
+        indexed = await self.registry.indexed_repositories()
+        targets = [WatchTarget(project_id, Path(path)) for project_id, path in indexed
+                   if not self._watch_roots or is_within(Path(path), self._watch_roots)]
+        await self.watcher.sync(targets)
+        if targets and self._warm is not None and not self._warm.busy:
+            await self._warm.prepare(indexer_environment(
+                database_url="", project_id="", source=Path("/"), mode="incremental", run_id=""))
+
     async def _provision(self, project_id: str) -> ProjectDatabase:
         return await ensure_project_database(self.admin_url, project_id, connect=self._ddl_connector)
 
@@ -203,6 +241,7 @@ class LocalControlPlane:
                 if loop.time() >= next_heartbeat:
                     await self.registry.heartbeat(self._hostname, os.getpid())
                     await self._recover_orphans()
+                    await self._sync_watches()  # projects other gateways indexed meanwhile
                     next_heartbeat = loop.time() + HEARTBEAT_SECONDS
                 for row in await self.registry.claim_startable(self.max_concurrent_runs):
                     self._runs[row["job_id"]] = asyncio.create_task(
@@ -214,10 +253,8 @@ class LocalControlPlane:
             except Exception:  # a database hiccup must not end supervision
                 log.exception("supervisor iteration failed; retrying")
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=_POLL_SECONDS)
-            except asyncio.TimeoutError:
-                pass
 
     async def _execute(self, job: dict) -> None:
         job_id = job["job_id"]
@@ -233,7 +270,10 @@ class LocalControlPlane:
                 await self.registry.set_running(job_id, process_id=process.pid,
                                                 status_message="indexing: starting the indexer")
 
-            outcome = await run_indexer(env, self._logs_dir / f"{job_id}.log", started)
+            # While watching, the warm indexer (its model already loaded) takes any run when it is
+            # free; otherwise a new indexer process does, as it always does without watching.
+            runner = self._warm.run if self._warm is not None and not self._warm.busy else run_indexer
+            outcome = await runner(env, self._logs_dir / f"{job_id}.log", started)
             await self._record_outcome(job_id, outcome)
         except Exception as exc:
             log.exception("run %s failed", job_id)
@@ -246,9 +286,10 @@ class LocalControlPlane:
 
     async def _record_outcome(self, job_id: str, outcome: IndexerOutcome) -> None:
         if outcome.succeeded:
-            summary = outcome.result.get("summary") or {}
+            summary = (outcome.result or {}).get("summary") or {}
             await self.registry.finish(job_id, SUCCEEDED, status_message=summary_sentence(summary),
                                        summary=summary)
+            await self._after_success(job_id)
             return
         row = await self.registry.job(job_id)
         if outcome.was_terminated and row is not None and row["cancel_requested"]:
@@ -259,6 +300,20 @@ class LocalControlPlane:
         else:
             await self.registry.finish(job_id, "failed", status_message="failed",
                                        error_message=outcome.failure_message())
+
+    async def _after_success(self, job_id: str) -> None:
+        """A folder just indexed is watched from now on (a failed watch of it starts again)."""
+        row = await self.registry.job(job_id)
+        if row is None:
+            return
+        try:
+            if row["trigger"] == "watch":
+                await self.registry.prune_watch_jobs(row["project_id"])
+            else:
+                await self.watcher.restart_failed(row["project_id"])
+            await self._sync_watches()
+        except Exception:  # watching is a convenience: it must not fail the run's bookkeeping
+            log.exception("could not update the watches after %s", job_id)
 
     def _signal_cancel(self, job_id: str) -> None:
         process = self._processes.get(job_id)
@@ -334,16 +389,14 @@ def _status(row: dict) -> JobStatus:
         error_message=credentials.redact(row["error_message"]) if row["error_message"] else None,
         created_at=iso(row["created_at"]), started_at=iso(row["started_at"]),
         completed_at=iso(row["completed_at"]), progress=progress, summary=summary,
-        queue_position=row.get("queue_position"),
+        queue_position=row.get("queue_position"), trigger=row.get("trigger") or "tool",
     )
 
 
 def _terminate(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def _process_alive(pid: int) -> bool:
@@ -365,7 +418,5 @@ def _terminate_orphan_indexer(pid: int | None) -> None:
     except OSError:
         return
     if b"codebase_indexer" in cmdline:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass

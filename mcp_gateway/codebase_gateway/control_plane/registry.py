@@ -7,6 +7,7 @@ adopted (pending) or failed (running) by whichever gateway notices first.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 
@@ -48,7 +49,12 @@ CREATE INDEX IF NOT EXISTS indexing_jobs_project ON indexing_jobs (project_id, c
 CREATE INDEX IF NOT EXISTS indexing_jobs_state ON indexing_jobs (state);
 -- Releases before 0.2 stored the tools' word for a finished run.
 UPDATE indexing_jobs SET state = 'succeeded' WHERE state = 'completed';
+-- Who asked for the run: 'tool' (an MCP tool call) or 'watch' (files changed under a watch).
+ALTER TABLE indexing_jobs ADD COLUMN IF NOT EXISTS trigger text NOT NULL DEFAULT 'tool';
 """
+
+# Finished watch-triggered jobs kept per project; older ones are deleted (every save makes one).
+WATCH_JOBS_KEPT = 20
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,8 @@ async def ensure_registry(admin_url: str, connect: Connector = direct_connection
     """Create the registry database and its tables if missing; return its URL."""
     async with connect(admin_url) as admin:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", REGISTRY_DATABASE):
-            try:
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # another gateway created it concurrently
                 await admin.execute(f'CREATE DATABASE "{REGISTRY_DATABASE}"')
-            except asyncpg.DuplicateDatabaseError:  # another gateway created it concurrently
-                pass
         # Only the admin (a superuser or the database's owner) reads the jobs: no other role connects.
         await admin.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{REGISTRY_DATABASE}" FROM PUBLIC')
     url = database_url(admin_url, REGISTRY_DATABASE)
@@ -87,7 +91,7 @@ class Registry:
         self.instance_id = instance_id
 
     @classmethod
-    async def open(cls, url: str, instance_id: str, budget: ConnectionBudget) -> "Registry":
+    async def open(cls, url: str, instance_id: str, budget: ConnectionBudget) -> Registry:
         pool = await budget.open_dedicated_pool(url, cls.POOL_SIZE, init=_init_connection)
         return cls(pool, instance_id, budget)
 
@@ -126,13 +130,38 @@ class Registry:
     # --- jobs ---
 
     async def insert_job(self, *, job_id: str, project_id: str, database_name: str, repo_path: str,
-                         force_reindex: bool, status_message: str) -> dict:
+                         force_reindex: bool, status_message: str, trigger: str = "tool") -> dict:
         return dict(await self._pool.fetchrow(
             "INSERT INTO indexing_jobs (job_id, project_id, database_name, repo_path, force_reindex, "
-            "state, status_message, owner) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING *",
+            "state, status_message, owner, trigger) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8) "
+            "RETURNING *",
             job_id, project_id, database_name, repo_path, force_reindex, status_message,
-            self.instance_id,
+            self.instance_id, trigger,
         ))
+
+    async def indexed_repositories(self) -> list[tuple[str, str]]:
+        """(project id, repository folder) of each project's latest completed run, most recent first."""
+        rows = await self._pool.fetch(
+            "SELECT project_id, repo_path FROM ("
+            " SELECT DISTINCT ON (project_id) project_id, repo_path, completed_at FROM indexing_jobs"
+            " WHERE state = 'succeeded' ORDER BY project_id, completed_at DESC, job_id"
+            ") latest ORDER BY completed_at DESC, project_id")
+        return [(r["project_id"], r["repo_path"]) for r in rows]
+
+    async def project_run_state(self, project_id: str) -> str | None:
+        """'running' if a run of the project is active, else 'pending' if one is queued, else None."""
+        return await self._pool.fetchval(
+            "SELECT state FROM indexing_jobs WHERE project_id = $1 AND state IN ('pending', 'running') "
+            "ORDER BY state = 'running' DESC LIMIT 1", project_id)
+
+    async def prune_watch_jobs(self, project_id: str, keep: int = WATCH_JOBS_KEPT) -> int:
+        """Delete the project's finished watch-triggered jobs but the newest `keep`."""
+        result = await self._pool.execute(
+            "DELETE FROM indexing_jobs WHERE job_id IN ("
+            " SELECT job_id FROM indexing_jobs WHERE project_id = $1 AND trigger = 'watch'"
+            " AND state IN ('succeeded', 'failed', 'cancelled')"
+            " ORDER BY completed_at DESC, job_id DESC OFFSET $2)", project_id, keep)
+        return int(result.split()[-1])
 
     async def job(self, job_id: str) -> dict | None:
         row = await self._pool.fetchrow(f"SELECT {_JOB_COLUMNS} FROM indexing_jobs j WHERE job_id = $1", job_id)
