@@ -26,14 +26,14 @@ os.environ.setdefault("CODEBASE_MCP_HOME", str(BENCH_DIR / "home"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncpg  # noqa: E402
+from corpora import PACKAGES, fetched  # noqa: E402
+from embedding_cache import CachedEmbedder  # noqa: E402
 from pgvector.asyncpg import register_vector  # noqa: E402
+from quality import INDEXING_MODULES, K, rank_of, scores, stripped_project  # noqa: E402
+from run_bench import existing_project, fresh_project  # noqa: E402
 
 from codebase_indexer import ranking, search  # noqa: E402
 from codebase_indexer.embedding import LocalEmbedder  # noqa: E402
-from corpora import PACKAGES, fetched  # noqa: E402
-from embedding_cache import CachedEmbedder  # noqa: E402
-from quality import INDEXING_MODULES, K, rank_of, scores, stripped_project  # noqa: E402
-from run_bench import existing_project, fresh_project  # noqa: E402
 
 CANDIDATES = 40  # what search_code gathers per leg for limit 10
 
@@ -47,7 +47,7 @@ async def gather_candidates(package, embedder) -> list[tuple]:
     try:
         vectors = embedder.embed([q.text for q in queries])
         out = []
-        for query, vector in zip(queries, vectors):
+        for query, vector in zip(queries, vectors, strict=True):
             semantic = await search._semantic_hits(conn, vector, "TRUE", [], CANDIDATES)
             lexemes = await search._weighted_lexemes(conn, query.text)
             lexical = await search._ranked_lexical_hits(conn, lexemes, "TRUE", [], CANDIDATES)
@@ -98,7 +98,6 @@ GRID = {
     "rrf_k": (2, 5, 10),
     "lexical_weight": (0.2, 0.3, 0.5, 0.7),
     "name_match_boost": (0.0, 0.25, 0.5),
-    "same_file_decay": (1.0, 0.9),
 }
 
 
@@ -106,7 +105,7 @@ def grid(tuning: dict[str, list]) -> None:
     results = []
     keys = list(GRID)
     for values in itertools.product(*GRID.values()):
-        rules = dataclasses.replace(ranking.DEFAULT_RULES, **dict(zip(keys, values)))
+        rules = dataclasses.replace(ranking.DEFAULT_RULES, **dict(zip(keys, values, strict=True)))
         if rules.fusion == "score" and rules.rrf_k != GRID["rrf_k"][0]:
             continue  # k plays no part in score fusion
         per_package = {name: mrr(dump, rules) for name, dump in tuning.items()}

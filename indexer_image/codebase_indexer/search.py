@@ -11,9 +11,9 @@ import asyncpg
 import numpy as np
 from pgvector.asyncpg import register_vector
 
+from . import ranking
 from .connections import ConnectionBudget, ConnectionLimits
 from .embedding import Embedder
-from . import ranking
 from .identifier_search import defining_chunks, identifier_first, identifier_query
 from .lexical import searchable_text
 from .schema import recorded_embedding_model

@@ -129,6 +129,7 @@ async def test_search_during_reindex_sees_the_previous_complete_file(indexed, tm
 async def test_hybrid_candidates_carry_both_legs_scores(indexed):
     """A chunk only the lexical leg found still gets its cosine, and one only the dense leg found
     its lexical score: score fusion ranks every candidate on both."""
+    import asyncpg
     from pgvector.asyncpg import register_vector
 
     from codebase_indexer import search

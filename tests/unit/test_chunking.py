@@ -372,7 +372,8 @@ def test_nested_functions_stay_inside_their_function() -> None:
 
 def test_an_oversized_function_gives_its_nested_functions_chunks_of_their_own() -> None:
     helpers = "".join(f"  function helper{i}(value) {{\n    return value + {i};\n  }}\n\n" for i in range(40))
-    text = f"var lib = (function () {{\n  function runInContext(context) {{\n{helpers}    return context;\n  }}\n}}());\n"
+    text = (f"var lib = (function () {{\n  function runInContext(context) {{\n{helpers}"
+            "    return context;\n  }\n}());\n")
     chunks = chunk_file("lib.js", text, "javascript", max_chars=600)
     helper = by_symbol(chunks, "runInContext.helper7", "function")
     assert (helper.start_line, helper.end_line) == (31, 33)

@@ -1,4 +1,4 @@
-"""ranking.ranked: fusion of the two legs, name matches, repeated files."""
+"""ranking.ranked: fusion of the two legs, name matches."""
 from __future__ import annotations
 
 import dataclasses
@@ -41,14 +41,6 @@ def test_name_match_boost_raises_the_chunk_named_like_the_query() -> None:
     other = candidate(2, symbol="render_body", semantic_rank=1)
     assert order([named, other], "parse the headers", fusion="rrf", name_match_boost=0.0) == [2, 1]
     assert order([named, other], "parse the headers", fusion="rrf", name_match_boost=0.5) == [1, 2]
-
-
-def test_same_file_decay_lets_another_file_through() -> None:
-    first = candidate(1, path="a.py", semantic_rank=1)
-    second_of_a = candidate(2, path="a.py", semantic_rank=2)
-    from_b = candidate(3, path="b.py", semantic_rank=3)
-    assert order([first, second_of_a, from_b], fusion="rrf", same_file_decay=1.0) == [1, 2, 3]
-    assert order([first, second_of_a, from_b], fusion="rrf", same_file_decay=0.5) == [1, 3, 2]
 
 
 def test_no_candidates_rank_to_nothing() -> None:
