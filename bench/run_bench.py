@@ -30,7 +30,7 @@ from codebase_indexer.store import embedding_text  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpora import PACKAGES, MissingPrerequisite, download_sdist, fetched  # noqa: E402
 from embedding_cache import CachedEmbedder  # noqa: E402
-from grep_bench import grep_report, measure_grep  # noqa: E402
+from grep_bench import grep_report, measure_grep, measure_grep_checkout  # noqa: E402
 from latency import measure_search_latency  # noqa: E402
 from quality import build_corpus, evaluate_package, quality_table, save_ranks  # noqa: E402
 
@@ -212,6 +212,8 @@ async def run_sections() -> int:
         print("measuring grep_code and find_symbol beside ripgrep ...", flush=True)
         project = await ensure_project_database(admin_database_url(), "bench-grep")
         sections += grep_report(await measure_grep(project, throughput_corpus(), BENCH_DIR, args.chunks))
+        checkout = await fresh_project("bench-grep-checkout")
+        sections += grep_report(await measure_grep_checkout(checkout, throughput_corpus(), BENCH_DIR))
     print("\n== codebase-mcp benchmark ==\n" + "\n".join(sections))
     return 0
 

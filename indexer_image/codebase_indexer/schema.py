@@ -112,6 +112,14 @@ MIGRATIONS: list[tuple[int, str]] = [
     -- embedding cache keeps that from embedding anything again).
     UPDATE files SET content_hash = 'pending-lines-and-symbols';
     """),
+    (5, """
+    -- find_symbol's fuzzy match ranks by trigram distance: a GiST index returns the nearest names
+    -- first and stops at the limit, where a GIN one must recheck every name sharing a trigram.
+    DROP INDEX IF EXISTS symbols_name_trgm;
+    DROP INDEX IF EXISTS symbols_qualified_trgm;
+    CREATE INDEX symbols_name_gist ON symbols USING gist (lower(name) gist_trgm_ops);
+    CREATE INDEX symbols_qualified_gist ON symbols USING gist (lower(qualified_name) gist_trgm_ops);
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

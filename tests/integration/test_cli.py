@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from codebase_gateway.cli import main as cli_main
 
 from .conftest import write_tree
@@ -18,6 +20,7 @@ def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           text=True, cwd=cwd, env=dict(os.environ), timeout=300)
 
 
+@pytest.mark.slow
 def test_index_then_search_from_the_terminal(postgres_url, tmp_path, unique_project_id):
     repo = write_tree(tmp_path / "shop", {
         "cart.py": "def add_item_to_cart(cart, item):\n    cart.append(item)\n",
