@@ -276,8 +276,12 @@ _JAVASCRIPT_RULES = {
     "function_declaration": _Rule("function"),
     "generator_function_declaration": _Rule("function"),
     "method_definition": _Rule("function"),
+    # `var f = function`, and `var f = wrap(function f() {...})` (curried, memoised, decorated);
+    # not `var names = items.map((item) => ...)`: a method's callback makes a value, not a function.
     "variable_declarator": _Rule(
-        "function", pattern=f"(variable_declarator value: {_FUNCTION_VALUES}) @def"),
+        "function", pattern=f"[(variable_declarator value: {_FUNCTION_VALUES}) (variable_declarator "
+                            f"value: (call_expression function: (identifier) "
+                            f"arguments: (arguments {_FUNCTION_VALUES})))] @def"),
     # `export default function () {}` and friends: named after the export.
     **{
         node_type: _Rule(kind, name=lambda _node: "default",
@@ -579,8 +583,14 @@ class _Symbols:
         return len(self.symbols) - 1
 
 
-def _definitions(root: Node, language: str, src: _Source,
-                 max_chunks: int | None) -> tuple[list[_Definition], list[Symbol]]:
+def _oversized(definition: _Definition, max_chars: int) -> bool:
+    """A function too long for one chunk: its nested definitions become chunks of their own
+    (a module pattern's or an IIFE's functions), instead of anonymous pieces of it."""
+    return definition.end_byte - definition.start_byte > max_chars
+
+
+def _definitions(root: Node, language: str, src: _Source, max_chunks: int | None,
+                 max_chars: int) -> tuple[list[_Definition], list[Symbol]]:
     """Top-level definitions of a parsed file, each with its nested definitions as children, and
     the file's symbols (these definitions, those nested in functions, and members).
 
@@ -603,8 +613,10 @@ def _definitions(root: Node, language: str, src: _Source,
         if node.id not in definition_ids:
             _add_member(node, spec, parent, src, symbols)
             continue
-        # A definition nested in a function is part of that function's chunk: a symbol only.
-        chunked = parent is None or (parent.chunked and parent.kind not in _LEAF_KINDS)
+        # A definition nested in a function is part of that function's chunk, a symbol only,
+        # unless the function is too long for one chunk.
+        chunked = parent is None or (parent.chunked and (parent.kind not in _LEAF_KINDS
+                                                         or _oversized(parent, max_chars)))
         rule = spec.rules[node.type]
         name = (rule.name or _name_field)(node)
         kind = _kind(rule, node, parent, spec)
@@ -777,7 +789,7 @@ def _syntax_parse(text: str, lines: list[str], language: str, max_chars: int, wi
                   overlap_lines: int, max_chunks: int | None) -> tuple[Iterator[Chunk], list[Symbol]]:
     src = _Source(text, lines)
     tree = _parser(language).parse(src.data)
-    top_level, symbols = _definitions(tree.root_node, language, src, max_chunks)
+    top_level, symbols = _definitions(tree.root_node, language, src, max_chunks, max_chars)
 
     def chunks() -> Iterator[Chunk]:
         for definition in top_level:

@@ -1,4 +1,4 @@
-"""Hybrid code search over one project database: dense (HNSW, cosine) + lexical (tsvector), fused by RRF."""
+"""Hybrid code search over one project database: dense (HNSW, cosine) + lexical (tsvector), fused in ranking.py."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +11,7 @@ import asyncpg
 import numpy as np
 from pgvector.asyncpg import register_vector
 
+from . import ranking
 from .connections import ConnectionBudget, ConnectionLimits
 from .embedding import Embedder
 from .identifier_search import defining_chunks, identifier_first, identifier_query
@@ -22,10 +23,7 @@ MODES: tuple[str, ...] = get_args(SearchMode)
 MAX_LIMIT = 50
 MAX_QUERY_CHARS = 2000
 CONTEXT_LINES = 3
-# Fusion constants, tuned on the docstring→function benchmark (`make bench`).
-RRF_K = 5
-SEMANTIC_WEIGHT = 1.0
-LEXICAL_WEIGHT = 0.5
+# Fusion and the rules after it live in ranking.py (DEFAULT_RULES).
 HNSW_EF_SEARCH = 100
 # Lexical ranking: the rarest query lexemes, each scored by IDF x ts_rank with field weights
 # {content, -, path, symbol}: a query word in a symbol name counts three times one in the body.
@@ -106,19 +104,12 @@ async def _check_model(conn, embedder) -> None:
 
 async def _search(pool, embedder, query, where, params, limit, mode) -> list[dict]:
     candidates = max(limit * 4, 40)
-    legs = []
-    if mode in ("hybrid", "semantic"):
-        legs.append((_with_connection(pool, _semantic_leg, embedder, query, where, params, candidates),
-                     SEMANTIC_WEIGHT))
-    if mode in ("hybrid", "lexical"):
-        legs.append((_with_connection(pool, _lexical_hits, query, where, params, candidates), LEXICAL_WEIGHT))
-    # The legs run side by side on their own connections: hybrid costs the slower one, not the sum.
-    leg_hits = await asyncio.gather(*(leg for leg, _ in legs))
-    ranked = [(hits, weight) for hits, (_, weight) in zip(leg_hits, legs, strict=True)]
     if mode == "hybrid":
-        scores = fused_scores([([i for i, _ in hits], weight) for hits, weight in ranked])
+        scores = await _hybrid_scores(pool, embedder, query, where, params, limit, candidates)
+    elif mode == "semantic":
+        scores = dict(await _with_connection(pool, _semantic_leg, embedder, query, where, params, candidates))
     else:
-        scores = _relative_scores(ranked[0][0]) if mode == "lexical" else dict(ranked[0][0])
+        scores = _relative_scores(await _with_connection(pool, _lexical_hits, query, where, params, candidates))
     ranked_ids = sorted(scores, key=lambda i: -scores[i])
     async with pool.acquire() as conn:
         ids = await _identifier_first(conn, query, mode, where, params, ranked_ids, scores, limit)
@@ -131,6 +122,49 @@ async def _identifier_first(conn, query, mode, where, params, ranked_ids, scores
     defining = await defining_chunks(conn, name, where, params, limit) if name else []
     scores.update(dict.fromkeys(defining, 1.0))
     return identifier_first(ranked_ids, defining, limit)
+
+
+# --- hybrid: both legs' candidates, each scored by both legs, ordered by ranking.ranked -----------
+
+async def _hybrid_scores(pool, embedder, query, where, params, limit, candidates) -> dict[int, float]:
+    # The legs run side by side on their own connections: hybrid costs the slower one, not the sum.
+    (vector, semantic), (lexemes, lexical) = await asyncio.gather(
+        _with_connection(pool, _embedded_semantic_leg, embedder, query, where, params, candidates),
+        _with_connection(pool, _lexical_leg, query, where, params, candidates))
+    async with pool.acquire() as conn:
+        found = await hybrid_candidates(conn, vector, lexemes, semantic, lexical)
+    return dict(ranking.ranked(found, query)[:limit])
+
+
+async def _embedded_semantic_leg(conn, embedder, query, where, params, k):
+    vector = (await asyncio.to_thread(embedder.embed, [query]))[0]
+    return vector, await _semantic_hits(conn, vector, where, params, k)
+
+
+async def _lexical_leg(conn, query, where, params, k):
+    lexemes = await _weighted_lexemes(conn, query)
+    return lexemes, await _ranked_lexical_hits(conn, lexemes, where, params, k)
+
+
+async def hybrid_candidates(conn, vector: np.ndarray, lexemes: list[tuple[str, float]],
+                            semantic: list[tuple[int, float]],
+                            lexical: list[tuple[int, float]]) -> list[ranking.Candidate]:
+    """The union of both legs' hits, each with its cosine, lexical score, path and symbol."""
+    semantic_rank = {chunk_id: rank for rank, (chunk_id, _) in enumerate(semantic, start=1)}
+    lexical_rank = {chunk_id: rank for rank, (chunk_id, _) in enumerate(lexical, start=1)}
+    ids = list(dict.fromkeys([*semantic_rank, *lexical_rank]))
+    if not ids:
+        return []
+    rows = await conn.fetch(
+        f"SELECT c.id, f.path, c.symbol, 1 - (c.embedding <=> $1) AS cosine, "
+        f" coalesce((SELECT sum(t.idf * ts_rank('{FIELD_WEIGHTS}', c.search_vector, t.lexeme::tsquery, 1)) "
+        f"  FROM unnest($3::text[], $4::float8[]) AS t(lexeme, idf)), 0) AS lexical "
+        f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id = ANY($2::bigint[])",
+        vector, ids, [lexeme for lexeme, _ in lexemes], [idf for _, idf in lexemes],
+    )
+    return [ranking.Candidate(row["id"], row["path"], row["symbol"], float(row["cosine"]),
+                              float(row["lexical"]), semantic_rank.get(row["id"]), lexical_rank.get(row["id"]))
+            for row in rows]
 
 
 async def _with_connection(pool, leg, *args):
@@ -268,7 +302,11 @@ async def _weighted_lexemes(conn, query: str) -> list[tuple[str, float]]:
 
 async def _lexical_hits(conn, query: str, where: str, params: list, k: int) -> list[tuple[int, float]]:
     """(chunk id, IDF-weighted rank), best first; lexemes are checked alphanumeric before use."""
-    lexemes = await _weighted_lexemes(conn, query)
+    return await _ranked_lexical_hits(conn, await _weighted_lexemes(conn, query), where, params, k)
+
+
+async def _ranked_lexical_hits(conn, lexemes: list[tuple[str, float]], where: str, params: list,
+                               k: int) -> list[tuple[int, float]]:
     candidates = await _lexical_candidates(conn, lexemes, where, params)
     if not candidates:
         return []
@@ -303,16 +341,6 @@ def _relative_scores(hits: list[tuple[int, float]]) -> dict[int, float]:
     """Scores as a fraction of the best one, so 1.0 is the top hit."""
     best = max((score for _, score in hits), default=0.0) or 1.0
     return {chunk_id: score / best for chunk_id, score in hits}
-
-
-def fused_scores(ranked: list[tuple[list, float]], k: int = RRF_K) -> dict:
-    """Weighted Reciprocal Rank Fusion, normalised so 1.0 means first in every list."""
-    best = sum(weight / (k + 1) for _, weight in ranked)
-    scores: dict = {}
-    for ids, weight in ranked:
-        for rank, chunk_id in enumerate(ids, start=1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (k + rank)
-    return {chunk_id: score / best for chunk_id, score in scores.items()}
 
 
 async def _fetch_results(conn, ids: list[int], scores: dict[int, float]) -> list[dict]:

@@ -124,3 +124,29 @@ async def test_search_during_reindex_sees_the_previous_complete_file(indexed, tm
         assert "OpenConnectionPool" not in [r["symbol"] for r in after["results"]]
     finally:
         await conn.close()
+
+
+async def test_hybrid_candidates_carry_both_legs_scores(indexed):
+    """A chunk only the lexical leg found still gets its cosine, and one only the dense leg found
+    its lexical score: score fusion ranks every candidate on both."""
+    import asyncpg
+    from pgvector.asyncpg import register_vector
+
+    from codebase_indexer import search
+
+    vector = indexed.embedder.embed(["access token for a user"])[0]
+    conn = await asyncpg.connect(indexed.database.url)
+    await register_vector(conn)
+    try:
+        everything = dict(await search._semantic_hits(conn, vector, "TRUE", [], 50))
+        semantic = await search._semantic_hits(conn, vector, "TRUE", [], 1)
+        lexemes = await search._weighted_lexemes(conn, "access token for a user")
+        lexical = await search._ranked_lexical_hits(conn, lexemes, "TRUE", [], 50)
+        found = await search.hybrid_candidates(conn, vector, lexemes, semantic, lexical)
+    finally:
+        await conn.close()
+    lexical_only = [c for c in found if c.semantic_rank is None]
+    assert lexical_only and all(c.lexical > 0 and c.lexical_rank for c in lexical_only)
+    for c in found:
+        assert abs(c.cosine - everything[c.chunk_id]) < 1e-4
+    assert {c.chunk_id for c in found} == {i for i, _ in semantic} | {i for i, _ in lexical}

@@ -370,6 +370,29 @@ def test_nested_functions_stay_inside_their_function() -> None:
     assert [(c.symbol, c.kind, c.start_line, c.end_line) for c in chunks] == [("outer", "function", 1, 4)]
 
 
+def test_an_oversized_function_gives_its_nested_functions_chunks_of_their_own() -> None:
+    helpers = "".join(f"  function helper{i}(value) {{\n    return value + {i};\n  }}\n\n" for i in range(40))
+    text = (f"var lib = (function () {{\n  function runInContext(context) {{\n{helpers}"
+            "    return context;\n  }\n}());\n")
+    chunks = chunk_file("lib.js", text, "javascript", max_chars=600)
+    helper = by_symbol(chunks, "runInContext.helper7", "function")
+    assert (helper.start_line, helper.end_line) == (31, 33)
+    assert helper.content == file_lines(text, 31, 33)
+    outline = [c for c in chunks if c.symbol == "runInContext"]
+    assert outline and not any("return value" in c.content for c in outline)
+    assert_every_nonblank_line_covered(text, chunks)
+
+
+def test_a_function_wrapped_in_a_call_is_named_after_its_variable() -> None:
+    text = ("import _curry2 from './internal/_curry2.js';\n\n"
+            "var add = /*#__PURE__*/_curry2(function add(a, b) {\n  return Number(a) + Number(b);\n});\n"
+            "export default add;\n")
+    chunks = chunk_file("add.js", text, "javascript")
+    assert [(c.symbol, c.kind, c.start_line, c.end_line) for c in chunks if c.kind != "window"] == [
+        ("add", "function", 3, 5)]
+    assert_every_nonblank_line_covered(text, chunks)
+
+
 def test_unknown_language_uses_windows() -> None:
     text = "SELECT 1;\nSELECT 2;\n"
     chunks = chunk_file("q.sql", text, "sql")
