@@ -1,4 +1,5 @@
-"""`make bench`: indexing throughput, re-index cost, search latency at 100k chunks, retrieval quality.
+"""`make bench`: indexing throughput, re-index cost, search latency at 100k chunks, retrieval quality,
+grep_code / find_symbol latency beside ripgrep.
 
 Numbers, not pass/fail: every ratio is measured side by side in one run on this machine.
 Third-party sources are downloaded from PyPI as sdists at run time (never committed).
@@ -15,7 +16,7 @@ import tarfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")  # before the model library loads
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / ".bench"
@@ -29,12 +30,13 @@ from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates,
 from codebase_indexer.store import embedding_text  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grep_bench import grep_report, measure_grep  # noqa: E402
 from latency import measure_search_latency  # noqa: E402
 from quality import evaluate_retrieval  # noqa: E402
 
 THROUGHPUT_SDISTS = ("click==8.1.8", "requests==2.32.3", "more-itertools==10.7.0")
 QUALITY_SDIST = "click==8.1.8"
-SECTIONS = ("throughput", "quality", "latency")
+SECTIONS = ("throughput", "quality", "latency", "grep")
 
 
 def sections_argument(text: str) -> set[str]:
@@ -197,6 +199,10 @@ async def run_sections() -> int:
         await ensure_throughput_index(embedder)
         sections += latency_report(await measure_search_latency(
             embedder, fresh_project, args.chunks, args.queries, quality["query_texts"]))
+    if "grep" in args.sections:
+        print("measuring grep_code and find_symbol beside ripgrep ...", flush=True)
+        project = await ensure_project_database(admin_database_url(), "bench-grep")
+        sections += grep_report(await measure_grep(project, throughput_corpus(), BENCH_DIR, args.chunks))
     print("\n== codebase-mcp benchmark ==\n" + "\n".join(sections))
     return 0
 

@@ -36,11 +36,18 @@ def postgres_url(session_home) -> str:
 
     data_dir = embedded_data_dir(session_home)  # as root, outside the private session home
     url = embedded_server_url(data_dir)
-    os.environ["DATABASE_URL"] = url
+    os.environ["CODEBASE_MCP_ADMIN_DATABASE_URL"] = url
     yield url
     stop_embedded_server(data_dir)
     if not data_dir.is_relative_to(session_home):
         shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def operator_environment(monkeypatch):
+    """The environment of an operator process: without the admin URL the session gives its gateways
+    (the operator reads the same variable, and a flag or file under test must decide alone)."""
+    monkeypatch.delenv("CODEBASE_MCP_ADMIN_DATABASE_URL", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,13 @@ Size limit
     their line ranges); a single line longer than `max_chars` is cut by characters into pieces
     that all have that line as their range. `max_chunks` bounds the chunks of one file:
     past it, chunk_file raises TooManyChunks instead of producing more.
+
+Symbols (parse_file)
+    The same pass lists every definition as a Symbol, including those that are no chunk of
+    their own: definitions nested in functions ("outer.inner") and class fields and properties
+    where the grammar has them (kind "field" or "property"; interface method signatures are
+    "method"). A symbol's lines are its own syntax (decorators and modifiers included, comments
+    above it not); its signature is its header up to the body, whitespace collapsed.
 """
 from __future__ import annotations
 
@@ -44,7 +51,7 @@ from typing import Callable, Iterator
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
-from .models import Chunk
+from .models import Chunk, Symbol
 
 DEFAULT_MAX_CHUNK_CHARS = 1500
 WINDOW_KIND = "window"
@@ -52,6 +59,11 @@ ELISION = "..."
 
 # Kinds whose bodies are code, not declarations: definitions nested in them stay in their chunk.
 _LEAF_KINDS = frozenset({"function", "method", "constructor"})
+# Members that are symbols but never chunks of their own, nor scopes of other definitions.
+MEMBER_KINDS = frozenset({"field", "property"})
+MAX_SYMBOLS_PER_FILE = 5000
+MAX_SIGNATURE_CHARS = 240
+_WHITESPACE = re.compile(r"\s+")
 
 _TEMPLATE_ARGUMENTS = re.compile(r"<[^<>]*>")
 
@@ -130,6 +142,8 @@ class _LanguageSpec:
     leading: frozenset[str] = frozenset({"comment"})
     # Kinds of containers in which a "function" stays a function rather than a method.
     function_scopes: frozenset[str] = frozenset({"namespace", "module"})
+    # Node types that are symbols only (fields, properties, member signatures), captured @member.
+    members: dict[str, _Rule] = field(default_factory=dict)
 
 
 @dataclass
@@ -145,6 +159,8 @@ class _Definition:
     shares_rows: bool  # other code on its first or last row: sliced by bytes, not by rows
     body: tuple[int, int] | None  # byte range elided when it sits inside a container's shared row
     children: list[_Definition] = field(default_factory=list)
+    chunked: bool = True  # False: a symbol only (nested in a function, or a member)
+    symbol_index: int | None = None  # its position in the file's symbol list
 
 
 # --- names --------------------------------------------------------------------------------------
@@ -222,6 +238,28 @@ def _c_tag_name(node: Node) -> str | None:
     return name
 
 
+def _declared_name(node: Node) -> str | None:
+    """The name a field declaration declares ("data" of `char *data;`, "books" of Java's
+    `List<Book> books = ...`); None for a member function declaration (`void scale(double);`)."""
+    declarator = node.child_by_field_name("declarator")
+    while declarator is not None:
+        if declarator.type == "function_declarator":
+            return None
+        if declarator.type in ("field_identifier", "identifier"):
+            return _text(declarator)
+        declarator = declarator.child_by_field_name("declarator") or declarator.child_by_field_name("name")
+    return None
+
+
+def _csharp_field_name(node: Node) -> str | None:
+    """The first name of a C# field declaration (`private int _x = 1, y;` -> "_x")."""
+    for child in node.named_children:
+        if child.type == "variable_declaration":
+            declarators = [c for c in child.named_children if c.type == "variable_declarator"]
+            return _name_field(declarators[0]) if declarators else None
+    return None
+
+
 # --- language tables ----------------------------------------------------------------------------
 
 _FUNCTION_VALUES = "[(arrow_function) (function_expression) (generator_function)]"
@@ -230,6 +268,8 @@ _PYTHON = _LanguageSpec(
     load=lambda: __import__("tree_sitter_python").language(),
     rules={"class_definition": _Rule("class"), "function_definition": _Rule("function")},
     wrappers=frozenset({"decorated_definition"}),
+    members={"assignment": _Rule("field", name=_field_name("left"), pattern=(
+        "(class_definition body: (block (expression_statement (assignment left: (identifier)) @member)))"))},
 )
 
 _JAVASCRIPT_RULES = {
@@ -258,6 +298,8 @@ _JAVASCRIPT = _LanguageSpec(
     },
     wrappers=_JAVASCRIPT_WRAPPERS,
     leading=frozenset({"comment", "decorator"}),
+    members={"field_definition": _Rule("field", name=_field_name("property"),
+                                       pattern="(class_body (field_definition) @member)")},
 )
 
 _TYPESCRIPT_RULES = {
@@ -274,7 +316,17 @@ _TYPESCRIPT_RULES = {
 
 def _typescript_spec(load: Callable[[], object]) -> _LanguageSpec:
     return _LanguageSpec(load=load, rules=_TYPESCRIPT_RULES, wrappers=_JAVASCRIPT_WRAPPERS,
-                         leading=frozenset({"comment", "decorator"}))
+                         leading=frozenset({"comment", "decorator"}), members=_TYPESCRIPT_MEMBERS)
+
+
+_TYPESCRIPT_MEMBERS = {
+    "public_field_definition": _Rule("field", pattern="(class_body (public_field_definition) @member)"),
+    # Members of interfaces and of object types that are declared on their own, not inline ones.
+    "property_signature": _Rule("field", pattern=(
+        "[(interface_body (property_signature) @member)"
+        " (type_alias_declaration value: (object_type (property_signature) @member))]")),
+    "method_signature": _Rule("method", pattern="(interface_body (method_signature) @member)"),
+}
 
 
 _GO = _LanguageSpec(
@@ -286,6 +338,7 @@ _GO = _LanguageSpec(
         "type_alias": _Rule("type"),
     },
     wrappers=frozenset({"type_declaration"}),
+    members={"field_declaration": _Rule("field", pattern="(field_declaration name: (field_identifier)) @member")},
 )
 
 _RUST = _LanguageSpec(
@@ -301,6 +354,8 @@ _RUST = _LanguageSpec(
         "macro_definition": _Rule("macro"),
     },
     leading=frozenset({"line_comment", "block_comment", "attribute_item"}),
+    members={"field_declaration": _Rule("field", pattern=(
+        "([(struct_item) (union_item)] body: (field_declaration_list (field_declaration) @member))"))},
 )
 
 _JAVA = _LanguageSpec(
@@ -316,6 +371,7 @@ _JAVA = _LanguageSpec(
         "constructor_declaration": _Rule("constructor"),
     },
     leading=frozenset({"line_comment", "block_comment"}),
+    members={"field_declaration": _Rule("field", name=_declared_name)},
 )
 
 _C_RULES = {
@@ -325,10 +381,12 @@ _C_RULES = {
     "union_specifier": _Rule("union", name=_c_tag_name, pattern="(union_specifier body: (_)) @def"),
     "enum_specifier": _Rule("enum", name=_c_tag_name, pattern="(enum_specifier body: (_)) @def"),
 }
+_C_MEMBERS = {"field_declaration": _Rule("field", name=_declared_name)}
 _C = _LanguageSpec(
     load=lambda: __import__("tree_sitter_c").language(),
     rules=_C_RULES,
     wrappers=frozenset({"type_definition"}),
+    members=_C_MEMBERS,
 )
 
 _CPP = _LanguageSpec(
@@ -342,6 +400,7 @@ _CPP = _LanguageSpec(
         "namespace_definition": _Rule("namespace"),
     },
     wrappers=frozenset({"type_definition", "template_declaration"}),
+    members=_C_MEMBERS,
 )
 
 _RUBY = _LanguageSpec(
@@ -370,6 +429,10 @@ _CSHARP = _LanguageSpec(
         "constructor_declaration": _Rule("constructor"),
         "destructor_declaration": _Rule("method"),
     },
+    members={
+        "field_declaration": _Rule("field", name=_csharp_field_name),
+        "property_declaration": _Rule("property"),
+    },
 )
 
 _SPECS: dict[str, _LanguageSpec] = {
@@ -393,8 +456,9 @@ _SPECS: dict[str, _LanguageSpec] = {
 def _language_and_query(language: str) -> tuple[Language, Query]:
     spec = _SPECS[language]
     grammar = Language(spec.load())
-    patterns = " ".join(rule.pattern or f"({node_type}) @def" for node_type, rule in spec.rules.items())
-    return grammar, Query(grammar, patterns)
+    patterns = [rule.pattern or f"({node_type}) @def" for node_type, rule in spec.rules.items()]
+    patterns += [rule.pattern or f"({node_type}) @member" for node_type, rule in spec.members.items()]
+    return grammar, Query(grammar, " ".join(patterns))
 
 
 # A Parser holds per-parse state, so each thread gets its own (languages and queries are shared).
@@ -469,57 +533,128 @@ def _qualified(parent: _Definition | None, name: str) -> str:
 
 def _kind(rule: _Rule, node: Node, parent: _Definition | None, spec: _LanguageSpec) -> str:
     kind = rule.kind_of(node) if rule.kind_of else rule.kind
-    if kind == "function" and parent is not None and parent.kind not in spec.function_scopes:
+    if kind == "function" and parent is not None and parent.kind not in spec.function_scopes \
+            and parent.kind not in _LEAF_KINDS:  # a function nested in a function stays a function
         return "method"
     return kind
 
 
-def _definitions(root: Node, language: str, src: _Source, max_chunks: int | None) -> list[_Definition]:
-    """Top-level definitions of a parsed file, each with its nested definitions as children.
+def _signature(node: Node, name: str, src: _Source) -> str:
+    """A definition's header: its text up to the body (or its first line), whitespace collapsed."""
+    body = node.child_by_field_name("body")
+    if body is not None and body.start_byte > node.start_byte:
+        end = body.start_byte
+    else:
+        end = min(node.end_byte, src.row_end(node.start_point.row))
+    text = src.data[node.start_byte:end].decode("utf-8", errors="replace")
+    text = _WHITESPACE.sub(" ", text).strip().rstrip("{:;").rstrip()
+    if name not in text:  # `typedef struct { ... } Buffer;`: the name comes after the body
+        text = f"{text} {name}".strip()
+    if len(text) > MAX_SIGNATURE_CHARS:
+        text = text[:MAX_SIGNATURE_CHARS - 1] + "…"
+    return text
 
-    Every definition makes at least one chunk: past `max_chunks` of them, TooManyChunks at once.
+
+class _Symbols:
+    """The symbols of one file, in order of their start, each knowing its syntactic parent."""
+
+    def __init__(self) -> None:
+        self.symbols: list[Symbol] = []
+
+    def add(self, node: Node, outer: Node, name: str, qualified: str, kind: str,
+            parent: _Definition | None, src: _Source) -> int | None:
+        if len(self.symbols) >= MAX_SYMBOLS_PER_FILE:
+            return None
+        name = name.replace("::", ".").rsplit(".", 1)[-1]
+        self.symbols.append(Symbol(
+            name=name,
+            qualified_name=qualified,
+            kind=kind,
+            start_line=outer.start_point.row + 1,
+            end_line=_last_row(outer) + 1,
+            signature=_signature(node, name, src),
+            parent=parent.symbol if parent is not None else None,
+            position=len(self.symbols),
+            parent_position=parent.symbol_index if parent is not None else None,
+        ))
+        return len(self.symbols) - 1
+
+
+def _definitions(root: Node, language: str, src: _Source,
+                 max_chunks: int | None) -> tuple[list[_Definition], list[Symbol]]:
+    """Top-level definitions of a parsed file, each with its nested definitions as children, and
+    the file's symbols (these definitions, those nested in functions, and members).
+
+    Every definition outside a function makes at least one chunk: past `max_chunks` of them,
+    TooManyChunks at once.
     """
     spec = _SPECS[language]
     query = _language_and_query(language)[1]
-    captured = {node.id: node for nodes in QueryCursor(query).captures(root).values() for node in nodes}
+    captures = QueryCursor(query).captures(root)
+    definition_ids = {node.id for node in captures.get("def", [])}
+    captured = {node.id: node for nodes in captures.values() for node in nodes}
     top_level: list[_Definition] = []
+    symbols = _Symbols()
     count = 0
     open_definitions: list[tuple[int, _Definition]] = []  # (end byte, definition), outermost first
     for node in sorted(captured.values(), key=lambda n: (n.start_byte, -n.end_byte)):
         while open_definitions and open_definitions[-1][0] <= node.start_byte:
             open_definitions.pop()
         parent = open_definitions[-1][1] if open_definitions else None
-        if parent is not None and parent.kind in _LEAF_KINDS:
-            continue  # a nested function or class is part of the function that holds it
+        if node.id not in definition_ids:
+            _add_member(node, spec, parent, src, symbols)
+            continue
+        # A definition nested in a function is part of that function's chunk: a symbol only.
+        chunked = parent is None or (parent.chunked and parent.kind not in _LEAF_KINDS)
         rule = spec.rules[node.type]
         name = (rule.name or _name_field)(node)
         kind = _kind(rule, node, parent, spec)
-        if name is None and kind not in _LEAF_KINDS:
+        if name is None and (kind not in _LEAF_KINDS or not chunked):
             continue  # an anonymous namespace or struct: its members belong to the outer scope
         outer = _outer_node(node, spec)
-        lead = _leading_start(outer, spec, src)
-        first, last = lead.start_point.row, _last_row(outer)
-        row_start, row_end = src.row_starts[first], src.row_end(last)
-        alone_at_start = src.blank(row_start, lead.start_byte)
-        alone_at_end = src.only_trailer(outer.end_byte, row_end)
-        definition = _Definition(
-            symbol=_qualified(parent, name or "<anonymous>"),
-            kind=kind,
-            first=first,
-            last=last,
-            header_last=_header_last(node, src),
-            qualifies=rule.qualifies,
-            start_byte=row_start if alone_at_start else lead.start_byte,
-            end_byte=row_end if alone_at_end else outer.end_byte,
-            shares_rows=not (alone_at_start and alone_at_end),
-            body=_body_span(node, src),
-        )
-        (parent.children if parent is not None else top_level).append(definition)
+        definition = _definition(node, outer, rule, _qualified(parent, name or "<anonymous>"), kind, spec, src)
+        definition.chunked = chunked
+        if name is not None:
+            definition.symbol_index = symbols.add(node, outer, name, definition.symbol, kind, parent, src)
+        if chunked:
+            (parent.children if parent is not None else top_level).append(definition)
+            count += 1
         open_definitions.append((node.end_byte, definition))
-        count += 1
         if max_chunks is not None and count > max_chunks:
             raise TooManyChunks(max_chunks)
-    return top_level
+    return top_level, symbols.symbols
+
+
+def _add_member(node: Node, spec: _LanguageSpec, parent: _Definition | None, src: _Source,
+                symbols: _Symbols) -> None:
+    """A field, property or member signature of the container holding it (none outside one)."""
+    if parent is None or parent.kind in _LEAF_KINDS:
+        return
+    rule = spec.members[node.type]
+    name = (rule.name or _name_field)(node)
+    if name:
+        symbols.add(node, node, name, _qualified(parent, name), rule.kind, parent, src)
+
+
+def _definition(node: Node, outer: Node, rule: _Rule, symbol: str, kind: str, spec: _LanguageSpec,
+                src: _Source) -> _Definition:
+    lead = _leading_start(outer, spec, src)
+    first, last = lead.start_point.row, _last_row(outer)
+    row_start, row_end = src.row_starts[first], src.row_end(last)
+    alone_at_start = src.blank(row_start, lead.start_byte)
+    alone_at_end = src.only_trailer(outer.end_byte, row_end)
+    return _Definition(
+        symbol=symbol,
+        kind=kind,
+        first=first,
+        last=last,
+        header_last=_header_last(node, src),
+        qualifies=rule.qualifies,
+        start_byte=row_start if alone_at_start else lead.start_byte,
+        end_byte=row_end if alone_at_end else outer.end_byte,
+        shares_rows=not (alone_at_start and alone_at_end),
+        body=_body_span(node, src),
+    )
 
 
 # --- rows and pieces ----------------------------------------------------------------------------
@@ -642,15 +777,19 @@ def _uncovered_spans(top_level: list[_Definition], line_count: int) -> Iterator[
         yield cursor, line_count - 1
 
 
-def _syntax_chunks(text: str, lines: list[str], language: str, max_chars: int,
-                   window_lines: int, overlap_lines: int, max_chunks: int | None) -> Iterator[Chunk]:
+def _syntax_parse(text: str, lines: list[str], language: str, max_chars: int, window_lines: int,
+                  overlap_lines: int, max_chunks: int | None) -> tuple[Iterator[Chunk], list[Symbol]]:
     src = _Source(text, lines)
     tree = _parser(language).parse(src.data)
-    top_level = _definitions(tree.root_node, language, src, max_chunks)
-    for definition in top_level:
-        yield from _definition_chunks(definition, src, language, max_chars)
-    for first, last in _uncovered_spans(top_level, len(lines)):
-        yield from _window_chunks(lines, first, last, language, max_chars, window_lines, overlap_lines)
+    top_level, symbols = _definitions(tree.root_node, language, src, max_chunks)
+
+    def chunks() -> Iterator[Chunk]:
+        for definition in top_level:
+            yield from _definition_chunks(definition, src, language, max_chars)
+        for first, last in _uncovered_spans(top_level, len(lines)):
+            yield from _window_chunks(lines, first, last, language, max_chars, window_lines, overlap_lines)
+
+    return chunks(), symbols
 
 
 def _collected(chunks: Iterator[Chunk], max_chunks: int | None) -> list[Chunk]:
@@ -663,26 +802,44 @@ def _collected(chunks: Iterator[Chunk], max_chunks: int | None) -> list[Chunk]:
     return collected
 
 
+@dataclass(frozen=True)
+class ParsedFile:
+    """What one parse of a file gives: its chunks (in order of start_line) and its symbols."""
+
+    chunks: list[Chunk]
+    symbols: list[Symbol]
+
+
 def chunk_file(path: str, text: str, language: str, *, max_chars: int = DEFAULT_MAX_CHUNK_CHARS,
                window_lines: int = 40, overlap_lines: int = 8, max_chunks: int | None = None) -> list[Chunk]:
     """Chunks of one file, in order of start_line; TooManyChunks past `max_chunks` (None: no limit)."""
+    return parse_file(path, text, language, max_chars=max_chars, window_lines=window_lines,
+                      overlap_lines=overlap_lines, max_chunks=max_chunks).chunks
+
+
+def parse_file(path: str, text: str, language: str, *, max_chars: int = DEFAULT_MAX_CHUNK_CHARS,
+               window_lines: int = 40, overlap_lines: int = 8, max_chunks: int | None = None) -> ParsedFile:
+    """Chunks and symbols of one file from one tree-sitter pass (no symbols without a grammar);
+    TooManyChunks past `max_chunks` chunks (None: no limit)."""
     if not text.strip():
-        return []
+        return ParsedFile([], [])
     max_chars = max(1, max_chars)
     window_lines = max(1, window_lines)
     overlap_lines = min(max(0, overlap_lines), window_lines - 1)
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     chunks: list[Chunk] | None = None
+    symbols: list[Symbol] = []
     if language in _SPECS:
         try:
-            chunks = _collected(_syntax_chunks(text, lines, language, max_chars, window_lines,
-                                               overlap_lines, max_chunks), max_chunks)
+            syntax_chunks, symbols = _syntax_parse(text, lines, language, max_chars, window_lines,
+                                                   overlap_lines, max_chunks)
+            chunks = _collected(syntax_chunks, max_chunks)
         except TooManyChunks:
             raise
         except Exception:  # noqa: BLE001 - a grammar hiccup must not lose the file: use windows
-            chunks = None
+            chunks, symbols = None, []
     if chunks is None:
         chunks = _collected(_window_chunks(lines, 0, len(lines) - 1, language, max_chars,
                                            window_lines, overlap_lines), max_chunks)
     chunks.sort(key=lambda chunk: chunk.start_line)
-    return chunks
+    return ParsedFile(chunks, symbols)

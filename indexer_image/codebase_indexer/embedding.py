@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 
 from .model_integrity import ModelIntegrityError, verify_default_model
-from .settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
+from .settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings, use_offline_model
 
 
 class EmbeddingError(RuntimeError):
@@ -77,8 +77,7 @@ class LocalEmbedder:
     def _loaded(self):
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                use_offline_model()
                 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as transformers_logging

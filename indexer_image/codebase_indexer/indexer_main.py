@@ -24,7 +24,8 @@ from .log_redaction import redact_logs
 from .pipeline import IndexingCancelled, IndexingError, index_repository
 from .postgres import redact
 from .scanning import ScanOptions
-from .settings import LOCK_WAIT_ENV, project_lock_wait_seconds
+from .configuration import InvalidSetting, add_arguments, environment_names, load
+from .settings import EmbeddingSettings, IndexerSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 143
 TERMINATION_MESSAGE_LIMIT = 4096
@@ -35,85 +36,69 @@ class GitCloneError(IndexingError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    env = os.environ.get
-    parser = argparse.ArgumentParser(prog="codebase-indexer", description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=env("CODEBASE_DATABASE_URL"),
-                        help="the project database URL (env CODEBASE_DATABASE_URL)")
-    parser.add_argument("--project", default=env("CODEBASE_PROJECT_ID"),
-                        help="the project id (env CODEBASE_PROJECT_ID)")
-    parser.add_argument("--source", default=env("CODEBASE_SOURCE_PATH"),
-                        help="repository directory (env CODEBASE_SOURCE_PATH)")
-    parser.add_argument("--git-url", default=env("CODEBASE_GIT_URL"),
-                        help="clone this repository instead of --source (env CODEBASE_GIT_URL)")
-    parser.add_argument("--git-ref", default=env("CODEBASE_GIT_REF"),
-                        help="branch or tag to clone (env CODEBASE_GIT_REF)")
-    parser.add_argument("--work-dir", default=env("CODEBASE_WORK_DIR"),
-                        help="where a git clone goes (env CODEBASE_WORK_DIR; default a temp dir)")
-    parser.add_argument("--mode", choices=("full", "incremental"),
-                        default=env("CODEBASE_INDEX_MODE", "incremental").lower())
-    parser.add_argument("--run-id", default=env("CODEBASE_RUN_ID"))
-    parser.add_argument("--termination-message-path", default=env("CODEBASE_TERMINATION_MESSAGE_PATH"))
-    parser.add_argument("--max-file-size", type=int,
-                        default=int(env("CODEBASE_MAX_FILE_SIZE", str(ScanOptions.max_file_size))))
-    parser.add_argument("--max-chunks-per-file", type=int,
-                        default=int(env("CODEBASE_MAX_CHUNKS_PER_FILE", str(ScanOptions.max_chunks_per_file))),
-                        help="a file making more chunks is skipped (too_many_chunks)")
-    parser.add_argument("--max-chunks-per-run", type=int,
-                        default=int(env("CODEBASE_MAX_CHUNKS_PER_RUN", str(ScanOptions.max_chunks_per_run))),
-                        help="files past this many new chunks in one run are skipped (too_many_chunks); "
-                             "the next run picks them up")
-    parser.add_argument("--lock-wait-seconds", type=float, default=None,
-                        help="how long to wait while another run indexes the project before failing "
-                             f"(env {LOCK_WAIT_ENV}, default 60)")
-    parser.add_argument("--include", default=env("CODEBASE_INCLUDE", ""),
-                        help="comma-separated globs; only matching files are indexed")
-    parser.add_argument("--exclude", default=env("CODEBASE_EXCLUDE", ""),
-                        help="comma-separated globs to leave out")
-    parser.add_argument("--include-secrets", default=env("CODEBASE_INCLUDE_SECRETS", ""),
-                        help="comma-separated globs of secret files (.env, keys, ...) to index on purpose; "
-                             "added to the repository's .codebase-mcp/config.json indexing.include_secrets")
+    parser = argparse.ArgumentParser(prog="codebase-indexer", description=(__doc__ or "").split("\n")[0])
+    add_arguments(parser, IndexerSettings)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     redact_logs()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    problem = _usage_problem(args)
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load(IndexerSettings, args)
+    except InvalidSetting as exc:
+        settings, problem = _partial_settings(args), str(exc)
+    else:
+        problem = _usage_problem(settings)
     if problem:
-        _emit(args, {"ok": False, "reason": "InvalidArguments", "message": problem})
+        _emit(settings, {"ok": False, "reason": "InvalidArguments", "message": problem})
         return EXIT_USAGE
-    result, code = asyncio.run(_run(args))
-    _emit(args, result)
+    result, code = asyncio.run(_run(settings))
+    _emit(settings, result)
     return code
 
 
-def _usage_problem(args: argparse.Namespace) -> str | None:
-    if not args.database_url:
-        return "no database: give --database-url or CODEBASE_DATABASE_URL"
-    if not args.project:
-        return "no project: give --project or CODEBASE_PROJECT_ID"
-    if bool(args.source) == bool(args.git_url):
-        return "give exactly one source: --source (CODEBASE_SOURCE_PATH) or --git-url (CODEBASE_GIT_URL)"
-    if args.git_ref:
+def _partial_settings(args: argparse.Namespace) -> IndexerSettings:
+    """Settings good enough to report a usage error: where the termination message goes."""
+    path = getattr(args, "termination_message_path", None)
+    if path is None:
         try:
-            check_git_ref(args.git_ref)
+            path = load(IndexerSettings, environ={
+                k: v for k, v in os.environ.items() if k.endswith("TERMINATION_MESSAGE_PATH")}
+            ).termination_message_path
+        except InvalidSetting:
+            path = None
+    return IndexerSettings(termination_message_path=path)
+
+
+def _usage_problem(settings: IndexerSettings) -> str | None:
+    if not settings.database_url:
+        return "no database: give --database-url or CODEBASE_MCP_DATABASE_URL"
+    if not settings.project_id:
+        return "no project: give --project or CODEBASE_MCP_PROJECT_ID"
+    if bool(settings.source_path) == bool(settings.git_url):
+        return ("give exactly one source: --source (CODEBASE_MCP_SOURCE_PATH) "
+                "or --git-url (CODEBASE_MCP_GIT_URL)")
+    if settings.git_ref:
+        try:
+            check_git_ref(settings.git_ref)
         except InvalidGitRef as exc:
-            return f"--git-ref (CODEBASE_GIT_REF): {exc}"
+            return f"--git-ref (CODEBASE_MCP_GIT_REF): {exc}"
     return None
 
 
-async def _run(args: argparse.Namespace, embedder: Embedder | None = None,
+async def _run(settings: IndexerSettings, embedder: Embedder | None = None,
                cancelled: asyncio.Event | None = None) -> tuple[dict, int]:
     """One run; `embedder` and `cancelled` are given by a long-lived worker (worker.py)."""
     cancelled = cancelled or _cancel_on_sigterm()
+    database_url = settings.database_url or ""
     try:
-        source = _cloned(args) if args.git_url else Path(args.source)
+        source = _cloned(settings) if settings.git_url else Path(settings.source_path or "")
         summary = await index_repository(
-            args.database_url, source, project_id=args.project,
-            embedder=embedder or create_embedder(), full=args.mode == "full",
-            scan_options=_scan_options(args), run_id=args.run_id,
-            on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=_lock_wait(args),
+            database_url, source, project_id=settings.project_id or "",
+            embedder=embedder or create_embedder(settings.embedding), full=settings.index_mode == "full",
+            scan_options=_scan_options(settings), run_id=settings.run_id,
+            on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=settings.lock_wait_seconds,
         )
     except IndexingCancelled as exc:
         return {"ok": False, "reason": exc.reason, "message": str(exc)}, EXIT_CANCELLED
@@ -123,14 +108,10 @@ async def _run(args: argparse.Namespace, embedder: Embedder | None = None,
         return {"ok": False, "reason": "EmbeddingError", "message": str(exc)}, EXIT_FAILED
     except (OSError, asyncio.TimeoutError) as exc:
         return {"ok": False, "reason": "DatabaseError",
-                "message": f"{redact(args.database_url)}: {exc}"}, EXIT_FAILED
+                "message": f"{redact(database_url)}: {exc}"}, EXIT_FAILED
     except Exception as exc:  # anything else still ends with a result a human can read
         return {"ok": False, "reason": _reason_of(exc), "message": str(exc)}, EXIT_FAILED
     return {"ok": True, "summary": summary.to_dict()}, EXIT_OK
-
-
-def _lock_wait(args: argparse.Namespace) -> float:
-    return args.lock_wait_seconds if args.lock_wait_seconds is not None else project_lock_wait_seconds()
 
 
 def _cancel_on_sigterm() -> asyncio.Event:
@@ -147,57 +128,61 @@ def _reason_of(exc: Exception) -> str:
     return "DatabaseError" if module.startswith("asyncpg") else "Failed"
 
 
-def _scan_options(args: argparse.Namespace) -> ScanOptions:
-    def globs(text: str) -> tuple[str, ...]:
-        return tuple(g.strip() for g in text.split(",") if g.strip())
-
-    return ScanOptions(max_file_size=args.max_file_size, include=globs(args.include),
-                       exclude=globs(args.exclude), include_secrets=globs(args.include_secrets),
-                       max_chunks_per_file=args.max_chunks_per_file, max_chunks_per_run=args.max_chunks_per_run)
+def _scan_options(settings: IndexerSettings) -> ScanOptions:
+    return ScanOptions(max_file_size=settings.max_file_size, include=settings.include,
+                       exclude=settings.exclude, include_secrets=settings.include_secrets,
+                       max_chunks_per_file=settings.max_chunks_per_file,
+                       max_chunks_per_run=settings.max_chunks_per_run)
 
 
 _ASKPASS_SCRIPT = """#!/bin/sh
 # git asks for credentials through this script; they come from the environment, never argv.
 case "$1" in
-  Username*) printf '%s\\n' "$CODEBASE_GIT_USERNAME" ;;
-  *) printf '%s\\n' "$CODEBASE_GIT_PASSWORD" ;;
+  Username*) printf '%s\\n' "$GIT_USERNAME" ;;
+  *) printf '%s\\n' "$GIT_PASSWORD" ;;
 esac
 """
 
 
-def _cloned(args: argparse.Namespace) -> Path:
+def _cloned(settings: IndexerSettings) -> Path:
     """Shallow-clone the repository; arguments go to git as a list, never through a shell."""
-    work = Path(tempfile.mkdtemp(prefix="clone-", dir=args.work_dir or None))
+    work = Path(tempfile.mkdtemp(prefix="clone-", dir=settings.work_dir or None))
     target = work / "repo"
     command = ["git", "clone", "--depth", "1", "--quiet"]
-    if args.git_ref:
-        command += ["--branch", args.git_ref]
-    command += ["--", args.git_url, str(target)]
-    result = subprocess.run(command, capture_output=True, text=True, env=_git_environment(work))
+    if settings.git_ref:
+        command += ["--branch", settings.git_ref]
+    command += ["--", settings.git_url or "", str(target)]
+    result = subprocess.run(command, capture_output=True, text=True, env=_git_environment(work, settings))
     if result.returncode != 0:
-        raise GitCloneError(f"git clone of {args.git_url} failed: {result.stderr.strip()[-500:]}")
+        raise GitCloneError(f"git clone of {settings.git_url} failed: {result.stderr.strip()[-500:]}")
     return target
 
 
-def _git_environment(work: Path) -> dict[str, str]:
-    """git's environment: never prompt; answer credential prompts from CODEBASE_GIT_USERNAME/PASSWORD."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    if os.environ.get("CODEBASE_GIT_PASSWORD"):
+def _git_environment(work: Path, settings: IndexerSettings) -> dict[str, str]:
+    """git's environment: never prompt; answer credential prompts through GIT_ASKPASS.
+
+    The indexer's own secrets (the database URL, the embedding API key) stay out of it; git gets
+    the repository credentials only, under names of its askpass script."""
+    hidden = environment_names(IndexerSettings, secret=True) | environment_names(EmbeddingSettings, secret=True)
+    env = {name: value for name, value in os.environ.items() if name not in hidden}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    if settings.git_password:
         askpass = work / "askpass.sh"
         askpass.write_text(_ASKPASS_SCRIPT)
         askpass.chmod(0o700)
-        env["GIT_ASKPASS"] = str(askpass)
+        env.update(GIT_ASKPASS=str(askpass), GIT_USERNAME=settings.git_username or "",
+                   GIT_PASSWORD=settings.git_password)
     return env
 
 
-def _emit(args: argparse.Namespace, result: dict) -> None:
+def _emit(settings: IndexerSettings, result: dict) -> None:
     if "message" in result:  # it leaves the process: stdout, the termination message, then status
         result = {**result, "message": credentials.redact(str(result["message"]))}
     line = json.dumps(result, separators=(",", ":"), sort_keys=True)
     print(line, flush=True)
-    if args.termination_message_path:
+    if settings.termination_message_path:
         try:
-            Path(args.termination_message_path).write_text(_fit(result))
+            Path(settings.termination_message_path).write_text(_fit(result))
         except OSError as exc:
             print(f"cannot write termination message: {exc}", file=sys.stderr)
 

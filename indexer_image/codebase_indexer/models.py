@@ -27,6 +27,21 @@ class Chunk:
     content: str
 
 
+@dataclass(frozen=True)
+class Symbol:
+    """A definition in a file: a function, method, class, ... or a class's field or property."""
+
+    name: str  # its own name: "send"
+    qualified_name: str  # with its enclosing definitions: "Client.send"
+    kind: str  # "function", "method", "class", "interface", "struct", "field", ...
+    start_line: int  # 1-based, inclusive: its own syntax (decorators yes, comments above no)
+    end_line: int
+    signature: str  # its header up to the body, whitespace collapsed
+    parent: str | None  # qualified name of the definition it is nested in
+    position: int  # its index among the file's symbols (in order of start)
+    parent_position: int | None  # the index of that enclosing definition
+
+
 @dataclass
 class Progress:
     files_total: int = 0

@@ -16,12 +16,14 @@ from typing import Callable, Iterator
 import asyncpg
 
 from . import runs, store
-from .chunking import TooManyChunks, chunk_file
+from .chunking import TooManyChunks, parse_file
+from .credentials import find_credential
 from .embedding import Embedder
 from .models import IndexSummary, Progress, SourceFile
+from .outcomes import SUCCEEDED
 from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
-from .secret_files import without_credentials
+from .secret_files import credential_lines, without_credentials
 from .settings import DEFAULT_LOCK_WAIT_SECONDS
 from .store import FileWrite
 
@@ -112,7 +114,7 @@ async def index_repository(
         except BaseException as exc:
             await _record_failure(conn, run_id, exc)
             raise
-        await runs.finish_run(conn, run_id, "succeeded", summary=summary)
+        await runs.finish_run(conn, run_id, SUCCEEDED, summary=summary)
         await runs.clear_whole_run_steps_pending(conn)
         return summary
     finally:
@@ -316,15 +318,20 @@ def _embedding_of(loop, pool, embedder: Embedder, texts: list[str]) -> asyncio.F
 
 def prepare_file(source: SourceFile, *, chunk_skips: dict[str, int] | None = None,
                  max_chunks: int | None = None) -> FileWrite:
-    """A file's chunks (blank ones and those carrying a credential dropped, NULs replaced) and
-    their embedding cache keys; `chunk_skips` counts the dropped ones by reason.
+    """A file's chunks (blank ones and those carrying a credential dropped, NULs replaced), their
+    embedding cache keys, its symbols and the lines it stores for grep (credential lines withheld);
+    `chunk_skips` counts the dropped chunks by reason.
     Raises TooManyChunks when the file makes more than `max_chunks`."""
     if "\x00" in source.text:  # PostgreSQL text cannot hold NUL
         source = replace(source, text=source.text.replace("\x00", "\ufffd"))
-    chunks = chunk_file(source.path, source.text, source.language, max_chunks=max_chunks)
-    chunks = [c for c in chunks if c.content.strip()]
+    parsed = parse_file(source.path, source.text, source.language, max_chunks=max_chunks)
+    chunks = [c for c in parsed.chunks if c.content.strip()]
     chunks, withheld = without_credentials(source.text, chunks)
     if withheld and chunk_skips is not None:
         chunk_skips["secret"] = chunk_skips.get("secret", 0) + withheld
     chunks = [replace(c, content=c.content.replace("\x00", "\ufffd")) for c in chunks]
-    return FileWrite(source=source, chunks=chunks, chunk_hashes=[store.chunk_hash(c) for c in chunks])
+    withheld_lines = credential_lines(source.text)
+    symbols = [symbol if find_credential(symbol.signature) is None else replace(symbol, signature=symbol.name)
+               for symbol in parsed.symbols]
+    return FileWrite(source=source, chunks=chunks, chunk_hashes=[store.chunk_hash(c) for c in chunks],
+                     symbols=symbols, withheld_lines=withheld_lines)

@@ -1,4 +1,4 @@
-"""Where the PostgreSQL server is: `DATABASE_URL`, or an embedded one under the home folder."""
+"""Where the PostgreSQL server is: `CODEBASE_MCP_ADMIN_DATABASE_URL`, or an embedded one under the home folder."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from .settings import home_dir
+from .settings import local_settings
 
 _embedded_servers: dict[Path, object] = {}
 _lock = threading.Lock()
@@ -19,11 +19,11 @@ _GROUP_OTHER_RX = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
 
 
 def admin_database_url() -> str:
-    """The admin connection URL: `DATABASE_URL` when set, else the embedded server's."""
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        return configured
-    home = home_dir()
+    """The admin connection URL: `CODEBASE_MCP_ADMIN_DATABASE_URL` when set, else the embedded server's."""
+    settings = local_settings()
+    if settings.admin_database_url:
+        return settings.admin_database_url
+    home = settings.home
     home.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds logs and, usually, the data
     return embedded_server_url(embedded_data_dir(home))
 
@@ -46,7 +46,7 @@ def embedded_data_dir(home: Path) -> Path:
             f"the embedded database {data} lies under a folder only its owner may enter; as root, "
             f"embedded PostgreSQL would make that folder readable by everyone. Stop every codebase-mcp "
             f"process, then move it (mkdir -p {relocated.parent} && mv {data} {relocated}), "
-            "or set DATABASE_URL to another PostgreSQL server")
+            "or set CODEBASE_MCP_ADMIN_DATABASE_URL to another PostgreSQL server")
     return relocated
 
 

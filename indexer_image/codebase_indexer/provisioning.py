@@ -85,7 +85,7 @@ async def ensure_project_database(admin_url: str, project_id: str, *, namespace:
                                   reader_password: str | None = None,
                                   take_over_from: DatabaseOwner | None = None,
                                   connect: Connector = direct_connection) -> ProjectDatabase:
-    """Create the project's roles and database if missing, enable pgvector, migrate, set privileges.
+    """Create the project's roles and database if missing, enable pgvector and pg_trgm, migrate, set privileges.
 
     With `owner_password`, the owner role can log in with it and the returned URL uses those
     credentials; otherwise it uses the admin's. Without `reader_password` (locally), the reader's
@@ -112,6 +112,7 @@ async def ensure_project_database(admin_url: str, project_id: str, *, namespace:
         # supervisor, the CLI beside a gateway) would race CREATE EXTENSION and the grants.
         async with connect(admin_project_url) as conn:
             await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")  # grep_code's trigram index
             await conn.execute(f"SET ROLE {quote_ident(names.owner_role)}")
             await migrate(conn)
             await conn.execute(

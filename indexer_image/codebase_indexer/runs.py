@@ -13,8 +13,9 @@ import asyncpg
 
 from .connections import Connector, direct_connection
 from .models import IndexSummary, Progress
+from .outcomes import CANCELLED, FAILED, RUNNING, SUCCEEDED
 
-RUN_STATES = ("running", "succeeded", "failed", "cancelled")
+RUN_STATES = (RUNNING, SUCCEEDED, FAILED, CANCELLED)  # a row exists once its run started
 PROJECT_LOCK_KEY = 7203  # one project per database, so one key per database is enough
 ABANDONED_MESSAGE = ("the indexer stopped without finishing (its process was killed or lost its "
                      "database connection); start the indexing again, it resumes incrementally")

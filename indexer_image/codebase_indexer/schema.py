@@ -74,6 +74,44 @@ MIGRATIONS: list[tuple[int, str]] = [
     INSERT INTO lexeme_stats (lexeme, df)
         SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM chunks');
     """),
+    (4, """
+    -- Exact and regex search over lines (grep_code), and definitions (find_symbol, outlines).
+    -- pg_trgm is a trusted extension: the database's owner role may create it without being
+    -- a superuser (provisioning also creates it as the admin, beside pgvector).
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    -- Every line of every file (credential lines withheld); the trigram index narrows a
+    -- LIKE / ILIKE / ~ / ~* to candidate lines, the predicate itself confirms them.
+    CREATE TABLE lines (
+        file_id bigint NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        line    integer NOT NULL,
+        text    text NOT NULL,
+        PRIMARY KEY (file_id, line)
+    );
+    CREATE INDEX lines_text_trgm ON lines USING gin (text gin_trgm_ops);
+    CREATE TABLE symbols (
+        file_id         bigint NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        position        integer NOT NULL,
+        parent_position integer,
+        name            text NOT NULL,
+        qualified_name  text NOT NULL,
+        kind            text NOT NULL,
+        language        text NOT NULL,
+        start_line      integer NOT NULL,
+        end_line        integer NOT NULL,
+        signature       text NOT NULL,
+        parent          text,
+        PRIMARY KEY (file_id, position)
+    );
+    -- text_pattern_ops: equality and LIKE 'prefix%' whatever the database's collation.
+    CREATE INDEX symbols_name ON symbols (name text_pattern_ops);
+    CREATE INDEX symbols_qualified_name ON symbols (qualified_name text_pattern_ops);
+    CREATE INDEX symbols_name_trgm ON symbols USING gin (lower(name) gin_trgm_ops);
+    CREATE INDEX symbols_qualified_trgm ON symbols USING gin (lower(qualified_name) gin_trgm_ops);
+    CREATE INDEX symbols_enclosing ON symbols (file_id, start_line, end_line);
+    -- Files indexed before this version have neither: their next run re-reads every file (the
+    -- embedding cache keeps that from embedding anything again).
+    UPDATE files SET content_hash = 'pending-lines-and-symbols';
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -13,6 +13,7 @@ from pgvector.asyncpg import register_vector
 
 from .connections import ConnectionBudget, ConnectionLimits
 from .embedding import Embedder
+from .identifier_search import defining_chunks, identifier_first, identifier_query
 from .lexical import searchable_text
 from .schema import recorded_embedding_model
 
@@ -118,9 +119,18 @@ async def _search(pool, embedder, query, where, params, limit, mode) -> list[dic
         scores = fused_scores([([i for i, _ in hits], weight) for hits, weight in ranked])
     else:
         scores = _relative_scores(ranked[0][0]) if mode == "lexical" else dict(ranked[0][0])
-    ids = sorted(scores, key=lambda i: -scores[i])[:limit]
+    ranked_ids = sorted(scores, key=lambda i: -scores[i])
     async with pool.acquire() as conn:
+        ids = await _identifier_first(conn, query, mode, where, params, ranked_ids, scores, limit)
         return await _fetch_results(conn, ids, scores)
+
+
+async def _identifier_first(conn, query, mode, where, params, ranked_ids, scores, limit) -> list[int]:
+    """A query that is an identifier puts its definitions first, scored 1.0 (identifier_search.py)."""
+    name = identifier_query(query) if mode != "semantic" else None
+    defining = await defining_chunks(conn, name, where, params, limit) if name else []
+    scores.update(dict.fromkeys(defining, 1.0))
+    return identifier_first(ranked_ids, defining, limit)
 
 
 async def _with_connection(pool, leg, *args):
@@ -147,10 +157,11 @@ def _checked_limit(limit: int) -> int:
     return limit
 
 
-def _filter_clause(filters: SearchFilters) -> tuple[str, list]:
+def _filter_clause(filters: SearchFilters, language_column: str = "c.language") -> tuple[str, list]:
     """SQL conditions on `c` (chunks) and `f` (files); values only ever travel as parameters.
 
-    Parameter numbers start at $2 ($1 is the query vector or tsquery).
+    Parameter numbers start at $2 ($1 is the query vector or tsquery). `language_column` is
+    "f.language" for queries without chunks (grep).
     """
     conditions: list[str] = []
     params: list = []
@@ -160,7 +171,7 @@ def _filter_clause(filters: SearchFilters) -> tuple[str, list]:
         conditions.append(sql.replace("?", f"${len(params) + 1}"))
 
     if filters.language:
-        add("c.language = ?", filters.language.strip().lower())
+        add(f"{language_column} = ?", filters.language.strip().lower())
     extension = file_extension(filters.file_type)
     if extension:
         add("f.extension = ?", extension)
@@ -336,6 +347,16 @@ def _result(row, score: float) -> dict:
 
 
 _budgets: dict[int, ConnectionBudget] = {}
+
+
+def filter_clause(filters: SearchFilters, *, language_column: str) -> tuple[str, list]:
+    """The search filters as SQL for other queries of a project (grep_code): see _filter_clause."""
+    return _filter_clause(filters, language_column)
+
+
+def default_budget() -> ConnectionBudget:
+    """The connection budget of this event loop, for callers that bring none (the CLI, tests)."""
+    return _default_budget()
 
 
 def _default_budget() -> ConnectionBudget:

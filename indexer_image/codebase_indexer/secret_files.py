@@ -125,6 +125,11 @@ def without_credentials(text: str, chunks: list[Chunk]) -> tuple[list[Chunk], in
     return kept, len(chunks) - len(kept)
 
 
+def credential_lines(text: str) -> frozenset[int]:
+    """1-based numbers of the lines a well-known credential occupies (kept out of grep's lines)."""
+    return frozenset(line for first, last in _credential_line_spans(text) for line in range(first, last + 1))
+
+
 def _credential_line_spans(text: str) -> list[tuple[int, int]]:
     """1-based (first, last) line of every credential in the text."""
     matches = [match.span() for pattern in CREDENTIAL_PATTERNS.values() for match in pattern.finditer(text)]

@@ -1,8 +1,9 @@
-"""Writes to a project database: files and their chunks, the embedding cache.
+"""Writes to a project database: files with their chunks, lines and symbols; the embedding cache.
 
-Each batch of files is written in one transaction: a file's old chunks are
+Each batch of files is written in one transaction: a file's old chunks, lines and symbols are
 deleted and its new ones inserted together, so a search never sees half a file.
-Chunks go in with COPY through a staging table, where `to_tsvector` is applied.
+Chunks go in with COPY through a staging table, where `to_tsvector` is applied; lines and
+symbols go in with COPY directly.
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import numpy as np
 from pgvector.asyncpg import register_vector
 
 from .lexical import identifier_parts, searchable_text
-from .models import Chunk, SourceFile
+from .models import Chunk, SourceFile, Symbol
 
+_SYMBOL_COLUMNS = ("file_id", "position", "parent_position", "name", "qualified_name", "kind",
+                   "language", "start_line", "end_line", "signature", "parent")
 _STAGE_COLUMNS = ("path", "start_line", "end_line", "symbol", "kind", "language",
                   "content", "content_hash", "embedding", "lexical_symbol", "lexical_path", "lexical")
 
@@ -29,6 +32,27 @@ class FileWrite:
     chunks: list[Chunk]
     chunk_hashes: list[str]
     vectors: list[np.ndarray | None] = field(default_factory=list)  # one per chunk
+    symbols: list[Symbol] = field(default_factory=list)
+    withheld_lines: frozenset[int] = frozenset()  # 1-based lines holding a credential: not stored
+
+    def line_records(self, file_id: int):
+        """(file_id, line, text) of every line but the withheld ones (a final newline ends the
+        last line, as for grep: it starts no empty one)."""
+        for number, text in enumerate(text_lines(self.source.text), start=1):
+            if number not in self.withheld_lines:
+                yield file_id, number, text.removesuffix("\r")
+
+    def symbol_records(self, file_id: int):
+        for s in self.symbols:
+            yield (file_id, s.position, s.parent_position, s.name, s.qualified_name, s.kind,
+                   self.source.language, s.start_line, s.end_line, s.signature, s.parent)
+
+
+def text_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def chunk_hash(chunk: Chunk) -> str:
@@ -78,9 +102,10 @@ async def write_files(conn: asyncpg.Connection, files: list[FileWrite], model: s
         deleted = await conn.fetchval(
             "WITH gone AS (DELETE FROM files WHERE path = ANY($1::text[]) RETURNING chunk_count) "
             "SELECT coalesce(sum(chunk_count), 0) FROM gone", paths)
-        await conn.execute(
+        file_ids = await conn.fetch(
             "INSERT INTO files (path, extension, language, content_hash, size, content, chunk_count) "
-            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::int[])",
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::int[]) "
+            "RETURNING id, path",
             paths,
             [_extension(p) for p in paths],
             [f.source.language for f in files],
@@ -89,6 +114,13 @@ async def write_files(conn: asyncpg.Connection, files: list[FileWrite], model: s
             [f.source.text for f in files],
             [len(f.chunks) for f in files],
         )
+        id_of = {row["path"]: row["id"] for row in file_ids}
+        await conn.copy_records_to_table(
+            "lines", records=[r for f in files for r in f.line_records(id_of[f.source.path])],
+            columns=("file_id", "line", "text"))
+        await conn.copy_records_to_table(
+            "symbols", records=[r for f in files for r in f.symbol_records(id_of[f.source.path])],
+            columns=_SYMBOL_COLUMNS)
         records = list(_stage_records(files))
         await conn.copy_records_to_table("chunk_stage", records=records, columns=_STAGE_COLUMNS)
         await conn.execute(

@@ -1,10 +1,10 @@
 """`python -m codebase_indexer.worker`: a long-lived indexer whose model stays loaded between runs.
 
-A local gateway runs its watch-triggered runs here, so a saved file is searchable in about a
-second instead of paying the model's load (several seconds) on every save. Same environment
-and same runs as `codebase-indexer`; only the per-run settings arrive on stdin, one JSON object
-a line (`database_url`, `project_id`, `source`, `run_id`, `mode`), never in argv. Each request
-is answered with the indexer's JSON result line on stdout. SIGTERM cancels the run in flight
+A local gateway that watches repositories runs its runs here, so a saved file is searchable in
+about a second instead of paying the model's load (several seconds) on every save. Same
+environment and same runs as `codebase-indexer`; only the per-run settings arrive on stdin, one
+JSON object a line (the IndexerSettings fields in RUN_FIELDS), never in argv. Each request is
+answered with the indexer's JSON result line on stdout. SIGTERM cancels the run in flight
 (answered `{"ok": false, "reason": "Cancelled"}`) and ends the worker with 143; end of input
 ends it with 0.
 """
@@ -15,17 +15,19 @@ import json
 import signal
 import sys
 
+from .configuration import InvalidSetting, load
 from .embedding import Embedder, LocalEmbedder, create_embedder
-from .indexer_main import EXIT_CANCELLED, EXIT_OK, _emit, _run, _usage_problem, build_parser
+from .indexer_main import EXIT_CANCELLED, EXIT_OK, _emit, _run, _usage_problem
 from .log_redaction import redact_logs
+from .settings import IndexerSettings
 
-REQUEST_KEYS = ("database_url", "project_id", "source", "run_id", "mode")
+RUN_FIELDS = ("database_url", "project_id", "source_path", "index_mode", "run_id")
 MAX_REQUEST_BYTES = 64 * 1024
 
 
 def main() -> int:
     redact_logs()
-    embedder = create_embedder()
+    embedder = create_embedder(load(IndexerSettings).embedding)
     if isinstance(embedder, LocalEmbedder):
         _ = embedder.dimensions  # load the model now, while no run waits for it
     return asyncio.run(_serve(embedder))
@@ -42,12 +44,12 @@ async def _serve(embedder: Embedder) -> int:
         line = await _next_line(reader, cancelled)
         if not line:
             return EXIT_CANCELLED if cancelled.is_set() else EXIT_OK
-        args, problem = _arguments(line)
+        settings, problem = _settings(line)
         if problem:
-            _emit(args, {"ok": False, "reason": "InvalidArguments", "message": problem})
+            _emit(settings, {"ok": False, "reason": "InvalidArguments", "message": problem})
             continue
-        result, _code = await _run(args, embedder=embedder, cancelled=cancelled)
-        _emit(args, result)
+        result, _code = await _run(settings, embedder=embedder, cancelled=cancelled)
+        _emit(settings, result)
     return EXIT_CANCELLED
 
 
@@ -59,24 +61,28 @@ async def _next_line(reader: asyncio.StreamReader, cancelled: asyncio.Event) -> 
     if reading not in done:
         reading.cancel()
         return b""
-    return reading.result()
+    try:
+        return reading.result()
+    except ValueError:  # a line over MAX_REQUEST_BYTES: the gateway never sends one
+        return b"{}\n"
 
 
-def _arguments(line: bytes):
-    """The run's arguments: the worker's environment (as codebase-indexer reads it) plus the request."""
-    args = build_parser().parse_args([])
-    args.termination_message_path = None
+def _settings(line: bytes) -> tuple[IndexerSettings, str | None]:
+    """The worker's environment (as codebase-indexer reads it) plus the request's run fields."""
     try:
         request = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return args, "a request is one JSON object a line"
-    if not isinstance(request, dict) or not all(isinstance(request.get(k), str) for k in REQUEST_KEYS):
-        return args, f"a request needs the strings {', '.join(REQUEST_KEYS)}"
-    args.database_url, args.project, args.source = request["database_url"], request["project_id"], request["source"]
-    args.run_id, args.mode, args.git_url = request["run_id"], request["mode"], None
-    if args.mode not in ("full", "incremental"):
-        return args, "mode is full or incremental"
-    return args, _usage_problem(args)
+        request = None
+    if not isinstance(request, dict) or not all(isinstance(request.get(k), str) for k in RUN_FIELDS):
+        return IndexerSettings(), f"a request is one JSON object a line with the strings {', '.join(RUN_FIELDS)}"
+    if request["index_mode"] not in ("full", "incremental"):
+        return IndexerSettings(), "index_mode is full or incremental"
+    try:
+        settings = load(IndexerSettings, git_url=None, termination_message_path=None,
+                        **{field: request[field] for field in RUN_FIELDS})
+    except InvalidSetting as exc:
+        return IndexerSettings(), str(exc)
+    return settings, _usage_problem(settings)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,11 @@ import math
 from fastmcp.server.auth import TokenVerifier
 from fastmcp.server.auth.auth import AccessToken
 
-TOKEN_ENV = "CODEBASE_MCP_TOKEN"
+from codebase_indexer.configuration import variable
+
+from .settings import GatewaySettings
+
+TOKEN_ENV = variable(GatewaySettings, "token")
 MIN_TOKEN_CHARS = 32
 # Estimated from the token's own character frequencies: a generated secret of 32+ characters is
 # far above this (`secrets.token_urlsafe(32)` ~190 bits, `openssl rand -hex 16` ~100), while

@@ -4,25 +4,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
+from codebase_indexer import grep as grep_plane
+from codebase_indexer import symbols as symbol_plane
 from codebase_indexer.embedding import EmbeddingError, create_embedder
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
 from codebase_indexer.models import IndexSummary, Progress
 from codebase_indexer.pipeline import IndexingError, index_repository
 from codebase_indexer.postgres import admin_database_url
-from codebase_indexer.provisioning import ensure_project_database, project_database_exists
+from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database, project_database_exists
 from codebase_indexer.search import MODES, SearchError, search_code
-from codebase_indexer.settings import project_lock_wait_seconds
+from codebase_indexer.outcomes import summary_sentence
+from codebase_indexer.settings import project_lock_wait_seconds, use_offline_model
 
-from .control_plane.base import summary_message
 from .control_plane.watcher import (DEFAULT_DEBOUNCE_SECONDS, DEFAULT_MAX_DELAY_SECONDS, RepositoryWatch,
                                     WatchSettings, WatchTarget)
 from .projects import find_config
 from .validation import InvalidArgument
+
 
 class CliError(Exception):
     """A problem the user can fix; printed without a traceback."""
@@ -55,6 +57,40 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print the search_code result object")
     search.set_defaults(handler=_search_command)
 
+    grep = commands.add_parser("grep", help="every line of an indexed project matching a string or regex")
+    grep.add_argument("pattern")
+    grep.add_argument("-E", "--regex", action="store_true", help="PATTERN is a regular expression")
+    grep.add_argument("-i", "--ignore-case", action="store_true", help="match case-insensitively")
+    _add_filters(grep)
+    grep.add_argument("--limit", type=int, default=grep_plane.DEFAULT_GREP_LIMIT,
+                      help=f"matches to show, 1 to {grep_plane.MAX_GREP_LIMIT}")
+    grep.add_argument("--json", action="store_true", help="print the grep_code result object")
+    grep.set_defaults(handler=_grep_command)
+
+    symbols = commands.add_parser("symbols", help="where a symbol is defined (find_symbol)")
+    symbols.add_argument("name", help="a name or a qualified name such as Client.send")
+    symbols.add_argument("--project", help="project name (default: resolved from the current directory)")
+    symbols.add_argument("--kind", choices=symbol_plane.SYMBOL_KINDS)
+    symbols.add_argument("--match", choices=symbol_plane.SYMBOL_MATCHES, default="exact")
+    symbols.add_argument("--language")
+    symbols.add_argument("--limit", type=int, default=symbol_plane.DEFAULT_SYMBOL_LIMIT)
+    symbols.add_argument("--json", action="store_true", help="print the find_symbol result object")
+    symbols.set_defaults(handler=_symbols_command)
+
+    outline = commands.add_parser("outline", help="a file's definitions, nested (get_file_outline)")
+    outline.add_argument("file_path", help="path relative to the repository root")
+    outline.add_argument("--project", help="project name (default: resolved from the current directory)")
+    outline.add_argument("--json", action="store_true", help="print the get_file_outline result object")
+    outline.set_defaults(handler=_outline_command)
+
+    read = commands.add_parser("read", help="lines of an indexed file, from the index (read_code)")
+    read.add_argument("file_path", help="path relative to the repository root")
+    read.add_argument("--project", help="project name (default: resolved from the current directory)")
+    read.add_argument("--start", type=int, default=1, help="first line (1-based)")
+    read.add_argument("--end", type=int, help=f"last line (at most {symbol_plane.MAX_READ_LINES} a call)")
+    read.add_argument("--json", action="store_true", help="print the read_code result object")
+    read.set_defaults(handler=_read_command)
+
     _add_delegated(commands, "serve", "start the MCP gateway", "codebase_gateway.serve_command")
     _add_delegated(commands, "operator", "start the Kubernetes operator", "codebase_operator.command")
     return parser
@@ -81,7 +117,7 @@ def _unavailable(name: str, error: Exception) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    use_offline_model()
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
@@ -172,7 +208,7 @@ class TerminalRuns:
         except (IndexingError, EmbeddingError, OSError) as exc:
             print(f"{moment} run {self._count} failed: {exc}", file=self.out, flush=True)
             return
-        print(f"{moment} run {self._count}: {summary_message(summary.to_dict())}", file=self.out, flush=True)
+        print(f"{moment} run {self._count}: {summary_sentence(summary.to_dict())}", file=self.out, flush=True)
 
 
 async def _index(path: Path, project_id: str, full: bool) -> IndexSummary:
@@ -190,9 +226,8 @@ def _summary_text(s: IndexSummary) -> str:
     skipped = ", ".join(f"{reason} {n}" for reason, n in s.skipped_by_reason.items()) or "none"
     chunks_skipped = ", ".join(f"{reason} {n}" for reason, n in s.chunks_skipped_by_reason.items()) or "none"
     return (
-        f"project {s.project_id} ({s.database_name}), {s.mode} index in {s.duration_seconds:.1f}s\n"
-        f"  files: {s.files_indexed} indexed, {s.files_unchanged} unchanged, "
-        f"{s.files_deleted} deleted, {s.files_skipped} skipped ({skipped})\n"
+        f"project {s.project_id} ({s.database_name}), {s.mode} index: {summary_sentence(s.to_dict())}\n"
+        f"  files skipped: {skipped}\n"
         f"  chunks: {s.chunks_created} created, {s.chunks_deleted} deleted, "
         f"{s.chunks_skipped} left out ({chunks_skipped}); "
         f"embeddings: {s.embeddings_computed} computed, {s.embeddings_cached} from cache"
@@ -236,18 +271,107 @@ def _search_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _search(project_id: str, args: argparse.Namespace) -> dict:
+async def _indexed_project(project_id: str) -> ProjectDatabase:
     admin_url = admin_database_url()
     if not await project_database_exists(admin_url, project_id):
         raise CliError(f"project {project_id!r} has not been indexed yet: "
                        f"run `codebase-mcp index PATH --project {project_id}` first")
-    project = await ensure_project_database(admin_url, project_id)  # a project from before has no reader yet
+    return await ensure_project_database(admin_url, project_id)  # a project from before has no reader yet
+
+
+async def _search(project_id: str, args: argparse.Namespace) -> dict:
+    project = await _indexed_project(project_id)
     return await search_code(
         project.reader_url, create_embedder(), args.query,
         project_id=project_id, database_name=project.database_name, language=args.language,
         file_type=args.file_type, directory=args.directory, path_glob=args.path_glob,
         limit=args.limit, mode=args.mode,
     )
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--project", help="project name (default: resolved from the current directory)")
+    parser.add_argument("--language")
+    parser.add_argument("--file-type", help="file extension without the dot, e.g. py")
+    parser.add_argument("--directory", help="repository-relative directory prefix")
+    parser.add_argument("--path-glob", help="path glob, e.g. 'src/**/*.py'")
+
+
+def _print(result: dict, as_json: bool, text) -> int:
+    print(json.dumps(result, indent=2) if as_json else text(result))
+    return 0
+
+
+def _navigation(args: argparse.Namespace, call) -> dict:
+    """Run `call(project, ids)` on the project resolved from --project or the current directory."""
+    project_id = project_for(Path.cwd(), args.project)
+
+    async def run() -> dict:
+        project = await _indexed_project(project_id)
+        return await call(project.reader_url, {"project_id": project_id, "database_name": project.database_name})
+
+    return asyncio.run(run())
+
+
+def _grep_command(args: argparse.Namespace) -> int:
+    result = _navigation(args, lambda url, ids: grep_plane.grep_code(
+        url, args.pattern, regex=args.regex, case_sensitive=not args.ignore_case, language=args.language,
+        file_type=args.file_type, directory=args.directory, path_glob=args.path_glob, limit=args.limit, **ids))
+    return _print(result, args.json, format_grep)
+
+
+def _symbols_command(args: argparse.Namespace) -> int:
+    result = _navigation(args, lambda url, ids: symbol_plane.find_symbol(
+        url, args.name, kind=args.kind, match=args.match, language=args.language, limit=args.limit, **ids))
+    return _print(result, args.json, format_symbols)
+
+
+def _outline_command(args: argparse.Namespace) -> int:
+    result = _navigation(args, lambda url, ids: symbol_plane.get_file_outline(url, args.file_path, **ids))
+    return _print(result, args.json, format_outline)
+
+
+def _read_command(args: argparse.Namespace) -> int:
+    result = _navigation(args, lambda url, ids: symbol_plane.read_code(
+        url, args.file_path, start_line=args.start, end_line=args.end, **ids))
+    return _print(result, args.json, format_read)
+
+
+def format_grep(result: dict) -> str:
+    """`path:line:column: text  [symbol]` a match, then how many there are in all."""
+    lines = [f"{m['file_path']}:{m['line']}:{m['column']}: {m['line_text']}"
+             + (f"  [{m['symbol']}]" if m["symbol"] else "") for m in result["matches"]]
+    shown = len(result["matches"])
+    more = f" (showing {shown}; raise --limit for more)" if result["truncated"] else ""
+    return "\n".join([*lines, f"{result['total_count']} matching lines{more}"])
+
+
+def format_symbols(result: dict) -> str:
+    if not result["symbols"]:
+        return "no definitions"
+    return "\n".join(f"{s['file_path']}:{s['start_line']}-{s['end_line']}  {s['kind']}  "
+                     f"{s['qualified_name']}  {s['signature']}" for s in result["symbols"])
+
+
+def format_outline(result: dict) -> str:
+    rows: list[str] = [f"{result['file_path']} ({result['language']}, {result['line_count']} lines)"]
+
+    def walk(symbols: list[dict], depth: int) -> None:
+        for s in symbols:
+            rows.append(f"{'  ' * (depth + 1)}{s['start_line']}-{s['end_line']}  {s['kind']}  {s['signature']}")
+            walk(s["children"], depth + 1)
+
+    walk(result["symbols"], 0)
+    return "\n".join(rows)
+
+
+def format_read(result: dict) -> str:
+    width = len(str(result["end_line"]))
+    lines = [f"{n:>{width}}  {text}" for n, text in
+             enumerate(result["content"].split("\n"), start=result["start_line"])]
+    if result["truncated"]:
+        lines.append(f"... more from line {result['next_start_line']} (--start {result['next_start_line']})")
+    return "\n".join(lines)
 
 
 def format_results(result: dict) -> str:

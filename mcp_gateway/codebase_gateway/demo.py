@@ -18,6 +18,8 @@ from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 from fastmcp.exceptions import ToolError
 
+from codebase_indexer.settings import use_offline_model
+
 from .cli import result_line
 
 QUERIES = (
@@ -32,7 +34,7 @@ def gateway_transport() -> StdioTransport:
     """`codebase-mcp serve` from this environment, exactly as an editor would launch it."""
     script = Path(sys.executable).with_name("codebase-mcp")
     command = str(script) if script.exists() else (shutil.which("codebase-mcp") or "")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env = use_offline_model(dict(os.environ))
     if command:
         return StdioTransport(command=command, args=["serve"], env=env)
     return StdioTransport(command=sys.executable, args=["-m", "codebase_gateway.serve_command"], env=env)

@@ -15,8 +15,12 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-ALLOWED_HOSTS_ENV = "CODEBASE_MCP_ALLOWED_HOSTS"
-ALLOWED_ORIGINS_ENV = "CODEBASE_MCP_ALLOWED_ORIGINS"
+from codebase_indexer.configuration import variable
+
+from .settings import GatewaySettings
+
+ALLOWED_HOSTS_ENV = variable(GatewaySettings, "allowed_hosts")
+ALLOWED_ORIGINS_ENV = variable(GatewaySettings, "allowed_origins")
 ANY = "*"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 

@@ -23,11 +23,15 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from codebase_indexer import grep as grep_plane
+from codebase_indexer import symbols as symbol_plane
 from codebase_indexer.credentials import redact
 from codebase_indexer.embedding import EmbeddingError
+from codebase_indexer.grep import MAX_GREP_LIMIT, MAX_PATTERN_CHARS
 from codebase_indexer.postgres import database_of
-from codebase_indexer.search import MAX_LIMIT, SearchError, SearchMode, search_code as run_search
+from codebase_indexer.search import MAX_GLOB_CHARS, MAX_LIMIT, SearchError, SearchMode, search_code as run_search
 from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
+from codebase_indexer.symbols import MAX_READ_LINES, MAX_SYMBOL_LIMIT, SymbolKind, SymbolMatch
 
 from . import validation
 from .control_plane.base import ControlPlane, JobStatus, RunRequest, UnknownJob, UnknownProject
@@ -40,6 +44,14 @@ from .validation import InvalidArgument
 RepoPath = Annotated[str, Field(description="Absolute path of the repository to index")]
 IndexedProjectId = Annotated[str | None, Field(description="Project name; default: from the working directory")]
 ForceReindex = Annotated[bool, Field(description="Re-index every file, not only changed ones")]
+ProjectId = Annotated[str | None, Field(description="Project name; default: from the working directory")]
+FileType = Annotated[str | None, Field(description="File extension without the dot, e.g. 'py'")]
+Directory = Annotated[str | None, Field(description="Directory prefix relative to the repository root")]
+Language = Annotated[str | None, Field(description="Language, e.g. 'python', 'typescript'")]
+PathGlob = Annotated[str | None, Field(max_length=MAX_GLOB_CHARS,
+                                       description="Path glob relative to the repository root, e.g. 'src/**/*.py'")]
+FilePath = Annotated[str, Field(max_length=1000, description="Path relative to the repository root, "
+                                                            "as search results show it, e.g. 'src/app.py'")]
 _PROGRESS_POLL_SECONDS = 0.5
 
 INSTRUCTIONS = """\
@@ -48,7 +60,10 @@ Semantic code search over indexed repositories.
    its .codebase-mcp/config.json names the project; otherwise the project is `default`.
 2. Index a repository with index_repository (waits, reports progress) or
    start_indexing_background + get_indexing_status.
-3. search_code with a natural-language query; filter by language, file_type, directory.
+3. search_code with a natural-language query or an identifier; filter by language, file_type, directory.
+4. grep_code for exact strings and regexes (every matching line, with the true total), find_symbol
+   for where a name is defined, get_file_outline for a file's definitions, read_code for lines:
+   they read the index, so they work where the repository is not on your disk.
 """
 
 
@@ -146,6 +161,15 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         path = validation.directory_path(repo_path, roots, what="repo_path")
         return RunRequest(project=resolve(ctx, project_id), repo_path=path, force_reindex=bool(force_reindex))
 
+    async def project_database(ctx: Context, project_id: str | None) -> tuple[ResolvedProject, str]:
+        """The project as search_code resolves it, and its database as the read-only role."""
+        project = resolve(ctx, project_id)
+        try:
+            return project, await control_plane.project_database_url(project.project_id)
+        except UnknownProject:
+            raise ToolError(f"project {project.project_id!r} has not been indexed yet: "
+                            "index it with index_repository, or list_projects to see the indexed ones") from None
+
     async def job_status(job_id: str) -> JobStatus:
         try:
             return await control_plane.get_run(validation.job_id(job_id))
@@ -239,12 +263,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         """Search indexed code; results carry path, line range, symbol, snippet, score and context."""
         text = validation.query(query)
         file_type, directory = validation.file_type(file_type), validation.directory_prefix(directory)
-        project = resolve(ctx, project_id)
-        try:
-            url = await control_plane.project_database_url(project.project_id)
-        except UnknownProject:
-            raise ToolError(f"project {project.project_id!r} has not been indexed yet: "
-                            "index it with index_repository, or list_projects to see the indexed ones") from None
+        project, url = await project_database(ctx, project_id)
         started = time.perf_counter()
         response = await run_search(
             url, await embedder.get(), text, project_id=project.project_id,
@@ -254,6 +273,77 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         )
         metrics.observe_search(time.perf_counter() - started)
         return validation.capped_search_response(response)
+
+    @tool
+    async def grep_code(
+        pattern: Annotated[str, Field(min_length=1, max_length=MAX_PATTERN_CHARS,
+                                      description="Text to find within a line; a regular expression with regex=true")],
+        ctx: Context,
+        regex: Annotated[bool, Field(description="Treat pattern as a PostgreSQL regular expression "
+                                                 "(PCRE-like; \\b is a word boundary)")] = False,
+        case_sensitive: Annotated[bool, Field(description="Match case exactly (default true)")] = True,
+        project_id: ProjectId = None,
+        language: Language = None,
+        file_type: FileType = None,
+        directory: Directory = None,
+        path_glob: PathGlob = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_GREP_LIMIT, strict=True,
+                                    description=f"Matches to return, 1 to {MAX_GREP_LIMIT}")] = 50,
+    ) -> dict:
+        """Every line matching a string or regex, in path and line order, with the enclosing definition;
+        total_count is the true number of matching lines even when matches stop at the limit."""
+        file_type, directory = validation.file_type(file_type), validation.directory_prefix(directory)
+        project, url = await project_database(ctx, project_id)
+        response = await grep_plane.grep_code(
+            url, pattern, project_id=project.project_id, database_name=database_of(url), regex=regex,
+            case_sensitive=case_sensitive, language=language or None, file_type=file_type,
+            directory=directory, path_glob=path_glob or None, limit=limit, budget=control_plane.connection_budget)
+        return validation.capped_matches(response, "matches")
+
+    @tool
+    async def find_symbol(
+        name: Annotated[str, Field(min_length=1, max_length=symbol_plane.MAX_NAME_CHARS,
+                                   description="A symbol name, or a qualified one such as 'Client.send'")],
+        ctx: Context,
+        project_id: ProjectId = None,
+        kind: Annotated[SymbolKind | None, Field(description="Only definitions of this kind")] = None,
+        match: Annotated[SymbolMatch, Field(description="exact (default), prefix, or fuzzy "
+                                                        "(case-insensitive, tolerates typos)")] = "exact",
+        language: Language = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_SYMBOL_LIMIT, strict=True,
+                                    description=f"Definitions to return, 1 to {MAX_SYMBOL_LIMIT}")] = 20,
+    ) -> dict:
+        """Where a name is defined: functions, methods, classes, fields, ... with file, lines and signature."""
+        project, url = await project_database(ctx, project_id)
+        response = await symbol_plane.find_symbol(
+            url, name, project_id=project.project_id, database_name=database_of(url), kind=kind,
+            match=match, language=language or None, limit=limit, budget=control_plane.connection_budget)
+        return validation.capped_matches(response, "symbols")
+
+    @tool
+    async def get_file_outline(file_path: FilePath, ctx: Context, project_id: ProjectId = None) -> dict:
+        """A file's definitions, nested (methods and fields under their class), with lines and signatures."""
+        project, url = await project_database(ctx, project_id)
+        response = await symbol_plane.get_file_outline(
+            url, file_path, project_id=project.project_id, database_name=database_of(url),
+            budget=control_plane.connection_budget)
+        return validation.capped_listing(response, "symbols")
+
+    @tool
+    async def read_code(
+        file_path: FilePath,
+        ctx: Context,
+        project_id: ProjectId = None,
+        start_line: Annotated[int, Field(ge=1, strict=True, description="First line, 1-based")] = 1,
+        end_line: Annotated[int | None, Field(ge=1, strict=True, description="Last line (default: the end; "
+                                              f"at most {MAX_READ_LINES} lines a call)")] = None,
+    ) -> dict:
+        """Lines of an indexed file as stored in the index; `truncated` and `next_start_line` say how to go on."""
+        project, url = await project_database(ctx, project_id)
+        return await symbol_plane.read_code(
+            url, file_path, project_id=project.project_id, database_name=database_of(url),
+            start_line=start_line, end_line=end_line, max_chars=validation.MAX_RESPONSE_CHARS - 2_000,
+            budget=control_plane.connection_budget)
 
     @tool
     async def list_indexing_jobs(
@@ -339,5 +429,6 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
 
     metrics.known_tools = frozenset(tool.__name__ for tool in (
         set_working_directory, start_indexing_background, get_indexing_status, index_repository,
-        search_code, list_indexing_jobs, cancel_indexing_job, list_projects))
+        search_code, grep_code, find_symbol, get_file_outline, read_code, list_indexing_jobs,
+        cancel_indexing_job, list_projects))
     return mcp

@@ -10,6 +10,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
+from codebase_indexer.outcomes import TOOL_STATUSES, state_of_tool_status
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
 from codebase_indexer.search import MAX_QUERY_CHARS, SearchError, file_extension
 
@@ -19,7 +20,7 @@ from codebase_indexer.search import MAX_QUERY_CHARS, SearchError, file_extension
 MAX_LIST_LIMIT = 100
 # About 20k tokens at ~4 characters a token: what an agent can take in one response.
 MAX_RESPONSE_CHARS = 80_000
-JOB_STATES = ("pending", "running", "completed", "failed", "cancelled")
+JOB_STATES = TOOL_STATUSES  # the original server's words
 
 
 class InvalidArgument(ValueError):
@@ -135,7 +136,7 @@ def job_state(value: str | None) -> str | None:
         return None
     if value not in JOB_STATES:
         raise InvalidArgument(f"status must be one of {', '.join(JOB_STATES)}, got {value!r}")
-    return value
+    return state_of_tool_status(value)
 
 
 def job_id(value: str) -> str:
@@ -170,6 +171,13 @@ def capped_listing(response: dict, key: str, max_chars: int = MAX_RESPONSE_CHARS
     while items and _json_size(dict(response, **{key: items})) > max_chars:
         items.pop()
     return dict(response, **{key: items}, truncated=len(items) < len(response[key]))
+
+
+def capped_matches(response: dict, key: str, max_chars: int = MAX_RESPONSE_CHARS) -> dict:
+    """capped_listing for results that already say `truncated` (more matched than the limit):
+    truncated when either cut happened."""
+    capped = capped_listing(response, key, max_chars)
+    return dict(capped, truncated=capped["truncated"] or bool(response.get("truncated")))
 
 
 def _json_size(value: dict) -> int:

@@ -60,7 +60,7 @@ class OperatorConfig:
     def __post_init__(self) -> None:
         if not self.admin_database_url:
             raise ValueError("the admin database URL is required (--admin-database-url or "
-                             "CODEBASE_ADMIN_DATABASE_URL)")
+                             "CODEBASE_MCP_ADMIN_DATABASE_URL, or its _FILE variant)")
         if not PurePosixPath(self.workspace_root).is_absolute():
             raise ValueError(f"--workspace-root must be an absolute path, not {self.workspace_root!r}")
         if self.poll_interval <= 0 or self.retry_max_delay <= 0 or self.recheck_interval <= 0:

@@ -9,8 +9,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from codebase_indexer.configuration import as_environment, variable
 from codebase_indexer.contract import DATABASE_URL_KEY, PROJECT_LABEL, RUN_LABEL
 from codebase_indexer.identifiers import owner_secret_name
+from codebase_indexer.settings import OFFLINE_MODEL_ENVIRONMENT, EmbeddingSettings, IndexerSettings
 
 from . import API_VERSION
 from .config import OperatorConfig
@@ -133,42 +135,41 @@ def indexer_env(run: Mapping[str, Any], project: Mapping[str, Any], source: Sour
     indexing = project_spec.get("indexing") or {}
     embedding = project_spec.get("embedding") or {}
     env: list[dict[str, Any]] = [
-        _secret_env("CODEBASE_DATABASE_URL", secret_name(project["metadata"]["name"]), DATABASE_URL_KEY),
-        _env("CODEBASE_PROJECT_ID", project_spec["projectId"]),
-        _env("CODEBASE_RUN_ID", run["metadata"]["uid"]),
-        _env("CODEBASE_INDEX_MODE", str(run_spec.get("mode", "Incremental")).lower()),
-        _env("CODEBASE_TERMINATION_MESSAGE_PATH", TERMINATION_MESSAGE_PATH),
-        # The scratch volume itself: it exists in every pod (a folder under it would not, and mkdtemp needs one).
-        _env("CODEBASE_WORK_DIR", SCRATCH_DIR),
+        _secret_env(_indexer_variable("database_url"), secret_name(project["metadata"]["name"]), DATABASE_URL_KEY),
+        *_plain_env(IndexerSettings, project_id=project_spec["projectId"], run_id=run["metadata"]["uid"],
+                    index_mode=str(run_spec.get("mode", "Incremental")).lower(),
+                    termination_message_path=TERMINATION_MESSAGE_PATH,
+                    # The scratch volume itself: it exists in every pod (a folder under it would not,
+                    # and mkdtemp needs one).
+                    work_dir=SCRATCH_DIR),
         _env("HOME", SCRATCH_DIR),
         _env("XDG_CACHE_HOME", f"{SCRATCH_DIR}/.cache"),
-        _env("HF_HUB_OFFLINE", "1"),
-        _env("TRANSFORMERS_OFFLINE", "1"),
+        *(_env(name, value) for name, value in OFFLINE_MODEL_ENVIRONMENT.items()),
     ]
     if source.path is not None:
-        env.append(_env("CODEBASE_SOURCE_PATH", workspace_path(config.workspace_root, source.path)))
+        env += _plain_env(IndexerSettings, source_path=workspace_path(config.workspace_root, source.path))
     else:
-        env.append(_env("CODEBASE_GIT_URL", source.git_url or ""))
-        if source.git_ref:
-            env.append(_env("CODEBASE_GIT_REF", source.git_ref))
+        env += _plain_env(IndexerSettings, git_url=source.git_url or "", git_ref=source.git_ref or None)
         if source.git_credentials_secret:
-            env.append(_secret_env("CODEBASE_GIT_USERNAME", source.git_credentials_secret, "username", optional=True))
-            env.append(_secret_env("CODEBASE_GIT_PASSWORD", source.git_credentials_secret, "password", optional=True))
-    if indexing.get("maxFileSize") is not None:
-        env.append(_env("CODEBASE_MAX_FILE_SIZE", str(indexing["maxFileSize"])))
-    if indexing.get("include"):
-        env.append(_env("CODEBASE_INCLUDE", ",".join(indexing["include"])))
-    if indexing.get("exclude"):
-        env.append(_env("CODEBASE_EXCLUDE", ",".join(indexing["exclude"])))
-    for key, variable in (("provider", "CODEBASE_MCP_EMBEDDING_PROVIDER"),
-                          ("model", "CODEBASE_MCP_EMBEDDING_MODEL"),
-                          ("url", "CODEBASE_MCP_EMBEDDING_URL")):
-        if embedding.get(key):
-            env.append(_env(variable, str(embedding[key])))
+            env.append(_secret_env(_indexer_variable("git_username"), source.git_credentials_secret, "username",
+                                   optional=True))
+            env.append(_secret_env(_indexer_variable("git_password"), source.git_credentials_secret, "password",
+                                   optional=True))
+    env += _plain_env(IndexerSettings, max_file_size=indexing.get("maxFileSize"),
+                      include=indexing.get("include") or None, exclude=indexing.get("exclude") or None)
+    env += _plain_env(EmbeddingSettings, **{key: embedding.get(key) or None for key in ("provider", "model", "url")})
     if embedding.get("apiKeySecret"):
         ref = embedding["apiKeySecret"]
-        env.append(_secret_env("CODEBASE_MCP_EMBEDDING_API_KEY", ref["name"], ref["key"]))
+        env.append(_secret_env(variable(EmbeddingSettings, "api_key"), ref["name"], ref["key"]))
     return env
+
+
+def _indexer_variable(field_name: str) -> str:
+    return variable(IndexerSettings, field_name)
+
+
+def _plain_env(settings_class: type, **values: Any) -> list[dict[str, Any]]:
+    return [_env(name, value) for name, value in as_environment(settings_class, **values).items()]
 
 
 def workspace_path(workspace_root: str, relative: str) -> str:

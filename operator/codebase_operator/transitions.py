@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from codebase_indexer.credentials import redact
+from codebase_indexer.outcomes import summary_sentence
 
 from . import conditions
 from .conditions import ConditionStatus
@@ -74,10 +75,7 @@ def finished(job: JobState, report: Mapping[str, Any] | None) -> State:
     """A finished Job's outcome, preferring the indexer's own words over the Job's."""
     if job.phase == "Succeeded":
         summary = (report or {}).get("summary") or {}
-        return State("True", "Succeeded",
-                     f"indexed {summary.get('files_indexed', 0)} files "
-                     f"({summary.get('files_unchanged', 0)} unchanged, {summary.get('files_skipped', 0)} skipped), "
-                     f"{summary.get('chunks_created', 0)} chunks in {summary.get('duration_seconds', 0)} s")
+        return State("True", "Succeeded", summary_sentence(summary))
     if job.reason == "DeadlineExceeded":
         return State("False", "DeadlineExceeded", job.message or "the Job ran past its activeDeadlineSeconds")
     if report is not None and report.get("ok") is False:

@@ -24,6 +24,7 @@ def operator_config(manifests: list[dict]) -> Any:
     (container,) = one(manifests, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"]
     environment = {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
     with tempfile.TemporaryDirectory() as folder, mock.patch.dict(os.environ, environment):
+        os.environ.pop("CODEBASE_MCP_ADMIN_DATABASE_URL", None)  # the test session's; restored on exit
         url_file = Path(folder) / "url"
         url_file.write_text(PLACEHOLDER_ADMIN_URL)
         arguments = [f"--admin-database-url-file={url_file}" if arg.startswith("--admin-database-url-file=")

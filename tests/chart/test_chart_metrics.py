@@ -1,7 +1,6 @@
 """Scraping: annotations, the operator's metrics port, the optional ServiceMonitors and who may reach them."""
 from __future__ import annotations
 
-import argparse
 
 import kubernetes_validate
 import pytest
@@ -51,10 +50,8 @@ def test_a_public_gateway_metrics_is_announced_and_accepts_the_pods_own_address(
     gateway = container(manifests, "-gateway")
     (pod_ip,) = [e for e in gateway["env"] if e["name"] == "POD_IP"]
     assert pod_ip["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
-    parser = argparse.ArgumentParser()
-    serve_command.add_arguments(parser)
-    args = parser.parse_args([arg.replace("$(POD_IP)", "10.244.0.7") for arg in gateway["args"][1:]])
-    assert args.metrics_public is True and "10.244.0.7" in args.allowed_host
+    args = serve_command.parse_settings([arg.replace("$(POD_IP)", "10.244.0.7") for arg in gateway["args"][1:]])
+    assert args.metrics_public is True and "10.244.0.7" in args.allowed_hosts
     for manifest in manifests:
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
 

@@ -164,20 +164,20 @@ def test_workspace_is_the_same_volume_at_the_same_path_for_gateway_and_indexer(v
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "workspace"]
     (volume,) = [v for v in pod_spec(gateway)["volumes"] if v["name"] == "workspace"]
     operator_env = env(containers(one(manifests, "Deployment", "-operator"))[0])
-    assert operator_env["CODEBASE_WORKSPACE_ROOT"]["value"] == mount["mountPath"]
+    assert operator_env["CODEBASE_MCP_WORKSPACE_ROOT"]["value"] == mount["mountPath"]
     assert f"--workspace-root={mount['mountPath']}" in container["args"]
     if values == "default":  # a claim the chart creates (a hostPath would fail Pod Security "baseline")
         assert mount["mountPath"] == "/workspace"
         claim = one(manifests, "PersistentVolumeClaim", "-workspace")
         assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-        assert operator_env["CODEBASE_WORKSPACE_CLAIM"]["value"] == claim["metadata"]["name"]
+        assert operator_env["CODEBASE_MCP_WORKSPACE_CLAIM"]["value"] == claim["metadata"]["name"]
         assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-        assert "CODEBASE_WORKSPACE_HOST_PATH" not in operator_env
+        assert "CODEBASE_MCP_WORKSPACE_HOST_PATH" not in operator_env
     else:
         assert mount["mountPath"] == "/srv/repos"
         assert volume["persistentVolumeClaim"]["claimName"] == "shared-repos"
-        assert operator_env["CODEBASE_WORKSPACE_CLAIM"]["value"] == "shared-repos"
-        assert "CODEBASE_WORKSPACE_HOST_PATH" not in operator_env
+        assert operator_env["CODEBASE_MCP_WORKSPACE_CLAIM"]["value"] == "shared-repos"
+        assert "CODEBASE_MCP_WORKSPACE_HOST_PATH" not in operator_env
         assert not find(manifests, "PersistentVolumeClaim")  # the user's own claim
 
 
@@ -205,11 +205,11 @@ def test_full_values_reach_the_manifests(full_manifests):
                                            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
     assert "--liveness=http://0.0.0.0:9090/healthz" in operator_container["args"]
     operator_env = env(operator_container)
-    assert operator_env["CODEBASE_INDEXER_IMAGE"]["value"] == "registry.example.com/codebase-mcp/indexer:1.2.3-cpu"
-    assert operator_env["CODEBASE_IMAGE_PULL_POLICY"]["value"] == "Always"
-    assert operator_env["CODEBASE_JOB_DEADLINE_SECONDS"]["value"] == "7200"
-    assert operator_env["CODEBASE_JOB_BACKOFF_LIMIT"]["value"] == "3"
-    assert operator_env["CODEBASE_JOB_TTL_SECONDS"]["value"] == "3600"
+    assert operator_env["CODEBASE_MCP_INDEXER_IMAGE"]["value"] == "registry.example.com/codebase-mcp/indexer:1.2.3-cpu"
+    assert operator_env["CODEBASE_MCP_IMAGE_PULL_POLICY"]["value"] == "Always"
+    assert operator_env["CODEBASE_MCP_JOB_DEADLINE_SECONDS"]["value"] == "7200"
+    assert operator_env["CODEBASE_MCP_JOB_BACKOFF_LIMIT"]["value"] == "3"
+    assert operator_env["CODEBASE_MCP_JOB_TTL_SECONDS"]["value"] == "3600"
     assert "--verbose" in operator_container["args"]
     embedding = env(gateway_container)
     assert embedding["CODEBASE_MCP_EMBEDDING_PROVIDER"]["value"] == "openai"

@@ -32,16 +32,25 @@ def plain_env(container: dict) -> dict[str, str]:
     return values
 
 
-def names_read_by(*folders: str) -> set[str]:
-    """Every CODEBASE_* variable name spelled in the sources of these folders (direct or through a prefix)."""
-    names = set()
-    for folder in folders:
-        for path in (REPO_ROOT / folder).rglob("*.py"):
-            text = path.read_text()
-            names |= set(re.findall(r"\b(CODEBASE_[A-Z_]+)\b", text))
-            if 'ENV_PREFIX = "CODEBASE_"' in text:
-                names |= {f"CODEBASE_{n}" for n in re.findall(r'_env\("([A-Z_]+)"', text)}
-    return names
+def names_read_by(component: str) -> set[str]:
+    """The environment names the component's settings object reads (derived from its fields)."""
+    from codebase_indexer.configuration import environment_names
+
+    if component == "-operator":
+        from codebase_operator.settings import OperatorSettings as settings_class
+    else:
+        from codebase_gateway.settings import GatewaySettings as settings_class
+    return environment_names(settings_class)
+
+
+def deprecated_names_of(component: str) -> set[str]:
+    from codebase_indexer.configuration import deprecated_names
+
+    if component == "-operator":
+        from codebase_operator.settings import OperatorSettings as settings_class
+    else:
+        from codebase_gateway.settings import GatewaySettings as settings_class
+    return set(deprecated_names(settings_class))
 
 
 @pytest.fixture(params=["default", "full"])
@@ -86,10 +95,11 @@ def test_operator_parses_its_rendered_configuration(manifests, values, monkeypat
     command.add_arguments(parser)
     args = parser.parse_args(with_mounted_files(container["args"], container, tmp_path,
                                                 "postgresql://admin:pw@db.example:5432/postgres\n"))
-    config = command.config_from_args(args)
+    settings = command.settings_from_args(args)
+    config = settings.operator_config()
 
     assert config.admin_database_url.startswith("postgresql://")
-    assert config.indexer_image == environment["CODEBASE_INDEXER_IMAGE"]
+    assert config.indexer_image == environment["CODEBASE_MCP_INDEXER_IMAGE"]
     assert config.indexer_service_account == next(
         m["metadata"]["name"] for m in manifests if m["kind"] == "ServiceAccount"
         and m["metadata"]["name"].endswith("-indexer"))
@@ -103,9 +113,9 @@ def test_operator_parses_its_rendered_configuration(manifests, values, monkeypat
         assert job_volume["hostPath"]["path"] == volume["hostPath"]["path"]
     else:
         assert job_volume["persistentVolumeClaim"]["claimName"] == volume["persistentVolumeClaim"]["claimName"]
-    assert command.namespaces_from_args(args)[0] == "codebase"
+    assert settings.watched_namespaces()[0] == "codebase"
     assert config.recheck_interval == values["operator"]["recheckIntervalSeconds"]
-    assert args.liveness.endswith(f":{container['ports'][0]['containerPort']}/healthz")
+    assert (settings.liveness_endpoint or "").endswith(f":{container['ports'][0]['containerPort']}/healthz")
 
 
 def test_gateway_parses_its_rendered_configuration(manifests, values, monkeypatch):
@@ -118,26 +128,25 @@ def test_gateway_parses_its_rendered_configuration(manifests, values, monkeypatc
     environment = plain_env(container)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    parser = argparse.ArgumentParser()
-    serve_command.add_arguments(parser)
-    args = parser.parse_args(container["args"][1:])
+    args = serve_command.parse_settings(container["args"][1:])
     assert (args.transport, args.control_plane, args.namespace, args.path) == ("http", "kubernetes", "codebase", "/mcp")
     assert args.port == container["ports"][0]["containerPort"]
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "workspace"]
     assert str(args.workspace_root) == mount["mountPath"]
-    assert http_auth(args.host, environment[TOKEN_ENV], no_auth=args.no_auth) is not None
+    assert args.token == environment[TOKEN_ENV]
+    assert http_auth(args.host, args.token, no_auth=args.no_auth) is not None
     assert args.max_database_connections == values["gateway"]["maxDatabaseConnections"]
     assert args.statement_timeout == values["gateway"]["statementTimeoutSeconds"]
 
 
-@pytest.mark.parametrize("component, folders", [
-    ("-operator", ["operator"]),
-    ("-gateway", ["mcp_gateway", "indexer_image"]),
-])
-def test_every_variable_the_chart_sets_is_read_by_the_code(manifests, component, folders):
-    read = names_read_by(*folders)
+@pytest.mark.parametrize("component", ["-operator", "-gateway"])
+def test_every_variable_the_chart_sets_is_a_current_setting(manifests, component):
+    """Each CODEBASE_* variable the chart sets is a field of that program's settings, by its
+    current name (not one deprecated for removal)."""
+    read, deprecated = names_read_by(component), deprecated_names_of(component)
     assert "CODEBASE_MCP_TOKEN" in read or component == "-operator"
     for name in plain_env(container_of(manifests, component)):
+        assert name not in deprecated, f"the chart sets {name}, a deprecated name"
         if name.startswith("CODEBASE_"):
             assert name in read, f"the chart sets {name} on {component}, which no code reads"
 

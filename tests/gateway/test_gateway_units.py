@@ -89,10 +89,10 @@ def test_metrics_render_prometheus_text():
     metrics.record_call("search_code", failed=False)
     metrics.record_call("search_code", failed=True)
     metrics.observe_search(0.02)
-    text = metrics.render({"completed": 3})
+    text = metrics.render({"succeeded": 3})
     assert 'codebase_mcp_tool_calls_total{tool="search_code"} 2' in text
     assert 'codebase_mcp_tool_errors_total{tool="search_code"} 1' in text
-    assert 'codebase_mcp_indexing_runs{state="completed"} 3' in text
+    assert 'codebase_mcp_indexing_runs{state="succeeded"} 3' in text
     assert 'codebase_mcp_search_latency_seconds_bucket{le="0.025"} 1' in text
     assert "codebase_mcp_search_latency_seconds_count 1" in text
 
@@ -130,7 +130,8 @@ def test_indexing_run_status_maps_to_the_original_job_status():
                      "summary": {"filesIndexed": 0, "filesUnchanged": 10, "filesSkipped": 1, "chunksCreated": 0,
                                  "durationSeconds": 0.4}}
     done = run_status(run)
-    assert done.status == "completed" and done.status_message.startswith("no changes")
+    assert done.status == "succeeded" and done.status_message.startswith("no changes")
+    assert done.to_dict()["status"] == "completed"  # the tools keep the original server's word
     assert done.summary["files_unchanged"] == 10 and done.error_message is None
 
     for reason, state in (("Cancelled", "cancelled"), ("Failed", "failed"), ("DeadlineExceeded", "failed")):

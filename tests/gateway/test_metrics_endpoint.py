@@ -75,7 +75,7 @@ async def test_counts_and_latency_move_after_search_code(http_gateway, tmp_path)
     assert moved("codebase_mcp_search_latency_seconds_count") == 1
     assert prometheus_text.value(after, "codebase_mcp_tool_duration_seconds_bucket",
                                  tool="index_repository", le="+Inf") >= 1
-    assert prometheus_text.value(after, "codebase_mcp_indexing_runs", state="completed") >= 1
+    assert prometheus_text.value(after, "codebase_mcp_indexing_runs", state="succeeded") >= 1
     assert prometheus_text.value(after, "codebase_mcp_database_search_pools") >= 1
 
 

@@ -24,7 +24,7 @@ def test_index_then_search_from_the_terminal(postgres_url, tmp_path, unique_proj
     })
     indexed = cli("index", str(repo))
     assert indexed.returncode == 0, indexed.stderr
-    assert f"project {unique_project_id}" in indexed.stdout and "1 indexed" in indexed.stdout
+    assert f"project {unique_project_id}" in indexed.stdout and "indexed 1 files (1 chunks)" in indexed.stdout
 
     found = cli("search", "put a product in the shopping cart", cwd=repo)
     assert found.returncode == 0, found.stderr
@@ -53,7 +53,7 @@ def test_index_watch_prints_one_line_per_run_and_stops_when_the_folder_goes(post
     try:
         lines = iter(process.stdout.readline, "")
         summary = "".join(next(lines) for _ in range(3))  # the index's summary, as without --watch
-        assert f"project {unique_project_id}" in summary and "2 indexed" in summary, summary
+        assert f"project {unique_project_id}" in summary and "indexed 2 files" in summary, summary
         assert next(lines).startswith(f"watching {repo}")
 
         (repo / "cart.py").write_text("def remove_item_from_cart(cart, item):\n    cart.remove(item)\n")

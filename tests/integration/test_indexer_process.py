@@ -20,11 +20,11 @@ async def test_indexer_process_indexes_and_writes_the_termination_message(projec
     repo = write_tree(tmp_path / "repo", {"app.py": "def main():\n    print('hi')\n"})
     message = tmp_path / "termination-log"
     result = run_indexer({
-        "CODEBASE_DATABASE_URL": project.database.url,
-        "CODEBASE_PROJECT_ID": project.database.project_id,
-        "CODEBASE_SOURCE_PATH": str(repo),
-        "CODEBASE_RUN_ID": "job-run-1",
-        "CODEBASE_TERMINATION_MESSAGE_PATH": str(message),
+        "CODEBASE_MCP_DATABASE_URL": project.database.url,
+        "CODEBASE_MCP_PROJECT_ID": project.database.project_id,
+        "CODEBASE_MCP_SOURCE_PATH": str(repo),
+        "CODEBASE_MCP_RUN_ID": "job-run-1",
+        "CODEBASE_MCP_TERMINATION_MESSAGE_PATH": str(message),
     })
     assert result.returncode == 0, result.stderr
     last_line = json.loads(result.stdout.strip().splitlines()[-1])
@@ -37,10 +37,10 @@ async def test_indexer_process_indexes_and_writes_the_termination_message(projec
 async def test_missing_source_fails_with_reason(project, tmp_path):
     message = tmp_path / "termination-log"
     result = run_indexer({
-        "CODEBASE_DATABASE_URL": project.database.url,
-        "CODEBASE_PROJECT_ID": project.database.project_id,
-        "CODEBASE_SOURCE_PATH": str(tmp_path / "missing"),
-        "CODEBASE_TERMINATION_MESSAGE_PATH": str(message),
+        "CODEBASE_MCP_DATABASE_URL": project.database.url,
+        "CODEBASE_MCP_PROJECT_ID": project.database.project_id,
+        "CODEBASE_MCP_SOURCE_PATH": str(tmp_path / "missing"),
+        "CODEBASE_MCP_TERMINATION_MESSAGE_PATH": str(message),
     })
     assert result.returncode == 1
     outcome = json.loads(message.read_text())
@@ -50,11 +50,11 @@ async def test_missing_source_fails_with_reason(project, tmp_path):
 
 @pytest.mark.parametrize("env, expected", [
     ({}, "no database"),
-    ({"CODEBASE_DATABASE_URL": "postgresql://x@/y"}, "no project"),
-    ({"CODEBASE_DATABASE_URL": "postgresql://x@/y", "CODEBASE_PROJECT_ID": "p"}, "exactly one source"),
+    ({"CODEBASE_MCP_DATABASE_URL": "postgresql://x@/y"}, "no project"),
+    ({"CODEBASE_MCP_DATABASE_URL": "postgresql://x@/y", "CODEBASE_MCP_PROJECT_ID": "p"}, "exactly one source"),
 ])
 def test_missing_configuration_is_a_usage_error(env, expected):
-    clean = {k: "" for k in ("CODEBASE_DATABASE_URL", "CODEBASE_PROJECT_ID", "CODEBASE_SOURCE_PATH", "CODEBASE_GIT_URL")}
+    clean = {k: "" for k in ("CODEBASE_MCP_DATABASE_URL", "CODEBASE_MCP_PROJECT_ID", "CODEBASE_MCP_SOURCE_PATH", "CODEBASE_MCP_GIT_URL")}
     result = run_indexer({**clean, **env})
     assert result.returncode == 2
     assert expected in json.loads(result.stdout.strip().splitlines()[-1])["message"]
@@ -62,9 +62,9 @@ def test_missing_configuration_is_a_usage_error(env, expected):
 
 async def test_unreachable_database_is_reported(tmp_path):
     result = run_indexer({
-        "CODEBASE_DATABASE_URL": f"postgresql://nobody@/nodb?host={tmp_path}",
-        "CODEBASE_PROJECT_ID": "p",
-        "CODEBASE_SOURCE_PATH": str(tmp_path),
+        "CODEBASE_MCP_DATABASE_URL": f"postgresql://nobody@/nodb?host={tmp_path}",
+        "CODEBASE_MCP_PROJECT_ID": "p",
+        "CODEBASE_MCP_SOURCE_PATH": str(tmp_path),
     })
     assert result.returncode == 1
     assert json.loads(result.stdout.strip().splitlines()[-1])["reason"] == "DatabaseError"
@@ -77,26 +77,32 @@ def test_git_source_is_cloned_without_a_shell(project, tmp_path):
     subprocess.run(["git", "-C", str(origin), "-c", "user.email=t@t", "-c", "user.name=t",
                     "commit", "-qm", "init"], check=True)
     result = run_indexer({
-        "CODEBASE_DATABASE_URL": project.database.url,
-        "CODEBASE_PROJECT_ID": project.database.project_id,
-        "CODEBASE_SOURCE_PATH": "",
-        "CODEBASE_GIT_URL": f"file://{origin}",
-        "CODEBASE_GIT_REF": "main",
-        "CODEBASE_WORK_DIR": str(tmp_path),
+        "CODEBASE_MCP_DATABASE_URL": project.database.url,
+        "CODEBASE_MCP_PROJECT_ID": project.database.project_id,
+        "CODEBASE_MCP_SOURCE_PATH": "",
+        "CODEBASE_MCP_GIT_URL": f"file://{origin}",
+        "CODEBASE_MCP_GIT_REF": "main",
+        "CODEBASE_MCP_WORK_DIR": str(tmp_path),
     })
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["summary"]["files_indexed"] == 1
 
 
 def test_git_credentials_reach_git_through_askpass_not_argv(tmp_path, monkeypatch):
-    """git asks GIT_ASKPASS for "Username for ..." and "Password for ..."; the secret stays in the environment."""
+    """git asks GIT_ASKPASS for "Username for ..." and "Password for ..."; the secret stays in the environment,
+    and the indexer's own secrets (database URL, embedding key) never reach git at all."""
+    from codebase_indexer.configuration import load
     from codebase_indexer.indexer_main import _git_environment
+    from codebase_indexer.settings import IndexerSettings
 
-    monkeypatch.setenv("CODEBASE_GIT_USERNAME", "robot")
-    monkeypatch.setenv("CODEBASE_GIT_PASSWORD", "s3cret-token")
-    env = _git_environment(tmp_path)
+    monkeypatch.setenv("CODEBASE_MCP_GIT_USERNAME", "robot")
+    monkeypatch.setenv("CODEBASE_MCP_GIT_PASSWORD", "s3cret-token")
+    monkeypatch.setenv("CODEBASE_MCP_DATABASE_URL", "postgresql://indexer:db-pass-123@db/p")
+    monkeypatch.setenv("CODEBASE_MCP_EMBEDDING_API_KEY", "sk-embedding-key")
+    env = _git_environment(tmp_path, load(IndexerSettings))
     askpass = env["GIT_ASKPASS"]
     assert "s3cret-token" not in open(askpass).read()
+    assert not [value for value in env.values() if "db-pass-123" in value or "sk-embedding-key" in value]
 
     def ask(prompt: str) -> str:
         return subprocess.run([askpass, prompt], capture_output=True, text=True, env=env, check=True).stdout

@@ -13,6 +13,11 @@ OPERATOR_AGENTS = ("kopf/", "pykube-ng/")
 
 
 @pytest.fixture(autouse=True)
+def _operator_environment(operator_environment):
+    """Operator tests configure the operator as its Deployment would (see tests/conftest.py)."""
+
+
+@pytest.fixture(autouse=True)
 def operator_stays_within_its_rbac(request):
     """Every API call the operator made in a test must be granted by operator/rbac.yaml
     (its ClusterRole anywhere, its Role within a namespace)."""

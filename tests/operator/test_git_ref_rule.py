@@ -41,9 +41,9 @@ def operator_accepts(ref: str) -> bool:
 
 
 def indexer_accepts(ref: str, tmp_path, capsys, monkeypatch) -> bool:
-    """The indexer's own verdict on the ref its Job passes in CODEBASE_GIT_REF: InvalidArguments
+    """The indexer's own verdict on the ref its Job passes in CODEBASE_MCP_GIT_REF: InvalidArguments
     before cloning, or a clone attempt (of a missing repository)."""
-    monkeypatch.setenv("CODEBASE_GIT_REF", ref)
+    monkeypatch.setenv("CODEBASE_MCP_GIT_REF", ref)
     code = indexer_main.main(["--database-url", "postgresql://nobody@127.0.0.1:1/none", "--project", "lib",
                               "--git-url", str(tmp_path / "missing-repo"), "--work-dir", str(tmp_path)])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

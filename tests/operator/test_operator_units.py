@@ -77,14 +77,14 @@ def test_job_runs_once_hardened_and_bounded():
 def test_job_env_carries_the_run_and_takes_credentials_only_from_secrets():
     job = build()
     env = env_of(job)
-    assert env["CODEBASE_DATABASE_URL"] == {"secretKeyRef": {"name": "shop-db", "key": "url"}}
+    assert env["CODEBASE_MCP_DATABASE_URL"] == {"secretKeyRef": {"name": "shop-db", "key": "url"}}
     assert env["CODEBASE_MCP_EMBEDDING_API_KEY"] == {"secretKeyRef": {"name": "llm", "key": "token"}}
-    assert env["CODEBASE_PROJECT_ID"] == "Shop Backend" and env["CODEBASE_RUN_ID"] == "r-uid"
-    assert env["CODEBASE_INDEX_MODE"] == "full"
-    assert env["CODEBASE_SOURCE_PATH"] == "/workspace/shop"
-    assert env["CODEBASE_INCLUDE"] == "**/*.py,**/*.go" and env["CODEBASE_MAX_FILE_SIZE"] == "2048"
+    assert env["CODEBASE_MCP_PROJECT_ID"] == "Shop Backend" and env["CODEBASE_MCP_RUN_ID"] == "r-uid"
+    assert env["CODEBASE_MCP_INDEX_MODE"] == "full"
+    assert env["CODEBASE_MCP_SOURCE_PATH"] == "/workspace/shop"
+    assert env["CODEBASE_MCP_INCLUDE"] == "**/*.py,**/*.go" and env["CODEBASE_MCP_MAX_FILE_SIZE"] == "2048"
     assert env["CODEBASE_MCP_EMBEDDING_PROVIDER"] == "openai"
-    assert env["CODEBASE_TERMINATION_MESSAGE_PATH"] == "/dev/termination-log"
+    assert env["CODEBASE_MCP_TERMINATION_MESSAGE_PATH"] == "/dev/termination-log"
     assert "pw" not in json.dumps(job), "the admin password must never reach a Job"
 
 
@@ -103,8 +103,8 @@ def test_run_overrides_and_git_sources():
     run = {**RUN, "spec": {**RUN["spec"], "gitRef": "v2"}}
     job = build(run, git_project)
     env = env_of(job)
-    assert env["CODEBASE_GIT_URL"] == "https://git.example/shop.git" and env["CODEBASE_GIT_REF"] == "v2"
-    assert env["CODEBASE_GIT_PASSWORD"] == {"secretKeyRef": {"name": "shop-git", "key": "password", "optional": True}}
+    assert env["CODEBASE_MCP_GIT_URL"] == "https://git.example/shop.git" and env["CODEBASE_MCP_GIT_REF"] == "v2"
+    assert env["CODEBASE_MCP_GIT_PASSWORD"] == {"secretKeyRef": {"name": "shop-git", "key": "password", "optional": True}}
     assert "workspace" not in {v["name"] for v in job["spec"]["template"]["spec"]["volumes"]}
     assert run_source({"repoPath": "shop/sub"}, PROJECT["spec"]) == Source(path="shop/sub")
     with pytest.raises(InvalidSpec, match="source is a path"):
@@ -269,7 +269,7 @@ def parse(*argv):
 def test_cli_builds_the_config_from_flags_and_env(monkeypatch, tmp_path):
     secret_file = tmp_path / "admin-url"
     secret_file.write_text("postgresql://admin:s3cret@pg:5432/postgres\n")
-    monkeypatch.setenv("CODEBASE_INDEXER_IMAGE", "reg/indexer:2")
+    monkeypatch.setenv("CODEBASE_MCP_INDEXER_IMAGE", "reg/indexer:2")
     args = parse("--admin-database-url-file", str(secret_file), "--workspace-host-path", "/srv/code",
                  "-n", "team-a", "-n", "team-b", "--poll-interval", "2")
     config = command.config_from_args(args)
@@ -281,6 +281,6 @@ def test_cli_builds_the_config_from_flags_and_env(monkeypatch, tmp_path):
 
 
 def test_cli_refuses_to_start_without_an_admin_database_url(monkeypatch, capsys):
-    monkeypatch.delenv("CODEBASE_ADMIN_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CODEBASE_MCP_ADMIN_DATABASE_URL", raising=False)
     assert command.run(parse()) == 2
     assert "admin database URL is required" in capsys.readouterr().err

@@ -105,7 +105,7 @@ def test_no_pod_gets_the_admin_credential_in_its_environment(helm, values):
     for workload in workloads(manifests):
         for container in all_containers(workload):
             names = {item["name"] for item in container.get("env", ())}
-            assert not names & {"CODEBASE_ADMIN_DATABASE_URL", "POSTGRES_PASSWORD", "DATABASE_URL"}, \
+            assert not names & {"CODEBASE_MCP_ADMIN_DATABASE_URL", "POSTGRES_PASSWORD", "DATABASE_URL"}, \
                 (workload["metadata"]["name"], names)
     operator, path, volume = operator_admin_url_file(manifests)
     assert path == "/var/run/secrets/codebase-mcp/admin-database/url"
@@ -125,7 +125,8 @@ def test_the_bundled_postgresql_reads_its_password_from_a_file(default_manifests
     assert operator_volume["secret"]["secretName"] == admin["metadata"]["name"]
 
 
-def test_an_external_database_given_as_parts_reaches_the_operator_as_a_url_file(helm, tmp_path, monkeypatch):
+def test_an_external_database_given_as_parts_reaches_the_operator_as_a_url_file(operator_environment, helm, tmp_path,
+                                                                               monkeypatch):
     """The init container's own script, run as the kubelet would run it, writes a URL the operator accepts,
     with a password full of URL syntax intact and sslmode=require by default."""
     from codebase_operator import command

@@ -131,14 +131,10 @@ async def test_a_config_above_the_allowed_root_does_not_choose_the_project(gatew
 
 
 def test_the_chart_confines_the_gateway_to_the_workspace():
-    import argparse
-
     from codebase_gateway import serve_command
 
     chart = pytest.importorskip("tests.chart.chart_support")
     helm = chart.Helm(chart.fetch_tools_module().ensure_tools()["helm"])
     (container,) = chart.one(helm.render(), "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"]
-    parser = argparse.ArgumentParser()
-    serve_command.add_arguments(parser)
-    args = parser.parse_args(container["args"][1:])
-    assert [str(root) for root in args.allowed_root] == [str(args.workspace_root)] == ["/workspace"]
+    args = serve_command.parse_settings(container["args"][1:])
+    assert [str(root) for root in args.allowed_roots] == [str(args.workspace_root)] == ["/workspace"]

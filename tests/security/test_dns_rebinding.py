@@ -118,8 +118,6 @@ async def test_with_a_token_a_foreign_host_is_refused_as_well(postgres_url, work
 def test_the_chart_allows_its_service_names_and_the_values_hosts_and_refuses_others(monkeypatch):
     """The chart's rendered args build the guard: in-cluster Service names, gateway.allowedHosts and the
     probes' Host pass; a rebinding name does not."""
-    import argparse
-
     from starlette.datastructures import Headers
 
     from codebase_gateway import serve_command
@@ -133,9 +131,7 @@ def test_the_chart_allows_its_service_names_and_the_values_hosts_and_refuses_oth
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     service = chart.one(manifests, "Service", "-gateway")["metadata"]["name"]
     monkeypatch.delenv("CODEBASE_MCP_ALLOWED_HOSTS", raising=False)
-    parser = argparse.ArgumentParser()
-    serve_command.add_arguments(parser)
-    (middleware,) = serve_command.http_middleware(parser.parse_args(container["args"][1:]))
+    (middleware,) = serve_command.http_middleware(serve_command.parse_settings(container["args"][1:]))
     guard = HostOriginGuard(app=None, policy=middleware.kwargs["policy"])
 
     def refused(host: str, origin: str | None = None) -> bool:
@@ -167,8 +163,6 @@ def test_allow_lists_that_would_open_the_gateway_or_match_nothing_are_refused(ar
 
 def test_the_allow_lists_also_come_from_the_environment(monkeypatch, tmp_path):
     """CODEBASE_MCP_ALLOWED_HOSTS / _ORIGINS (comma-separated) stand in for the flags."""
-    import argparse
-
     from starlette.datastructures import Headers
 
     from codebase_gateway import serve_command
@@ -176,9 +170,7 @@ def test_the_allow_lists_also_come_from_the_environment(monkeypatch, tmp_path):
 
     monkeypatch.setenv("CODEBASE_MCP_ALLOWED_HOSTS", "one.test, two.test:8443")
     monkeypatch.setenv("CODEBASE_MCP_ALLOWED_ORIGINS", "https://app.test")
-    parser = argparse.ArgumentParser()
-    serve_command.add_arguments(parser)
-    (middleware,) = serve_command.http_middleware(parser.parse_args(["--transport", "http"]))
+    (middleware,) = serve_command.http_middleware(serve_command.parse_settings(["--transport", "http"]))
     guard = HostOriginGuard(app=None, policy=middleware.kwargs["policy"])
     assert guard.refusal(Headers({"host": "one.test:8000", "origin": "https://app.test"})) is None
     assert guard.refusal(Headers({"host": "two.test:8443"})) is None

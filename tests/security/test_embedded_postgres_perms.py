@@ -43,7 +43,7 @@ def test_a_fresh_embedded_cluster_leaves_every_parent_mode_as_it_was():
     home.parent.mkdir(mode=0o700)
     before = _modes(private / "user")
     data_dir = embedded_data_dir(home)
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CODEBASE_MCP_ADMIN_DATABASE_URL")}
     env["CODEBASE_MCP_HOME"] = str(home)
     try:
         result = subprocess.run([sys.executable, "-c", STARTER], env=env, capture_output=True, text=True,

@@ -19,6 +19,8 @@ ACCEPTED = ["https://git.example.com/team/repo.git", "ssh://git@git.example.com:
 PLAINTEXT = ["http://git.example.com/team/repo.git", "git://git.example.com/team/repo.git"]
 NEVER = ["file:///etc", "ext::sh -c touch% /tmp/pwned", "-oProxyCommand=x@host:path", "https://", "/srv/repo.git"]
 
+pytestmark = pytest.mark.usefixtures("operator_environment")
+
 
 @pytest.mark.parametrize("url", ACCEPTED)
 def test_encrypted_sources_are_accepted(url):
@@ -47,7 +49,7 @@ def test_the_flag_and_its_environment_variable(monkeypatch):
 
     assert parse().allow_plaintext_git is False
     assert parse("--allow-plaintext-git").allow_plaintext_git is True
-    monkeypatch.setenv("CODEBASE_ALLOW_PLAINTEXT_GIT", "true")
+    monkeypatch.setenv("CODEBASE_MCP_ALLOW_PLAINTEXT_GIT", "true")
     assert parse().allow_plaintext_git is True
 
 

@@ -35,9 +35,9 @@ async def test_the_indexer_does_not_inherit_the_token_or_other_gateway_variables
     assert final["status"] == "completed"  # the minimal environment is enough to index
     names = set(environment)
     assert "CODEBASE_MCP_TOKEN" not in names and CANARY not in names
-    assert "AWS_SECRET_ACCESS_KEY" not in names and "DATABASE_URL" not in names
+    assert "AWS_SECRET_ACCESS_KEY" not in names and not names & {"DATABASE_URL", "CODEBASE_MCP_ADMIN_DATABASE_URL"}
     assert not any(TOKEN in value for value in environment.values())
-    assert environment["CODEBASE_RUN_ID"] == job["job_id"] and environment["HF_HUB_OFFLINE"] == "1"
+    assert environment["CODEBASE_MCP_RUN_ID"] == job["job_id"] and environment["HF_HUB_OFFLINE"] == "1"
     assert environment["CODEBASE_MCP_EMBEDDING_URL"] == gate.url  # the indexer's own settings do pass
     assert "PATH" in names
 

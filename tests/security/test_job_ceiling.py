@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from codebase_operator import command
 from tests.security.operator_support import *  # noqa: F401,F403
 from tests.security.operator_support import JOBS, RUNS, jobs_of, ready_project, until_condition
@@ -16,6 +18,8 @@ from tests.support.k8s import eventually
 from tests.support.resources import condition, has_condition, run_manifest
 
 PLACES = [("default", "one"), ("default", "two"), ("team-b", "three")]  # two namespaces: the ceiling is cluster-wide
+
+pytestmark = pytest.mark.usefixtures("operator_environment")
 
 
 async def _active_jobs(cluster):
@@ -74,7 +78,7 @@ def test_the_ceiling_defaults_to_eight_and_is_a_flag(monkeypatch):
 
     assert parse().max_active_jobs == 8
     assert parse("--max-active-jobs", "3").max_active_jobs == 3
-    monkeypatch.setenv("CODEBASE_MAX_ACTIVE_JOBS", "5")
+    monkeypatch.setenv("CODEBASE_MCP_MAX_ACTIVE_JOBS", "5")
     assert parse().max_active_jobs == 5
     try:
         parse("--max-active-jobs", "0")
@@ -94,14 +98,14 @@ def test_the_chart_values_reach_the_operator_flags(monkeypatch):
                                "--set", "operator.allowedEmbeddingUrls={https://llm.example/v1,ollama.example:11434}"),
                    "Deployment", "-operator")
     env = {var["name"]: var.get("value") for var in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["CODEBASE_MAX_ACTIVE_JOBS"] == "3"
-    assert env["CODEBASE_ALLOW_PLAINTEXT_GIT"] == "true"
-    assert env["CODEBASE_ALLOWED_EMBEDDING_URLS"] == "https://llm.example/v1,ollama.example:11434"
+    assert env["CODEBASE_MCP_MAX_ACTIVE_JOBS"] == "3"
+    assert env["CODEBASE_MCP_ALLOW_PLAINTEXT_GIT"] == "true"
+    assert env["CODEBASE_MCP_ALLOWED_EMBEDDING_URLS"] == "https://llm.example/v1,ollama.example:11434"
 
     for name, value in env.items():
         if value is not None:
             monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CODEBASE_ADMIN_DATABASE_URL", "postgresql://admin@db/postgres")
+    monkeypatch.setenv("CODEBASE_MCP_ADMIN_DATABASE_URL", "postgresql://admin@db/postgres")
     parser = command.argparse.ArgumentParser()
     command.add_arguments(parser)  # the defaults come from the environment the chart sets
     config = command.config_from_args(parser.parse_args([]))
@@ -110,5 +114,5 @@ def test_the_chart_values_reach_the_operator_flags(monkeypatch):
 
     defaults = one(helm.render(), "Deployment", "-operator")
     env = {var["name"]: var.get("value") for var in defaults["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["CODEBASE_MAX_ACTIVE_JOBS"] == "8" and env["CODEBASE_ALLOW_PLAINTEXT_GIT"] == "false"
-    assert "CODEBASE_ALLOWED_EMBEDDING_URLS" not in env
+    assert env["CODEBASE_MCP_MAX_ACTIVE_JOBS"] == "8" and env["CODEBASE_MCP_ALLOW_PLAINTEXT_GIT"] == "false"
+    assert "CODEBASE_MCP_ALLOWED_EMBEDDING_URLS" not in env

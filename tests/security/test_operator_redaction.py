@@ -27,7 +27,7 @@ SECRET_URLS = {
 LEAKY_INDEXER = (sys.executable, "-c", (
     "import json, os\n"
     f"message = 'git clone of https://bob:{PASSWORD}@git.example.com/r.git failed (token {TOKEN})'\n"
-    "open(os.environ['CODEBASE_TERMINATION_MESSAGE_PATH'], 'w').write(\n"
+    "open(os.environ['CODEBASE_MCP_TERMINATION_MESSAGE_PATH'], 'w').write(\n"
     "    json.dumps({'ok': False, 'reason': 'GitCloneError', 'message': message}))\n"
     "raise SystemExit(1)\n"))
 

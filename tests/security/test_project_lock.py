@@ -32,8 +32,8 @@ async def start_indexer(url: str, project_id: str, repo, run_id: str, env: dict[
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "codebase_indexer", stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, **env, "CODEBASE_DATABASE_URL": url, "CODEBASE_PROJECT_ID": project_id,
-             "CODEBASE_SOURCE_PATH": str(repo), "CODEBASE_RUN_ID": run_id})
+        env={**os.environ, **env, "CODEBASE_MCP_DATABASE_URL": url, "CODEBASE_MCP_PROJECT_ID": project_id,
+             "CODEBASE_MCP_SOURCE_PATH": str(repo), "CODEBASE_MCP_RUN_ID": run_id})
 
 
 async def result_of(process) -> dict:
@@ -61,7 +61,7 @@ async def test_a_second_run_waits_for_the_first_and_the_index_stays_whole(postgr
     first = await start_indexer(project.url, project.project_id, repo, "run-first", gate.env())
     await asyncio.to_thread(gate.wait_for_batches, 1)
     second = await start_indexer(project.url, project.project_id, repo, "run-second",
-                                 gate.env(CODEBASE_PROJECT_LOCK_WAIT_SECONDS="120"))
+                                 gate.env(CODEBASE_MCP_LOCK_WAIT_SECONDS="120"))
     await asyncio.sleep(4)  # time enough for the second to start and reach the lock
     assert second.returncode is None  # waiting, not failed and not writing
     assert [r["run_id"] for r in (await index_state(project.url))["runs"]] == ["run-first"]
@@ -88,7 +88,7 @@ async def test_a_second_run_through_the_gateway_fails_naming_the_run_that_holds_
     cli_run = await start_indexer(project.url, project.project_id, repo, "run-from-the-cli", gate.env())
     await asyncio.to_thread(gate.wait_for_batches, 1)
 
-    env = gateway_env(gate.env(CODEBASE_PROJECT_LOCK_WAIT_SECONDS="0"))
+    env = gateway_env(gate.env(CODEBASE_MCP_LOCK_WAIT_SECONDS="0"))
     transport = StdioTransport(command=SERVE[0], args=SERVE[1:], env=env, keep_alive=False)
     async with Client(transport, timeout=180) as gateway:
         refused = (await gateway.call_tool("index_repository", {"repo_path": str(repo),

@@ -54,7 +54,7 @@ async def test_a_project_with_a_dot_in_its_name_gets_its_runs(
     assert run["status"]["jobName"] == job["metadata"]["name"]
     assert job["metadata"]["labels"]["codebase.mcp.dev/project"] == "team.alpha"
     env = {var["name"]: var for var in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["CODEBASE_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "team.alpha-db"
+    assert env["CODEBASE_MCP_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "team.alpha-db"
     await k8s_cluster.client.patch(RUNS, "default", "team-alpha-nightly", {"spec": {"cancel": True}})
     await until_condition(k8s_cluster, RUNS, "team-alpha-nightly", "Succeeded", "False", "Cancelled")
 

@@ -126,8 +126,8 @@ def test_on_kubernetes_the_count_of_chunks_left_out_reaches_the_run_status():
 def test_the_gateway_passes_the_secret_and_chunk_settings_to_its_indexers(monkeypatch, tmp_path):
     from codebase_gateway.control_plane.indexer_process import indexer_environment
 
-    settings = {"CODEBASE_INCLUDE_SECRETS": ".env.example", "CODEBASE_MAX_CHUNKS_PER_FILE": "500",
-                "CODEBASE_MAX_CHUNKS_PER_RUN": "9000"}
+    settings = {"CODEBASE_MCP_INCLUDE_SECRETS": ".env.example", "CODEBASE_MCP_MAX_CHUNKS_PER_FILE": "500",
+                "CODEBASE_MCP_MAX_CHUNKS_PER_RUN": "9000"}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
 

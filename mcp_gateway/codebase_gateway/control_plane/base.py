@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Protocol
 
 from codebase_indexer.connections import ConnectionBudget
+from codebase_indexer.outcomes import FINISHED_STATES, tool_status
 
 from ..projects import ResolvedProject
-
-TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 
 
 class UnknownJob(LookupError):
@@ -35,7 +34,7 @@ class JobStatus:
     """The result object of `get_indexing_status` (keys of the original codebase-mcp, plus a few)."""
 
     job_id: str
-    status: str  # pending | running | completed | failed | cancelled
+    status: str  # a run state (codebase_indexer.outcomes); the tools say `completed` for `succeeded`
     status_message: str
     repo_path: str
     project_id: str
@@ -54,10 +53,11 @@ class JobStatus:
 
     @property
     def finished(self) -> bool:
-        return self.status in TERMINAL_STATES
+        return self.status in FINISHED_STATES
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The tools' object: the state in the words of the original server."""
+        return {**asdict(self), "status": tool_status(self.status)}
 
 
 @dataclass(frozen=True)
@@ -113,19 +113,3 @@ class ControlPlane(Protocol):
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
-
-
-def summary_message(summary: dict) -> str:
-    """A sentence a user reads first: what the run did, or that nothing changed."""
-    indexed = summary.get("files_indexed", 0)
-    unchanged = summary.get("files_unchanged", 0)
-    deleted = summary.get("files_deleted", 0)
-    skipped = summary.get("files_skipped", 0)
-    seconds = summary.get("duration_seconds", 0.0)
-    if indexed == 0 and deleted == 0:
-        return (f"no changes: {unchanged} files unchanged, {skipped} skipped "
-                f"({seconds:.1f} s)")
-    withheld = summary.get("chunks_skipped", 0)
-    left_out = f", {withheld} left out for holding credentials" if withheld else ""
-    return (f"indexed {indexed} files ({summary.get('chunks_created', 0)} chunks{left_out}), "
-            f"{unchanged} unchanged, {deleted} deleted, {skipped} skipped ({seconds:.1f} s)")

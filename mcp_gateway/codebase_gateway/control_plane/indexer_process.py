@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from codebase_indexer.configuration import as_environment, environment_names, variable
+from codebase_indexer.settings import EmbeddingSettings, IndexerSettings, use_offline_model
+from codebase_indexer.worker import RUN_FIELDS
+
 CANCELLED_EXIT_CODES = (143, -signal.SIGTERM)
 _LOG_TAIL_CHARS = 2_000
 _SIGNALS = {int(sig) for sig in signal.Signals}
@@ -43,33 +47,37 @@ class IndexerOutcome:
 
 
 # What an indexer child inherits from the gateway: nothing else. The gateway's own secrets
-# (CODEBASE_MCP_TOKEN, DATABASE_URL, cloud credentials...) must not reach it. A new setting
-# the indexer reads from the environment has to be added here.
+# (CODEBASE_MCP_TOKEN, the admin database URL, cloud credentials...) must not reach it.
 INHERITED_VARIABLES = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
     "PYTHONPATH", "VIRTUAL_ENV", "XDG_CACHE_HOME", "TORCH_HOME", "SENTENCE_TRANSFORMERS_HOME",
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM",
-    "CODEBASE_MAX_FILE_SIZE", "CODEBASE_INCLUDE", "CODEBASE_EXCLUDE", "CODEBASE_PROJECT_LOCK_WAIT_SECONDS",
-    "CODEBASE_INCLUDE_SECRETS", "CODEBASE_MAX_CHUNKS_PER_FILE", "CODEBASE_MAX_CHUNKS_PER_RUN",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS",
 })
-INHERITED_PREFIXES = ("LC_", "HF_", "TRANSFORMERS_", "CODEBASE_MCP_EMBEDDING_")
+INHERITED_PREFIXES = ("LC_", "HF_", "TRANSFORMERS_")
+# The indexer settings a user may give the gateway's environment for every local run; the rest
+# (database, project, source, mode, run id) belong to one run and come from the gateway alone.
+INHERITED_SETTINGS = ("max_file_size", "max_chunks_per_file", "max_chunks_per_run", "lock_wait_seconds",
+                      "include", "exclude", "include_secrets")
+
+
+def _inherited(name: str) -> bool:
+    return (name in INHERITED_VARIABLES or name.startswith(INHERITED_PREFIXES)
+            or name in _INHERITED_SETTING_NAMES)
+
+
+_INHERITED_SETTING_NAMES = frozenset(
+    {name for field in INHERITED_SETTINGS for name in environment_names(IndexerSettings, only=(field,))}
+    | environment_names(EmbeddingSettings))
 
 
 def indexer_environment(*, database_url: str, project_id: str, source: Path, mode: str,
                         run_id: str) -> dict[str, str]:
     """The allow-listed part of the gateway's environment plus the run's own settings."""
-    env = {name: value for name, value in os.environ.items()
-           if name in INHERITED_VARIABLES or name.startswith(INHERITED_PREFIXES)}
-    env.update({
-        "CODEBASE_DATABASE_URL": database_url,
-        "CODEBASE_PROJECT_ID": project_id,
-        "CODEBASE_SOURCE_PATH": str(source),
-        "CODEBASE_INDEX_MODE": mode,
-        "CODEBASE_RUN_ID": run_id,
-        "HF_HUB_OFFLINE": env.get("HF_HUB_OFFLINE", "1"),
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {name: value for name, value in os.environ.items() if _inherited(name)}
+    env.update(as_environment(IndexerSettings, database_url=database_url, project_id=project_id,
+                              source_path=str(source), index_mode=mode, run_id=run_id))
+    use_offline_model(env)
+    env.update(TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
     return env
 
 
@@ -121,9 +129,8 @@ def _terminate_with_parent() -> None:
         pass
 
 
-# The per-run settings a warm indexer receives on stdin (worker.py REQUEST_KEYS), by variable.
-_RUN_VARIABLES = {"CODEBASE_DATABASE_URL": "database_url", "CODEBASE_PROJECT_ID": "project_id",
-                  "CODEBASE_SOURCE_PATH": "source", "CODEBASE_RUN_ID": "run_id", "CODEBASE_INDEX_MODE": "mode"}
+# The per-run settings a warm indexer receives on stdin (worker.RUN_FIELDS), by environment name.
+_RUN_VARIABLES = {variable(IndexerSettings, name): name for name in RUN_FIELDS}
 
 
 class WarmIndexer:
@@ -146,7 +153,7 @@ class WarmIndexer:
         async with self._lock:
             process = await self._started(env)
             await on_started(process)
-            request = {key: env[name] for name, key in _RUN_VARIABLES.items()}
+            request = {field: env[name] for name, field in _RUN_VARIABLES.items()}
             assert process.stdin is not None and process.stdout is not None
             try:
                 process.stdin.write(json.dumps(request).encode() + b"\n")

@@ -23,9 +23,10 @@ from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLim
 from codebase_indexer.contract import (API_VERSION, DATABASE_URL_KEY, GROUP, PROJECT_ID_ANNOTATION, PROJECT_KIND,
                                        PROJECT_LABEL, PROJECTS, REPO_PATH_ANNOTATION, RUN_KIND, RUNS, VERSION)
 from codebase_indexer.identifiers import database_name, kubernetes_name, reader_secret_name
+from codebase_indexer.outcomes import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, summary_sentence
 from codebase_indexer.search import connection_budget
 
-from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, summary_message
+from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject
 
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
@@ -242,8 +243,8 @@ def run_status(run: dict, namespace: str | None = None) -> JobStatus:
     summary = _snake_keys(status.get("summary")) if status.get("summary") else None
     progress = status.get("progress") or {}
     message = condition.get("message") or status.get("message") or "accepted; waiting for the operator"
-    if state == "completed" and summary:
-        message = summary_message(summary)
+    if state == SUCCEEDED and summary:
+        message = summary_sentence(summary)
     project_id = annotations.get(PROJECT_ID_ANNOTATION) or spec.get("projectRef", {}).get("name", "")
     return JobStatus(
         job_id=metadata.get("name", ""), status=state, status_message=message,
@@ -252,7 +253,7 @@ def run_status(run: dict, namespace: str | None = None) -> JobStatus:
         force_reindex=spec.get("mode") == "Full",
         files_indexed=int((summary or {}).get("files_indexed", 0)),
         chunks_created=int((summary or {}).get("chunks_created", 0)),
-        error_message=message if state == "failed" else None,
+        error_message=message if state == FAILED else None,
         created_at=metadata.get("creationTimestamp"), started_at=status.get("startTime"),
         completed_at=status.get("completionTime"),
         progress={"files_total": int(progress.get("filesTotal", 0)), "files_done": int(progress.get("filesDone", 0)),
@@ -276,12 +277,12 @@ def project_info(project: dict, namespace: str | None = None) -> ProjectInfo:
 def _state(condition: dict) -> str:
     status, reason = condition.get("status"), condition.get("reason")
     if status == "True":
-        return "completed"
+        return SUCCEEDED
     if status == "False":
-        return "cancelled" if reason == "Cancelled" else "failed"
+        return CANCELLED if reason == "Cancelled" else FAILED
     if reason == "Running":
-        return "running"
-    return "pending"
+        return RUNNING
+    return PENDING
 
 
 def _snake_keys(value: dict) -> dict:

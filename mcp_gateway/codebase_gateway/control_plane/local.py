@@ -25,11 +25,12 @@ from codebase_indexer.postgres import admin_database_url, database_url, redact
 from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database, local_reader_password
 from codebase_indexer.runs import read_run
 from codebase_indexer.search import connection_budget
+from codebase_indexer.outcomes import SUCCEEDED, summary_sentence
 from codebase_indexer.settings import home_dir
 
 from ..projects import ResolvedProject
 from ..validation import is_within
-from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, iso, summary_message
+from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, iso
 from .indexer_process import IndexerOutcome, WarmIndexer, indexer_environment, run_indexer
 from .registry import Registry, ensure_registry
 from .watcher import Watcher, WatchSettings, WatchTarget
@@ -285,7 +286,7 @@ class LocalControlPlane:
     async def _record_outcome(self, job_id: str, outcome: IndexerOutcome) -> None:
         if outcome.succeeded:
             summary = outcome.result.get("summary") or {}
-            await self.registry.finish(job_id, "completed", status_message=summary_message(summary),
+            await self.registry.finish(job_id, SUCCEEDED, status_message=summary_sentence(summary),
                                        summary=summary)
             await self._after_success(job_id)
             return
@@ -366,7 +367,7 @@ class LocalControlPlane:
                     "SELECT value #>> '{}' FROM project_meta WHERE key = 'project_id'")
                 files = await conn.fetchval("SELECT count(*) FROM files")
                 chunks = await conn.fetchval("SELECT count(*) FROM chunks")
-                last = await conn.fetchval("SELECT max(finished_at) FROM index_runs WHERE state = 'succeeded'")
+                last = await conn.fetchval("SELECT max(finished_at) FROM index_runs WHERE state = $1", SUCCEEDED)
         except (OSError, asyncpg.PostgresError):
             return None
         return ProjectInfo(name=project_id or dbname, database=dbname, ready=last is not None,

@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS indexing_jobs (
 );
 CREATE INDEX IF NOT EXISTS indexing_jobs_project ON indexing_jobs (project_id, created_at);
 CREATE INDEX IF NOT EXISTS indexing_jobs_state ON indexing_jobs (state);
+-- Releases before 0.2 stored the tools' word for a finished run.
+UPDATE indexing_jobs SET state = 'succeeded' WHERE state = 'completed';
 -- Who asked for the run: 'tool' (an MCP tool call) or 'watch' (files changed under a watch).
 ALTER TABLE indexing_jobs ADD COLUMN IF NOT EXISTS trigger text NOT NULL DEFAULT 'tool';
 """
@@ -143,7 +145,7 @@ class Registry:
         rows = await self._pool.fetch(
             "SELECT project_id, repo_path FROM ("
             " SELECT DISTINCT ON (project_id) project_id, repo_path, completed_at FROM indexing_jobs"
-            " WHERE state = 'completed' ORDER BY project_id, completed_at DESC, job_id"
+            " WHERE state = 'succeeded' ORDER BY project_id, completed_at DESC, job_id"
             ") latest ORDER BY completed_at DESC, project_id")
         return [(r["project_id"], r["repo_path"]) for r in rows]
 
@@ -158,7 +160,7 @@ class Registry:
         result = await self._pool.execute(
             "DELETE FROM indexing_jobs WHERE job_id IN ("
             " SELECT job_id FROM indexing_jobs WHERE project_id = $1 AND trigger = 'watch'"
-            " AND state IN ('completed', 'failed', 'cancelled')"
+            " AND state IN ('succeeded', 'failed', 'cancelled')"
             " ORDER BY completed_at DESC, job_id DESC OFFSET $2)", project_id, keep)
         return int(result.split()[-1])
 

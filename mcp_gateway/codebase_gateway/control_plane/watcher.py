@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Protocol
 
+from codebase_indexer.configuration import InvalidSetting, load
 from codebase_indexer.scanning import ChangeFilter, ScanOptions
+from codebase_indexer.settings import IndexerSettings
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,12 @@ class RunStarter(Protocol):
 
 
 def scan_options_from_env() -> ScanOptions:
-    """The include/exclude globs the indexer children get from the same environment."""
-    def globs(name: str) -> tuple[str, ...]:
-        return tuple(g.strip() for g in os.environ.get(name, "").split(",") if g.strip())
-
-    return ScanOptions(include=globs("CODEBASE_INCLUDE"), exclude=globs("CODEBASE_EXCLUDE"))
+    """The include/exclude globs the indexer children read from the same environment."""
+    try:
+        settings = load(IndexerSettings)
+    except InvalidSetting:  # the runs report it; the watch then filters less, never more
+        return ScanOptions()
+    return ScanOptions(include=tuple(settings.include), exclude=tuple(settings.exclude))
 
 
 @dataclass
