@@ -169,6 +169,8 @@ class _Indexer:
     skips: SkipCounter = field(default_factory=SkipCounter)
     chunk_skips: dict[str, int] = field(default_factory=dict)
     chunks_prepared: int = 0
+    stored_times: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    retimed: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # unchanged content, new time
     _recorded_model: tuple[str, int] | None = None
     _last_progress: float = 0.0
     _pool: ThreadPoolExecutor = field(
@@ -178,6 +180,7 @@ class _Indexer:
         started = time.monotonic()
         await self._check_model()
         stored = await store.stored_file_hashes(self.conn)
+        self.stored_times = await store.stored_file_times(self.conn)
         # A run that wrote files and died before the whole-run steps below left this marker:
         # redo those steps even when this run finds nothing to write.
         steps_pending = await runs.whole_run_steps_pending(self.conn)
@@ -190,6 +193,7 @@ class _Indexer:
             await self._index_batches(self._batches(candidates, stored, seen))
         finally:
             self._pool.shutdown(wait=True)
+        await store.record_file_times(self.conn, self.retimed)
         gone = sorted(set(stored) - seen)
         self.summary.chunks_deleted += await store.delete_files(self.conn, gone)
         self.summary.files_deleted = len(gone)
@@ -221,6 +225,8 @@ class _Indexer:
             if not self.full and stored.get(source.path) == source.content_hash:
                 seen.add(source.path)
                 self.summary.files_unchanged += 1
+                if self.stored_times.get(source.path) != (source.size, source.mtime_ns):
+                    self.retimed[source.path] = (source.size, source.mtime_ns)
                 continue
             write = self._prepared(source)
             if write is None:  # not seen: an earlier version of it leaves the index

@@ -112,6 +112,11 @@ MIGRATIONS: list[tuple[int, str]] = [
     -- embedding cache keeps that from embedding anything again).
     UPDATE files SET content_hash = 'pending-lines-and-symbols';
     """),
+    (5, """
+    -- The file's modification time when it was read (ns since the epoch): with `size`, what a
+    -- search compares with the disk to say whether a result is stale (freshness.py).
+    ALTER TABLE files ADD COLUMN mtime_ns bigint;
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
