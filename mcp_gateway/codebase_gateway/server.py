@@ -309,6 +309,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             url, pattern, project_id=project.project_id, database_name=database_of(url), regex=regex,
             case_sensitive=case_sensitive, language=language or None, file_type=file_type,
             directory=directory, path_glob=path_glob or None, limit=limit, budget=control_plane.connection_budget)
+        await mark_results_stale(project.project_id, url, response["matches"])
         return validation.capped_matches(response, "matches")
 
     @tool

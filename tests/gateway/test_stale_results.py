@@ -37,3 +37,8 @@ async def test_results_say_stale_when_their_file_changed_after_indexing(stdio_ga
     await index()  # the touched file's content is unchanged: the run records its new time
     assert {path: r["stale"] for path, r in (await results_by_path(client, project, token)).items()} == \
         {"a.py": False, "b.py": False}
+
+    edited = f"def {token}_a():\n    return 11\n"
+    (repo / "a.py").write_text(edited)
+    matches = (await client.call_tool("grep_code", {"pattern": f"{token}_", "project_id": project})).data["matches"]
+    assert {m["file_path"]: m["stale"] for m in matches} == {"a.py": True, "b.py": False}
