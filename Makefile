@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 LOCK := requirements.lock
 LOCKED_EXTRAS := --extra local --extra embedded --extra gateway --extra operator --extra dev
 
-.PHONY: install test demo bench lock clean
+.PHONY: install lint test demo bench lock clean
 
 install: $(VENV)/.installed
 
@@ -25,7 +25,14 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(BIN)/python scripts/fetch_tools.py  # helm and kubectl for the chart tests, into tools/bin
 	touch $@
 
-test: install
+# Static checks first (seconds, with their caches): ruff, mypy on the three packages, and the
+# import-linter contracts that keep the layers of docs/architecture.md. Configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/pytest
 
 demo: install

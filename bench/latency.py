@@ -18,8 +18,8 @@ from pgvector.asyncpg import register_vector
 from codebase_indexer.lexical import searchable_text
 from codebase_indexer.postgres import admin_database_url, database_url
 from codebase_indexer.schema import record_embedding_model
-from codebase_indexer.store import refresh_lexeme_stats
 from codebase_indexer.search import search_code
+from codebase_indexer.store import refresh_lexeme_stats
 
 CHUNKS_PER_FILE = 20
 NOISE = 0.01

@@ -10,9 +10,7 @@ import argparse
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -30,12 +28,14 @@ from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates,
 from codebase_indexer.store import embedding_text  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpora import PACKAGES, MissingPrerequisite, download_sdist, fetched  # noqa: E402
+from embedding_cache import CachedEmbedder  # noqa: E402
 from grep_bench import grep_report, measure_grep  # noqa: E402
 from latency import measure_search_latency  # noqa: E402
-from quality import evaluate_retrieval  # noqa: E402
+from quality import build_corpus, evaluate_package, quality_table, save_ranks  # noqa: E402
 
 THROUGHPUT_SDISTS = ("click==8.1.8", "requests==2.32.3", "more-itertools==10.7.0")
-QUALITY_SDIST = "click==8.1.8"
+LATENCY_QUERIES_FROM = "click"  # the latency section's queries: this package's docstring sentences
 SECTIONS = ("throughput", "quality", "latency", "grep")
 
 
@@ -46,27 +46,6 @@ def sections_argument(text: str) -> set[str]:
         raise argparse.ArgumentTypeError(
             f"unknown section(s) {', '.join(sorted(unknown)) or '(none given)'}; choose from {', '.join(SECTIONS)}")
     return chosen
-
-
-def download_sdist(requirement: str) -> Path:
-    """Download and unpack a source distribution from PyPI; returns the unpacked folder."""
-    downloads = BENCH_DIR / "sdists"
-    downloads.mkdir(parents=True, exist_ok=True)
-    name, version = requirement.split("==")
-    stem = f"{name.replace('-', '_')}-{version}"
-    unpacked = downloads / stem
-    if not unpacked.is_dir():
-        try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                            "--no-binary", ":all:", "--dest", str(downloads), requirement],
-                           check=True, capture_output=True, text=True)
-        except subprocess.CalledProcessError as exc:
-            reason = (exc.stderr or "").strip().splitlines()[-1:] or [f"exit code {exc.returncode}"]
-            raise MissingPrerequisite(f"cannot download the sdist {requirement} from PyPI: {reason[0]}") from None
-        archive = next(downloads.glob(f"{stem}*.tar.gz"))
-        with tarfile.open(archive) as tar:
-            tar.extractall(downloads, filter="data")
-    return unpacked
 
 
 def corpus_chunk_texts(root: Path) -> list[str]:
@@ -86,15 +65,15 @@ async def fresh_project(project_id: str):
     return await ensure_project_database(admin, project_id)
 
 
-class MissingPrerequisite(RuntimeError):
-    """Something a section needs could not be prepared; the message says what and why."""
+async def existing_project(project_id: str):
+    return await ensure_project_database(admin_database_url(), project_id)
 
 
 def throughput_corpus() -> Path:
     corpus = BENCH_DIR / "throughput-corpus"
     if not corpus.is_dir():
         for requirement in THROUGHPUT_SDISTS:
-            shutil.copytree(download_sdist(requirement), corpus / requirement.split("==")[0])
+            shutil.copytree(download_sdist(requirement, BENCH_DIR / "sdists"), corpus / requirement.split("==")[0])
     return corpus
 
 
@@ -145,24 +124,50 @@ def throughput_report(t: dict) -> list[str]:
     ]
 
 
-def quality_report(q: dict) -> list[str]:
-    lines = [f"retrieval quality: {q['corpus']}, {q['queries']} docstring queries"]
-    for mode, scores in q["modes"].items():
-        lines.append(f"  {mode:8s} MRR@10 {scores['mrr']:.3f}   Recall@10 {scores['recall']:.3f}")
-    lines.append("  goal: hybrid MRR@10 >= 0.65 and above the best single mode")
-    lines.append("  RRF tuning on the same candidate lists (k, lexical weight; semantic weight 1) -> hybrid MRR@10:")
-    for (rrf_k, wl), mrr in q["weights"]:
-        lines.append(f"    k={rrf_k:<3d} lexical {wl:.1f} -> {mrr:.3f}")
-    return lines
-
-
-def latency_report(l: dict) -> list[str]:
-    lines = [f"search latency: {l['chunks']} chunks ({l['corpus']}), "
-             f"{l['queries']} queries, query embedding included"]
-    for mode, (p50, p95) in l["modes"].items():
+def latency_report(latency: dict) -> list[str]:
+    lines = [f"search latency: {latency['chunks']} chunks ({latency['corpus']}), "
+             f"{latency['queries']} queries, query embedding included"]
+    for mode, (p50, p95) in latency["modes"].items():
         goal = "   (goal p95 <= 50 ms)" if mode == "hybrid" else ""
         lines.append(f"  {mode:8s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms{goal}")
     return lines
+
+
+def packages_argument(text: str) -> set[str]:
+    chosen = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = chosen - {p.name for p in PACKAGES}
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown package(s) {', '.join(sorted(unknown)) or '(none given)'}; "
+            f"choose from {', '.join(p.name for p in PACKAGES)}")
+    return chosen
+
+
+async def measure_quality(embedder: LocalEmbedder, names: set[str] | None, comments_kept: str) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(1)  # a shared 2-core machine: one busy core, and faster than 2 contended ones
+    cached = CachedEmbedder(embedder, BENCH_DIR / "embedding-cache.sqlite")
+    work = BENCH_DIR / "quality"
+    work.mkdir(exist_ok=True)
+    results = []
+    for package in PACKAGES:
+        if names and package.name not in names:
+            continue
+        print(f"  {package.name} ...", flush=True)
+        results.append(await evaluate_package(package, fetched(package, BENCH_DIR), work, cached, fresh_project,
+                                              existing_project,
+                                              comments_kept=comments_kept == "all"
+                                              or (comments_kept == "held-out" and package.held_out)))
+    save_ranks(results, BENCH_DIR / "quality-ranks.json")
+    return results
+
+
+def latency_queries() -> list[str]:
+    package = next(p for p in PACKAGES if p.name == LATENCY_QUERIES_FROM)
+    queries = build_corpus(package, fetched(package, BENCH_DIR), BENCH_DIR / "quality" / "latency-queries",
+                           keep_comments=False)
+    return [q.text for q in queries]
 
 
 async def main() -> int:
@@ -179,6 +184,12 @@ async def run_sections() -> int:
     parser.add_argument("--queries", type=int, default=240, help="latency queries (at least 200)")
     parser.add_argument("--sections", default=",".join(SECTIONS), type=sections_argument,
                         help=f"which measurements to run, comma-separated: {', '.join(SECTIONS)}")
+    parser.add_argument("--packages", type=packages_argument, default=None,
+                        help="quality section: only these packages, comma-separated "
+                             f"(default all: {', '.join(p.name for p in PACKAGES)})")
+    parser.add_argument("--comments-kept", choices=("all", "held-out", "none"), default="all",
+                        help="quality section: which packages also get the second figure (indexed with "
+                             "their doc comments kept); default all")
     args = parser.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     embedder = LocalEmbedder()
@@ -187,18 +198,16 @@ async def run_sections() -> int:
         print("measuring indexing throughput ...", flush=True)
         sections += throughput_report(await measure_throughput(embedder))
         print("\n".join(sections), flush=True)
-    quality = None
-    if "quality" in args.sections or "latency" in args.sections:
+    if "quality" in args.sections:
         print("measuring retrieval quality ...", flush=True)
-        quality = await evaluate_retrieval(download_sdist(QUALITY_SDIST), embedder, fresh_project)
-        if "quality" in args.sections:
-            sections += quality_report(quality)
-            print("\n".join(quality_report(quality)), flush=True)
+        lines = quality_table(await measure_quality(embedder, args.packages, args.comments_kept))
+        sections += lines
+        print("\n".join(lines), flush=True)
     if "latency" in args.sections:
         print("measuring search latency ...", flush=True)
         await ensure_throughput_index(embedder)
         sections += latency_report(await measure_search_latency(
-            embedder, fresh_project, args.chunks, args.queries, quality["query_texts"]))
+            embedder, fresh_project, args.chunks, args.queries, latency_queries()))
     if "grep" in args.sections:
         print("measuring grep_code and find_symbol beside ripgrep ...", flush=True)
         project = await ensure_project_database(admin_database_url(), "bench-grep")

@@ -45,9 +45,9 @@ from __future__ import annotations
 import bisect
 import re
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Callable, Iterator
+from functools import cache
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
@@ -73,7 +73,6 @@ _NON_BLANK = re.compile(rb"\S")
 # What may follow a definition on its last row and still leave it alone there: `};`, `),`, a comment.
 _TRAILER = re.compile(rb"[\s;,)\]}]*(?:(?://|/\*|#|--).*)?", re.DOTALL)
 _CLOSING = re.compile(r"[ \t]*(?:\}|end[ \t]*$)")
-_INDENT = re.compile(r"[ \t]*")
 
 
 class TooManyChunks(ValueError):
@@ -452,7 +451,7 @@ _SPECS: dict[str, _LanguageSpec] = {
 
 # --- parser cache -------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def _language_and_query(language: str) -> tuple[Language, Query]:
     spec = _SPECS[language]
     grammar = Language(spec.load())
@@ -664,7 +663,7 @@ def _is_closing(line: str) -> bool:
 
 
 def _indent(line: str) -> str:
-    return _INDENT.match(line).group()
+    return line[:len(line) - len(line.lstrip(" \t"))]
 
 
 def _definition_rows(definition: _Definition, src: _Source,
@@ -757,10 +756,7 @@ def _window_chunks(lines: list[str], first: int, last: int, language: str, max_c
 
 def _definition_chunks(definition: _Definition, src: _Source, language: str,
                        max_chars: int) -> Iterator[Chunk]:
-    if definition.children:
-        rows = _outline_rows(definition, src)
-    else:
-        rows = _definition_rows(definition, src)
+    rows = _outline_rows(definition, src) if definition.children else _definition_rows(definition, src)
     for piece in _pack(rows, max_chars, max_lines=len(rows), overlap=0):
         yield from _chunks_of(piece, definition.symbol, definition.kind, language, max_chars)
     for child in definition.children:

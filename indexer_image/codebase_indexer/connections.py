@@ -14,7 +14,7 @@ import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 
 import asyncpg
 
@@ -203,10 +203,8 @@ class ConnectionBudget:
                 raise ConnectionsExhausted(
                     f"all {self.limits.max_connections} database connections of this gateway stayed busy "
                     f"for {WAIT_SECONDS:.0f} s; retry, or raise --max-database-connections")
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=remaining)
-            except asyncio.TimeoutError:
-                pass
         self._reserved += count
 
     async def _release(self, count: int) -> None:

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import numpy as np
 
 from .model_integrity import ModelIntegrityError, verify_default_model
 from .settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings, use_offline_model
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 
 class EmbeddingError(RuntimeError):
@@ -19,7 +23,10 @@ class EmbeddingError(RuntimeError):
 
 class Embedder(Protocol):
     model_name: str
-    dimensions: int
+
+    @property
+    def dimensions(self) -> int:
+        """The length of every vector."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-normalised float32 vectors, one row per text, in input order."""
@@ -52,7 +59,7 @@ class LocalEmbedder:
         self.batch_size = batch_size
         self._path = _local_model_path(model)
         self._verify = self.model_name == DEFAULT_LOCAL_MODEL
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -120,6 +127,13 @@ def _local_model_name(model: str | None) -> str:
 
 class _HttpEmbedder:
     """Shared plumbing of the remote providers: batching, errors, dimension probe."""
+
+    path: str  # the endpoint, under the server's URL
+
+    @staticmethod
+    def vectors(body: dict) -> list[list[float]]:
+        """The embeddings in a response body, in input order."""
+        raise NotImplementedError
 
     def __init__(self, settings: EmbeddingSettings) -> None:
         if not settings.url:

@@ -79,7 +79,8 @@ def project_names(project_id: str, namespace: str | None = None) -> ProjectNames
         ns_part = namespace.replace("-", "_")[:_NAMESPACE_PART_LENGTH].strip("_") or "ns"
         pid_part = _sanitized(pid)[:_PROJECT_PART_LENGTH].rstrip("_") or "project"
         stem = f"{ns_part}_{pid_part}_{_digest(namespace + '/' + pid)}"
-    return ProjectNames(database=f"{DATABASE_PREFIX}{stem}", owner_role=f"cb_owner_{stem}", reader_role=f"cb_reader_{stem}")
+    return ProjectNames(database=f"{DATABASE_PREFIX}{stem}", owner_role=f"cb_owner_{stem}",
+                        reader_role=f"cb_reader_{stem}")
 
 
 def database_name(project_id: str, namespace: str | None = None) -> str:

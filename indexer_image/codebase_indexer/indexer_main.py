@@ -18,13 +18,13 @@ import tempfile
 from pathlib import Path
 
 from . import credentials
+from .configuration import InvalidSetting, add_arguments, environment_names, load
 from .embedding import Embedder, EmbeddingError, create_embedder
 from .git_refs import InvalidGitRef, check_git_ref
 from .log_redaction import redact_logs
 from .pipeline import IndexingCancelled, IndexingError, index_repository
 from .postgres import redact
 from .scanning import ScanOptions
-from .configuration import InvalidSetting, add_arguments, environment_names, load
 from .settings import EmbeddingSettings, IndexerSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 143
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     redact_logs()
     args = build_parser().parse_args(argv)
+    problem: str | None
     try:
         settings = load(IndexerSettings, args)
     except InvalidSetting as exc:
@@ -106,7 +107,7 @@ async def _run(settings: IndexerSettings, embedder: Embedder | None = None,
         return {"ok": False, "reason": exc.reason, "message": str(exc)}, EXIT_FAILED
     except EmbeddingError as exc:
         return {"ok": False, "reason": "EmbeddingError", "message": str(exc)}, EXIT_FAILED
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         return {"ok": False, "reason": "DatabaseError",
                 "message": f"{redact(database_url)}: {exc}"}, EXIT_FAILED
     except Exception as exc:  # anything else still ends with a result a human can read

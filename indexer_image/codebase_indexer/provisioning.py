@@ -13,11 +13,13 @@ Who may touch what:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
 import json
 from enum import Enum
+from typing import Literal
 
 import asyncpg
 
@@ -40,7 +42,7 @@ class DatabaseOwner:
         return json.dumps({_OWNER_KEY: dataclasses.asdict(self)}, sort_keys=True)
 
     @classmethod
-    def parse(cls, comment: str | None) -> "DatabaseOwner | None":
+    def parse(cls, comment: str | None) -> DatabaseOwner | None:
         try:
             recorded = json.loads(comment or "")[_OWNER_KEY]
             return cls(str(recorded["namespace"]), str(recorded["name"]), str(recorded["uid"]))
@@ -165,7 +167,7 @@ async def _check_claim(admin: asyncpg.Connection, names: ProjectNames, owner: Da
     raise DatabaseClaimed(f"database {names.database}", recorded)
 
 
-async def _role_owner(admin: asyncpg.Connection, role: str) -> DatabaseOwner | None | bool:
+async def _role_owner(admin: asyncpg.Connection, role: str) -> DatabaseOwner | None | Literal[False]:
     """False when the role does not exist; else the resource recorded on it (None: nobody)."""
     row = await admin.fetchrow(
         "SELECT shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = $1", role)
@@ -211,10 +213,8 @@ async def _grant_role_to_current_user(admin: asyncpg.Connection, role: str) -> N
 async def _ensure_database(admin: asyncpg.Connection, dbname: str, owner: str) -> None:
     if await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dbname):
         return
-    try:
+    with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # created concurrently
         await admin.execute(f"CREATE DATABASE {quote_ident(dbname)} OWNER {quote_ident(owner)}")
-    except asyncpg.DuplicateDatabaseError:  # created concurrently
-        pass
 
 
 async def _restrict_connect(admin: asyncpg.Connection, names: ProjectNames) -> None:

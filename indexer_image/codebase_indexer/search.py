@@ -114,7 +114,7 @@ async def _search(pool, embedder, query, where, params, limit, mode) -> list[dic
         legs.append((_with_connection(pool, _lexical_hits, query, where, params, candidates), LEXICAL_WEIGHT))
     # The legs run side by side on their own connections: hybrid costs the slower one, not the sum.
     leg_hits = await asyncio.gather(*(leg for leg, _ in legs))
-    ranked = [(hits, weight) for hits, (_, weight) in zip(leg_hits, legs)]
+    ranked = [(hits, weight) for hits, (_, weight) in zip(leg_hits, legs, strict=True)]
     if mode == "hybrid":
         scores = fused_scores([([i for i, _ in hits], weight) for hits, weight in ranked])
     else:

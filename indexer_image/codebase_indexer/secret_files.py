@@ -84,7 +84,7 @@ def has_credential_line(data: bytes) -> bool:
     return _CREDENTIAL_LINE.search(data) is not None
 
 
-def repository_include_secrets(root: Path) -> tuple[str, ...]:
+def repository_include_secrets(root: str | Path) -> tuple[str, ...]:
     """`indexing.include_secrets` of the repository's own .codebase-mcp/config.json, if any."""
     path = Path(root) / CONFIG_PATH
     try:

@@ -187,7 +187,7 @@ async def _ensure_stage_table(conn: asyncpg.Connection) -> None:
 
 def _stage_records(files: list[FileWrite]):
     for f in files:
-        for chunk, content_hash, vector in zip(f.chunks, f.chunk_hashes, f.vectors):
+        for chunk, content_hash, vector in zip(f.chunks, f.chunk_hashes, f.vectors, strict=True):
             yield (
                 f.source.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.kind,
                 chunk.language, chunk.content, content_hash, vector,

@@ -1,10 +1,10 @@
 """`python -m codebase_indexer.worker`: a long-lived indexer whose model stays loaded between runs.
 
-A local gateway that watches repositories runs its runs here, so a saved file is searchable in
-about a second instead of paying the model's load (several seconds) on every save. Same
-environment and same runs as `codebase-indexer`; only the per-run settings arrive on stdin, one
-JSON object a line (the IndexerSettings fields in RUN_FIELDS), never in argv. Each request is
-answered with the indexer's JSON result line on stdout. SIGTERM cancels the run in flight
+A local gateway runs its watch-triggered runs here, so a saved file is searchable in about a
+second instead of paying the model's load (several seconds) on every save. Same environment
+and same runs as `codebase-indexer`; only the per-run settings arrive on stdin, one JSON object
+a line (`database_url`, `project_id`, `source`, `run_id`, `mode`), never in argv. Each request
+is answered with the indexer's JSON result line on stdout. SIGTERM cancels the run in flight
 (answered `{"ok": false, "reason": "Cancelled"}`) and ends the worker with 143; end of input
 ends it with 0.
 """
@@ -21,7 +21,7 @@ from .indexer_main import EXIT_CANCELLED, EXIT_OK, _emit, _run, _usage_problem
 from .log_redaction import redact_logs
 from .settings import IndexerSettings
 
-RUN_FIELDS = ("database_url", "project_id", "source_path", "index_mode", "run_id")
+REQUEST_KEYS = ("database_url", "project_id", "source", "run_id", "mode")
 MAX_REQUEST_BYTES = 64 * 1024
 
 
@@ -44,7 +44,7 @@ async def _serve(embedder: Embedder) -> int:
         line = await _next_line(reader, cancelled)
         if not line:
             return EXIT_CANCELLED if cancelled.is_set() else EXIT_OK
-        settings, problem = _settings(line)
+        settings, problem = _arguments(line)
         if problem:
             _emit(settings, {"ok": False, "reason": "InvalidArguments", "message": problem})
             continue
@@ -61,27 +61,26 @@ async def _next_line(reader: asyncio.StreamReader, cancelled: asyncio.Event) -> 
     if reading not in done:
         reading.cancel()
         return b""
-    try:
-        return reading.result()
-    except ValueError:  # a line over MAX_REQUEST_BYTES: the gateway never sends one
-        return b"{}\n"
+    return reading.result()
 
 
-def _settings(line: bytes) -> tuple[IndexerSettings, str | None]:
-    """The worker's environment (as codebase-indexer reads it) plus the request's run fields."""
+def _arguments(line: bytes) -> tuple[IndexerSettings, str | None]:
+    """The run's settings: the worker's environment (as codebase-indexer reads it) plus the request."""
+    fallback = IndexerSettings()
     try:
         request = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        request = None
-    if not isinstance(request, dict) or not all(isinstance(request.get(k), str) for k in RUN_FIELDS):
-        return IndexerSettings(), f"a request is one JSON object a line with the strings {', '.join(RUN_FIELDS)}"
-    if request["index_mode"] not in ("full", "incremental"):
-        return IndexerSettings(), "index_mode is full or incremental"
+        return fallback, "a request is one JSON object a line"
+    if not isinstance(request, dict) or not all(isinstance(request.get(k), str) for k in REQUEST_KEYS):
+        return fallback, f"a request needs the strings {', '.join(REQUEST_KEYS)}"
+    if request["mode"] not in ("full", "incremental"):
+        return fallback, "mode is full or incremental"
     try:
-        settings = load(IndexerSettings, git_url=None, termination_message_path=None,
-                        **{field: request[field] for field in RUN_FIELDS})
+        settings = load(IndexerSettings, database_url=request["database_url"], project_id=request["project_id"],
+                        source_path=request["source"], run_id=request["run_id"], index_mode=request["mode"],
+                        git_url=None, termination_message_path=None)
     except InvalidSetting as exc:
-        return IndexerSettings(), str(exc)
+        return fallback, str(exc)
     return settings, _usage_problem(settings)
 
 

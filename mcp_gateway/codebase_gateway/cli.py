@@ -13,11 +13,11 @@ from codebase_indexer import symbols as symbol_plane
 from codebase_indexer.embedding import EmbeddingError, create_embedder
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
 from codebase_indexer.models import IndexSummary, Progress
+from codebase_indexer.outcomes import summary_sentence
 from codebase_indexer.pipeline import IndexingError, index_repository
 from codebase_indexer.postgres import admin_database_url
 from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database, project_database_exists
 from codebase_indexer.search import MODES, SearchError, search_code
-from codebase_indexer.outcomes import summary_sentence
 from codebase_indexer.settings import project_lock_wait_seconds, use_offline_model
 
 from .control_plane.watcher import (DEFAULT_DEBOUNCE_SECONDS, DEFAULT_MAX_DELAY_SECONDS, RepositoryWatch,

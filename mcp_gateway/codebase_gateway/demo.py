@@ -34,7 +34,8 @@ def gateway_transport() -> StdioTransport:
     """`codebase-mcp serve` from this environment, exactly as an editor would launch it."""
     script = Path(sys.executable).with_name("codebase-mcp")
     command = str(script) if script.exists() else (shutil.which("codebase-mcp") or "")
-    env = use_offline_model(dict(os.environ))
+    env = dict(os.environ)
+    use_offline_model(env)
     if command:
         return StdioTransport(command=command, args=["serve"], env=env)
     return StdioTransport(command=sys.executable, args=["-m", "codebase_gateway.serve_command"], env=env)

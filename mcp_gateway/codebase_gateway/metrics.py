@@ -38,7 +38,7 @@ class Histogram:
     def lines(self, name: str, labels: str = "") -> list[str]:
         prefix = f"{labels}," if labels else ""
         lines, cumulative = [], 0
-        for bound, count in zip((*map(str, self.buckets), "+Inf"), self._counts):
+        for bound, count in zip((*map(str, self.buckets), "+Inf"), self._counts, strict=True):
             cumulative += count
             lines.append(f'{name}_bucket{{{prefix}le="{bound}"}} {cumulative}')
         braces = f"{{{labels}}}" if labels else ""

@@ -6,9 +6,9 @@ background work receives. The config file is only ever read.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from codebase_indexer.identifiers import InvalidProjectId, database_name, normalize_project_id
 
@@ -73,7 +73,7 @@ def read_config(path: Path) -> ProjectConfig:
         raise InvalidArgument(f"cannot read project config {path}: {exc}") from None
     project = data.get("project") if isinstance(data, dict) else None
     name = project.get("name") if isinstance(project, dict) else None
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(project, dict) or not isinstance(name, str) or not name.strip():
         raise InvalidArgument(f'project config {path} needs {{"project": {{"name": "..."}}}}')
     raw_id = project.get("id")
     if raw_id is not None and not isinstance(raw_id, str):

@@ -20,7 +20,6 @@ from codebase_indexer.settings import use_offline_model
 
 from .auth import TOKEN_ENV, InsecureHttpConfiguration, http_auth
 from .control_plane.base import ControlPlane
-from .control_plane.watcher import DEFAULT_MAX_DELAY_SECONDS, WatchSettings
 from .host_guard import ANY, HostOriginGuard, InvalidAllowList, build_policy
 from .settings import GatewaySettings
 
@@ -99,9 +98,10 @@ def control_plane_for(settings: GatewaySettings) -> ControlPlane:
         return KubernetesControlPlane(namespace=settings.namespace, workspace_root=settings.workspace_root,
                                       limits=limits)
     from .control_plane.local import LocalControlPlane
+    from .control_plane.watcher import WatchSettings
 
     watch = WatchSettings(enabled=settings.watch, debounce_seconds=settings.watch_debounce,
-                          max_delay_seconds=max(settings.watch_debounce, DEFAULT_MAX_DELAY_SECONDS))
+                          max_delay_seconds=max(settings.watch_debounce, 10.0))
     return LocalControlPlane(max_concurrent_runs=settings.max_concurrent_runs, limits=limits, watch=watch,
                              watch_roots=allowed_roots(settings))
 
@@ -118,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
     except (InsecureHttpConfiguration, MissingAllowedRoot) as exc:
         print(f"codebase-mcp serve: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # from connection_limits
-        print(f"codebase-mcp serve: --max-database-connections / --statement-timeout: {exc}", file=sys.stderr)
+    except ValueError as exc:  # from connection_limits or the watch settings
+        print(f"codebase-mcp serve: --max-database-connections / --statement-timeout / --watch-debounce: {exc}",
+              file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

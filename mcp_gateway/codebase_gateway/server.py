@@ -30,14 +30,16 @@ from codebase_indexer.embedding import EmbeddingError
 from codebase_indexer.grep import MAX_GREP_LIMIT, MAX_PATTERN_CHARS
 from codebase_indexer.freshness import mark_stale, recorded_times
 from codebase_indexer.postgres import database_of
-from codebase_indexer.search import MAX_GLOB_CHARS, MAX_LIMIT, SearchError, SearchMode, search_code as run_search
+from codebase_indexer.search import MAX_GLOB_CHARS, MAX_LIMIT, SearchError, SearchMode
+from codebase_indexer.search import search_code as run_search
 from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
 from codebase_indexer.symbols import MAX_READ_LINES, MAX_SYMBOL_LIMIT, SymbolKind, SymbolMatch
 
 from . import validation
 from .control_plane.base import ControlPlane, JobStatus, RunRequest, UnknownJob, UnknownProject
 from .embedder import LazyEmbedder
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import Metrics
 from .projects import ResolvedProject, find_config, resolve_project
 from .sessions import WorkingDirectories, session_key, session_scope
 from .validation import InvalidArgument
@@ -262,12 +264,15 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
     async def search_code(
         query: Annotated[str, Field(description="What you are looking for, in natural language or identifiers")],
         ctx: Context,
-        project_id: Annotated[str | None, Field(description="Project name; default: from the working directory")] = None,
-        repository_id: Annotated[str | None, Field(description="Accepted for compatibility; a project holds one repository")] = None,
+        project_id: Annotated[str | None,
+                              Field(description="Project name; default: from the working directory")] = None,
+        repository_id: Annotated[
+            str | None, Field(description="Accepted for compatibility; a project holds one repository")] = None,
         file_type: Annotated[str | None, Field(description="File extension without the dot, e.g. 'py'")] = None,
         directory: Annotated[str | None, Field(description="Directory prefix relative to the repository root")] = None,
         language: Annotated[str | None, Field(description="Language, e.g. 'python', 'typescript'")] = None,
-        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, strict=True, description=f"Number of results, 1 to {MAX_LIMIT}")] = 10,
+        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, strict=True,
+                                    description=f"Number of results, 1 to {MAX_LIMIT}")] = 10,
         mode: Annotated[SearchMode, Field(description="hybrid (default), semantic or lexical")] = "hybrid",
     ) -> dict:
         """Search indexed code; results carry path, line range, symbol, snippet, score and context."""

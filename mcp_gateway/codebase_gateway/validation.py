@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Iterable
+from typing import overload
 
-from codebase_indexer.outcomes import TOOL_STATUSES, state_of_tool_status
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
+from codebase_indexer.outcomes import TOOL_STATUSES, state_of_tool_status
 from codebase_indexer.search import MAX_QUERY_CHARS, SearchError, file_extension
 
 # search_code's arguments are checked here against the data plane's own bounds, before the
@@ -91,6 +92,10 @@ def _outside(value: str, roots: list[Path], what: str, *, through_link: bool = F
                      "give a directory under one of them")
 
 
+@overload
+def project_id(value: str) -> str: ...
+@overload
+def project_id(value: None) -> None: ...
 def project_id(value: str | None) -> str | None:
     """The canonical project id, or None when not given."""
     if value is None:

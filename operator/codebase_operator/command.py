@@ -25,6 +25,7 @@ from .handlers import build_registry
 from .kube import load_config
 from .settings import OperatorSettings
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The operator's options; `codebase-mcp operator` adds them to its own subcommand."""
     configuration.add_arguments(parser, OperatorSettings)

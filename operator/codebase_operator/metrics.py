@@ -9,13 +9,15 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import kopf
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from . import transitions
+from .bodies import namespace_of
 from .waits import Waiting
 
 RECONCILES = Counter("codebase_operator_reconciles_total",
@@ -85,7 +87,7 @@ def observe_run_end(run_uid: str, status: Mapping[str, Any], reason: str, finish
 
 def _parse(timestamp: str) -> datetime:
     moment = datetime.fromisoformat(timestamp)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class MetricsServer:
@@ -93,9 +95,9 @@ class MetricsServer:
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self._server = None
+        self._server: WSGIServer | None = None
 
-    def __enter__(self) -> "MetricsServer":
+    def __enter__(self) -> MetricsServer:
         if self.port:
             self._server, _thread = start_http_server(self.port)
         return self
@@ -107,4 +109,4 @@ class MetricsServer:
 
 
 async def on_run_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-    track_run(type, body.metadata.name, body.metadata.namespace, body.status)
+    track_run(type, body.metadata.name, namespace_of(body), body.status)

@@ -21,13 +21,20 @@ from typing import Any
 import asyncpg
 import kopf
 
-from codebase_indexer.identifiers import (normalize_project_id, owner_secret_name, project_names,
-                                          reader_secret_name)
+from codebase_indexer.identifiers import normalize_project_id, owner_secret_name, project_names, reader_secret_name
 from codebase_indexer.postgres import database_url, redact
-from codebase_indexer.provisioning import (DatabaseClaimed, DatabaseOwner, DropOutcome, check_claim,
-                                           database_claim, drop_project_database, ensure_project_database)
+from codebase_indexer.provisioning import (
+    DatabaseClaimed,
+    DatabaseOwner,
+    DropOutcome,
+    check_claim,
+    database_claim,
+    drop_project_database,
+    ensure_project_database,
+)
 
 from . import jobs, kube, transitions
+from .bodies import namespace_of
 from .context import Context
 from .specs import InvalidSpec, check_project_spec
 
@@ -107,7 +114,7 @@ async def intact(ctx: Context, project: Mapping[str, Any]) -> bool:
     try:
         claim = await database_claim(ctx.config.admin_database_url,
                                      project_names(project["spec"]["projectId"], namespace))
-    except (DATABASE_ERRORS, ValueError):
+    except (*DATABASE_ERRORS, ValueError):
         return False
     return claim.database_exists and claim.roles_exist and claim.owner == owner_of(project)
 
@@ -229,7 +236,7 @@ def secret_data(admin_url: str, dbname: str, role: str, password: str) -> dict[s
 
 async def drop(ctx: Context, body: kopf.Body, retry: int, logger: logging.Logger | kopf.Logger) -> None:
     """reclaimPolicy Delete: drop the project's database and roles, if they are this project's."""
-    project_id, namespace = body.spec.get("projectId"), body.metadata.namespace
+    project_id, namespace = body.spec.get("projectId", ""), namespace_of(body)
     try:
         dbname = project_names(project_id, namespace).database
     except ValueError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import kopf
 
@@ -23,6 +23,7 @@ from codebase_indexer.postgres import database_url, redact
 from codebase_indexer.runs import read_run
 
 from . import conditions, jobs, kube, metrics, projects, transitions
+from .bodies import namespace_of
 from .config import OperatorConfig
 from .context import Context
 from .secret_refs import check_secret_references
@@ -38,7 +39,7 @@ async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, lo
     status = dict(body.status)
     if transitions.is_finished(status) or status.get("jobName"):
         return  # finished, or the timer is watching its Job
-    name, namespace = body.metadata.name, body.metadata.namespace
+    name, namespace = body.metadata.name, namespace_of(body)
     try:
         project_name = check_run_spec(name, body.spec)
     except InvalidSpec as exc:
@@ -137,7 +138,7 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
     status = dict(body.status)
     if transitions.is_finished(status):
         return
-    namespace = body.metadata.namespace
+    namespace = namespace_of(body)
     project_name, job_name = body.spec["projectRef"]["name"], status["jobName"]
     job = await kube.get(ctx.api, kube.Job, namespace, job_name)
 
@@ -179,7 +180,7 @@ async def _restore_project(ctx: Context, project: Mapping[str, Any], logger: Log
 
 async def claim(ctx: Context, project: Mapping[str, Any], run: kopf.Body) -> str | None:
     """Take the project's turn for `run`; None when taken, else the name of the run ahead of it."""
-    namespace, project_name, name = run.metadata.namespace, project["metadata"]["name"], run.metadata.name
+    namespace, project_name, name = namespace_of(run), project["metadata"]["name"], run.metadata.name
     for _ in range(_CLAIM_ATTEMPTS):
         active = (project.get("status") or {}).get("activeRun")
         if active == name:
@@ -241,19 +242,20 @@ async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapp
     _enter(body, patch, status, state, now=now, **fields)
     metrics.observe_run_end(body.metadata.uid, status, state.reason, now)
     last_run = transitions.last_run(body.metadata.name, now, state.status == "True", summary)
-    project = await release(ctx, body.metadata.namespace, body.spec["projectRef"]["name"], body.metadata.name,
+    project = await release(ctx, namespace_of(body), body.spec["projectRef"]["name"], body.metadata.name,
                             last_run)
     if project is not None:
-        kopf.event(project, type=state.event_type, reason=f"Run{state.reason}",
+        kopf.event(cast(kopf.Body, project), type=state.event_type,  # kopf reads the raw object's metadata
+                   reason=f"Run{state.reason}",
                    message=f"run {body.metadata.name}: {state.message}")
 
 
 async def _progress(ctx: Context, run: kopf.Body, project_name: str) -> dict[str, int] | None:
-    project = await kube.get(ctx.api, kube.CodebaseProject, run.metadata.namespace, project_name)
+    project = await kube.get(ctx.api, kube.CodebaseProject, namespace_of(run), project_name)
     if project is None:
         return None
     url = database_url(ctx.config.admin_database_url,
-                       database_name(project["spec"]["projectId"], run.metadata.namespace))
+                       database_name(project["spec"]["projectId"], namespace_of(run)))
     try:
         row = await read_run(url, run.metadata.uid)
     except Exception:  # progress is best-effort; the Job's end is what counts

@@ -1,7 +1,6 @@
 """Scraping: annotations, the operator's metrics port, the optional ServiceMonitors and who may reach them."""
 from __future__ import annotations
 
-
 import kubernetes_validate
 import pytest
 

@@ -11,8 +11,21 @@ import secrets
 
 import pytest
 
-from kind_support import (CHART, COMPONENTS, NAMESPACE, RELEASE, REPO_ROOT, VALUES, KindCluster, delete_cluster,
-                          image_tag, kind_config, missing_prerequisite, run, tools)
+from kind_support import (
+    CHART,
+    COMPONENTS,
+    NAMESPACE,
+    RELEASE,
+    REPO_ROOT,
+    VALUES,
+    KindCluster,
+    delete_cluster,
+    image_tag,
+    kind_config,
+    missing_prerequisite,
+    run,
+    tools,
+)
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,8 @@ def test_helm_test_passes(kind_cluster):
 
 def test_gateway_refuses_requests_without_the_token(kind_cluster):
     body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}}
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "e2e", "version": "1"}}}
     headers = {"Accept": "application/json, text/event-stream"}
     assert httpx.post(kind_cluster.mcp_url, json=body, headers=headers, timeout=30).status_code == 401
     wrong = httpx.post(kind_cluster.mcp_url, json=body, timeout=30,

@@ -1,4 +1,7 @@
-"""Gateways under test: `codebase-mcp serve` as a real subprocess, driven by fastmcp's Client."""
+"""Gateways under test, driven by fastmcp's Client: in process (fastmcp's in-memory transport on the
+server object that `codebase-mcp serve` builds, from the same flags) where the wire does not matter,
+and `codebase-mcp serve` as a real subprocess for stdio framing, HTTP auth and host checks, signals
+and process restarts."""
 from __future__ import annotations
 
 import asyncio
@@ -11,9 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastmcp import Client
+from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
+from codebase_gateway.embedder import LazyEmbedder
+from codebase_gateway.serve_command import checked_configuration, parse_settings
+from codebase_gateway.server import create_server
+from codebase_indexer.embedding import Embedder
 from tests.repo_files import write_tree as write_repo  # noqa: F401 - the gateway tests import it from here
 
 # A generated secret, as the gateway requires (secrets.token_urlsafe(32)).
@@ -33,6 +40,26 @@ def stdio_client(*args: str, env: dict[str, str] | None = None, **client_options
     transport = StdioTransport(command=SERVE[0], args=[*SERVE[1:], *args], env=gateway_env(env),
                                keep_alive=False)
     return Client(transport, timeout=180, **client_options)
+
+
+def in_process_server(*serve_args: str, embedder: Embedder | None = None) -> FastMCP:
+    """What `codebase-mcp serve ARGS` serves, built by the same flag parsing and checks, without a
+    process. `embedder` shares the session's model instead of loading another copy."""
+    _auth, _middleware, control_plane, roots = checked_configuration(parse_settings(list(serve_args)))
+    query_embedder = LazyEmbedder(lambda: embedder) if embedder is not None else None
+    return create_server(control_plane, allowed_roots=roots, embedder=query_embedder)
+
+
+def in_process_client(*serve_args: str, embedder: Embedder | None = None) -> Client:
+    return Client(in_process_server(*serve_args, embedder=embedder), timeout=180)
+
+
+async def serve_exit_code(*serve_args: str, timeout: float = 60) -> int:
+    """`codebase-mcp serve ARGS` through its entry point, in a thread (it runs its own event loop), for
+    configurations it must refuse before serving; its messages go to stderr (capsys)."""
+    from codebase_gateway.cli import main
+
+    return await asyncio.wait_for(asyncio.to_thread(main, ["serve", *serve_args]), timeout)
 
 
 def free_port() -> int:
@@ -92,6 +119,25 @@ async def stdio_gateway(postgres_url):
     """One stdio gateway shared by the tests that need no process of their own."""
     async with stdio_client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+async def local_gateway(postgres_url, embedder):
+    """One in-process gateway on the local control plane, shared by the tests whose point is not the wire
+    (they pass project_id: the working directory it keeps is shared too)."""
+    async with in_process_client(embedder=embedder) as client:
+        yield client
+
+
+@pytest.fixture
+def kubernetes_gateway(k8s_cluster, workspace_dir, embedder, monkeypatch):
+    """A new gateway on the kubernetes control plane, reaching the emulated cluster by its kubeconfig."""
+    monkeypatch.setenv("KUBECONFIG", str(k8s_cluster.kubeconfig))
+
+    def gateway() -> Client:
+        return in_process_client("--control-plane", "kubernetes", "--namespace", "default",
+                                 "--workspace-root", str(workspace_dir), embedder=embedder)
+    return gateway
 
 
 async def wait_for_job(client: Client, job_id: str, timeout: float = 120) -> dict:

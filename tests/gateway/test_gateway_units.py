@@ -6,6 +6,7 @@ import secrets
 from pathlib import Path
 
 import pytest
+
 from codebase_gateway import validation
 from codebase_gateway.auth import InsecureHttpConfiguration, http_auth, is_loopback
 from codebase_gateway.metrics import Metrics

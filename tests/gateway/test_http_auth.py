@@ -1,12 +1,10 @@
 """Streamable HTTP: a bearer token is required unless auth is explicitly off on a loopback address."""
 from __future__ import annotations
 
-import subprocess
-
 import httpx
 import pytest
 
-from .conftest import SERVE, gateway_env, start_http_gateway, stop_http_gateway
+from .conftest import serve_exit_code, start_http_gateway, stop_http_gateway
 
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "curl", "version": "1"}}}
@@ -37,14 +35,12 @@ async def test_the_right_token_is_served(http_gateway):
     (["--host", "127.0.0.1"], {}, "needs a bearer token"),
     (["--host", "127.0.0.1"], {"CODEBASE_MCP_TOKEN": "short"}, "too short"),
 ])
-def test_refuses_to_serve_http_insecurely(args, env, message):
-    environment = gateway_env(env)
-    if not env:
-        environment.pop("CODEBASE_MCP_TOKEN", None)
-    done = subprocess.run([*SERVE, "--transport", "http", "--port", "1", *args], env=environment,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert message in done.stderr
+async def test_refuses_to_serve_http_insecurely(args, env, message, monkeypatch, capsys):
+    monkeypatch.delenv("CODEBASE_MCP_TOKEN", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert await serve_exit_code("--transport", "http", "--port", "1", *args) == 2
+    assert message in capsys.readouterr().err
 
 
 async def test_no_auth_on_loopback_serves_without_a_token(postgres_url, tmp_path):

@@ -1,19 +1,19 @@
 """The same tools on the kubernetes control plane: the gateway creates CodebaseProject and
-IndexingRun resources in an emulated cluster; the real operator and a test kubelet do the work."""
+IndexingRun resources in an emulated cluster; the real operator and a test kubelet do the work.
+The gateways run in process (the server `codebase-mcp serve --control-plane kubernetes` builds):
+what is tested is the control plane, not the stdio wire, which tests/gateway/test_local_gateway.py covers."""
 from __future__ import annotations
 
 import json
 import uuid
 
 import pytest
-from fastmcp import Client
-from fastmcp.client.transports import StdioTransport
 from fastmcp.exceptions import ToolError
 
 from codebase_indexer.identifiers import kubernetes_name
 from codebase_indexer.provisioning import drop_project_database, project_database_exists
 
-from .conftest import SERVE, gateway_env, wait_for_job, write_config, write_repo
+from .conftest import wait_for_job, write_config, write_repo
 
 RUNS = "codebase.mcp.dev/v1alpha1/indexingruns"
 PROJECTS = "codebase.mcp.dev/v1alpha1/codebaseprojects"
@@ -38,15 +38,6 @@ def apply_discount(invoice_total, percent):
 '''
 
 
-def kubernetes_gateway(cluster, workspace) -> Client:
-    transport = StdioTransport(
-        command=SERVE[0],
-        args=[*SERVE[1:], "--control-plane", "kubernetes", "--namespace", "default",
-              "--workspace-root", str(workspace)],
-        env=gateway_env({"KUBECONFIG": str(cluster.kubeconfig)}), keep_alive=False)
-    return Client(transport, timeout=180)
-
-
 @pytest.fixture
 async def created_projects(postgres_url):
     project_ids: list[str] = []
@@ -56,7 +47,8 @@ async def created_projects(postgres_url):
 
 
 async def test_original_bug_on_kubernetes_resources_all_the_way(
-        k8s_cluster, codebase_operator, test_kubelet, workspace_dir, postgres_url, created_projects):
+        k8s_cluster, codebase_operator, test_kubelet, workspace_dir, postgres_url, created_projects,
+        kubernetes_gateway):
     """Two sessions (two gateways, as two editors would launch) with their own working directories."""
     project, other = f"k8s-never-seen-{uuid.uuid4().hex[:6]}", f"k8s-other-{uuid.uuid4().hex[:6]}"
     created_projects.extend([project, other])
@@ -65,8 +57,7 @@ async def test_original_bug_on_kubernetes_resources_all_the_way(
     write_config(repo, project)
     write_config(other_repo, other)
 
-    async with kubernetes_gateway(k8s_cluster, workspace_dir) as client, \
-            kubernetes_gateway(k8s_cluster, workspace_dir) as other_client:
+    async with kubernetes_gateway() as client, kubernetes_gateway() as other_client:
         session = (await client.call_tool("set_working_directory", {"directory": str(repo / "clock")})).data
         assert session["project_info"]["name"] == project
         await other_client.call_tool("set_working_directory", {"directory": str(other_repo)})
@@ -114,13 +105,13 @@ async def test_original_bug_on_kubernetes_resources_all_the_way(
 
 
 async def test_kubernetes_validation_and_cancel(
-        k8s_cluster, codebase_operator, test_kubelet, workspace_dir, tmp_path, created_projects):
+        k8s_cluster, codebase_operator, test_kubelet, workspace_dir, tmp_path, created_projects, kubernetes_gateway):
     project = f"k8s-explicit-{uuid.uuid4().hex[:6]}"
     created_projects.append(project)
     repo = write_repo(workspace_dir / "many", {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(40)})
     outside = write_repo(tmp_path / "outside", {"x.py": "x = 1\n"})
 
-    async with kubernetes_gateway(k8s_cluster, workspace_dir) as client:
+    async with kubernetes_gateway() as client:
         with pytest.raises(ToolError, match="outside the allowed roots"):
             await client.call_tool("start_indexing_background", {"repo_path": str(outside), "project_id": project})
         with pytest.raises(ToolError, match="unknown job_id"):

@@ -11,7 +11,6 @@ import pytest
 from codebase_indexer.provisioning import drop_project_database
 
 from .conftest import wait_for_job, write_repo
-from .test_kubernetes_gateway import kubernetes_gateway
 
 SERVICE = '''\
 class LabelPrinter:
@@ -24,11 +23,11 @@ class LabelPrinter:
 
 @pytest.mark.slow
 async def test_code_navigation_tools_on_the_kubernetes_plane(
-        k8s_cluster, codebase_operator, test_kubelet, workspace_dir, postgres_url):
+        k8s_cluster, codebase_operator, test_kubelet, workspace_dir, postgres_url, kubernetes_gateway):
     project = f"k8s-nav-{uuid.uuid4().hex[:6]}"
     repo = write_repo(workspace_dir / f"printing-{project}", {"printing/labels.py": SERVICE})
     try:
-        async with kubernetes_gateway(k8s_cluster, workspace_dir) as client:
+        async with kubernetes_gateway() as client:
             started = (await client.call_tool("start_indexing_background",
                                               {"repo_path": str(repo), "project_id": project})).data
             assert (await wait_for_job(client, started["job_id"], timeout=120))["status"] == "completed"

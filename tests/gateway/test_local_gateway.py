@@ -1,5 +1,7 @@
-"""Issue 4's scenarios on the local control plane: a real MCP client, a real gateway subprocess,
-embedded PostgreSQL and the real model (in the indexer processes and for queries)."""
+"""Issue 4's scenarios on the local control plane: a real MCP client, embedded PostgreSQL and the real
+model (in the indexer processes and for queries). The gateway runs in process where the wire does not
+matter (`local_gateway`), as a subprocess over stdio and HTTP where it does (scope, tokens, sessions,
+a gateway that dies)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +17,7 @@ from codebase_indexer.identifiers import database_name
 from codebase_indexer.postgres import database_url
 from codebase_indexer.provisioning import project_database_exists
 
-from .conftest import registry_job, stdio_client, wait_for_job, write_config, write_repo
+from .conftest import in_process_client, registry_job, stdio_client, wait_for_job, write_config, write_repo
 
 BILLING = '''
 def compute_invoice_total(line_items, tax_rate):
@@ -98,7 +100,7 @@ async def test_default_project_without_working_directory_or_id(http_gateway, tmp
         assert any(r["symbol"] == "greetVisitor" for r in found["results"])
 
 
-async def test_index_repository_reports_progress_then_incremental_and_forced_runs(stdio_gateway, tmp_path):
+async def test_index_repository_reports_progress_then_incremental_and_forced_runs(local_gateway, tmp_path):
     project = unique("progress")
     files = {f"pkg/module_{i}.py": f"def function_{i}(value):\n    return value * {i}\n" for i in range(12)}
     repo = write_repo(tmp_path / "many", files)
@@ -107,7 +109,7 @@ async def test_index_repository_reports_progress_then_incremental_and_forced_run
     async def on_progress(progress, total, message):
         notifications.append((progress, total, message))
 
-    first = (await stdio_gateway.call_tool("index_repository", {"repo_path": str(repo), "project_id": project},
+    first = (await local_gateway.call_tool("index_repository", {"repo_path": str(repo), "project_id": project},
                                            progress_handler=on_progress)).data
     assert first["status"] == "completed" and first["files_indexed"] == 12
     assert len(notifications) >= 2
@@ -116,12 +118,12 @@ async def test_index_repository_reports_progress_then_incremental_and_forced_run
     assert notifications[-1][:2] == (12, 12)
     assert "indexed 12 files" in notifications[-1][2]
 
-    again = (await stdio_gateway.call_tool("index_repository", {"repo_path": str(repo), "project_id": project})).data
+    again = (await local_gateway.call_tool("index_repository", {"repo_path": str(repo), "project_id": project})).data
     assert again["status"] == "completed" and again["files_indexed"] == 0
     assert again["summary"]["files_unchanged"] == 12
     assert again["status_message"].startswith("no changes")
 
-    forced = (await stdio_gateway.call_tool("index_repository", {
+    forced = (await local_gateway.call_tool("index_repository", {
         "repo_path": str(repo), "project_id": project, "force_reindex": True})).data
     assert forced["status"] == "completed" and forced["force_reindex"] is True
     assert forced["files_indexed"] == 12
@@ -152,14 +154,14 @@ HOSTILE_CALLS = [
 
 @pytest.mark.parametrize("tool, arguments, message", HOSTILE_CALLS,
                          ids=[f"{t}-{m}" for t, _, m in HOSTILE_CALLS])
-async def test_hostile_arguments_get_clear_errors_and_the_server_keeps_serving(stdio_gateway, tool, arguments,
+async def test_hostile_arguments_get_clear_errors_and_the_server_keeps_serving(local_gateway, tool, arguments,
                                                                                 message):
     with pytest.raises(ToolError, match=message):
-        await stdio_gateway.call_tool(tool, arguments)
-    assert "projects" in (await stdio_gateway.call_tool("list_projects", {})).data
+        await local_gateway.call_tool(tool, arguments)
+    assert "projects" in (await local_gateway.call_tool("list_projects", {})).data
 
 
-async def test_hostile_repository_is_indexed_safely(stdio_gateway, tmp_path, postgres_url):
+async def test_hostile_repository_is_indexed_safely(local_gateway, tmp_path, postgres_url):
     project = "robert'); DROP TABLE chunks;--"
     repo = write_repo(tmp_path / "hostile", {
         "app/main.py": "def handle_request(path):\n    return open(path).read()\n",
@@ -171,7 +173,7 @@ async def test_hostile_repository_is_indexed_safely(stdio_gateway, tmp_path, pos
     (repo / "loop").symlink_to(repo, target_is_directory=True)
     (repo / "etc-link").symlink_to("/etc", target_is_directory=True)
 
-    status = (await stdio_gateway.call_tool("index_repository", {"repo_path": str(repo), "project_id": project})).data
+    status = (await local_gateway.call_tool("index_repository", {"repo_path": str(repo), "project_id": project})).data
     assert status["status"] == "completed", status
     assert status["summary"]["files_skipped"] >= 2  # the binary and the 12 MB file at least
     assert status["files_indexed"] >= 3
@@ -183,13 +185,13 @@ async def test_hostile_repository_is_indexed_safely(stdio_gateway, tmp_path, pos
         await conn.close()
     assert paths == {"app/main.py", "docs/latin1.txt", "100%_done/notes.md"}
 
-    found = (await stdio_gateway.call_tool("search_code", {
+    found = (await local_gateway.call_tool("search_code", {
         "query": "finished items report", "project_id": project, "directory": "100%_done"})).data
     assert {r["file_path"] for r in found["results"]} == {"100%_done/notes.md"}
-    nothing = (await stdio_gateway.call_tool("search_code", {
+    nothing = (await local_gateway.call_tool("search_code", {
         "query": "finished items report", "project_id": project, "directory": "100_"})).data
     assert nothing["results"] == []  # '%' and '_' are literal, not LIKE wildcards
-    dessert = (await stdio_gateway.call_tool("search_code", {"query": "crème brûlée dessert", "project_id": project,
+    dessert = (await local_gateway.call_tool("search_code", {"query": "crème brûlée dessert", "project_id": project,
                                                               "limit": 1})).data
     assert dessert["results"][0]["file_path"] == "docs/latin1.txt"
 
@@ -217,26 +219,28 @@ async def test_two_sessions_resolve_their_own_projects(http_gateway, tmp_path):
     assert from_b["project_id"] == beta and from_b["results"][0]["file_path"] == "billing.py"
 
 
-async def test_runs_of_one_project_queue_and_can_be_cancelled(stdio_gateway, tmp_path):
+async def test_runs_of_one_project_queue_and_can_be_cancelled(local_gateway, tmp_path):
     project = unique("queue")
     repo = write_repo(tmp_path / "queued", {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(30)})
     args = {"repo_path": str(repo), "project_id": project}
-    first = (await stdio_gateway.call_tool("start_indexing_background", args)).data
-    second = (await stdio_gateway.call_tool("start_indexing_background", args)).data
+    first = (await local_gateway.call_tool("start_indexing_background", args)).data
+    second = (await local_gateway.call_tool("start_indexing_background", args)).data
     await asyncio.sleep(1.0)
-    assert (await stdio_gateway.call_tool("get_indexing_status", {"job_id": first["job_id"]})).data["status"] == "running"
-    assert (await stdio_gateway.call_tool("get_indexing_status", {"job_id": second["job_id"]})).data["status"] == "pending"
+    status = (await local_gateway.call_tool("get_indexing_status", {"job_id": first["job_id"]})).data["status"]
+    assert status == "running"
+    status = (await local_gateway.call_tool("get_indexing_status", {"job_id": second["job_id"]})).data["status"]
+    assert status == "pending"
 
-    queued = (await stdio_gateway.call_tool("cancel_indexing_job", {"job_id": second["job_id"]})).data
+    queued = (await local_gateway.call_tool("cancel_indexing_job", {"job_id": second["job_id"]})).data
     assert queued["status"] == "cancelled"
-    running = (await stdio_gateway.call_tool("cancel_indexing_job", {"job_id": first["job_id"]})).data
+    running = (await local_gateway.call_tool("cancel_indexing_job", {"job_id": first["job_id"]})).data
     if running["status"] != "cancelled":
-        running = await wait_for_job(stdio_gateway, first["job_id"], timeout=30)
+        running = await wait_for_job(local_gateway, first["job_id"], timeout=30)
     assert running["status"] == "cancelled"
 
-    jobs = (await stdio_gateway.call_tool("list_indexing_jobs", {"project_id": project})).data["jobs"]
+    jobs = (await local_gateway.call_tool("list_indexing_jobs", {"project_id": project})).data["jobs"]
     assert {j["job_id"]: j["status"] for j in jobs} == {first["job_id"]: "cancelled", second["job_id"]: "cancelled"}
-    again = (await stdio_gateway.call_tool("index_repository", args)).data
+    again = (await local_gateway.call_tool("index_repository", args)).data
     assert again["status"] == "completed"  # the project is not stuck behind the cancelled runs
 
 
@@ -259,27 +263,27 @@ async def test_a_run_left_by_a_dead_gateway_is_marked_failed_at_the_next_start(t
 
 
 
-async def test_health_and_metrics_resources(stdio_gateway):
+async def test_health_and_metrics_resources(local_gateway):
     import json
 
-    await stdio_gateway.call_tool("list_projects", {})
+    await local_gateway.call_tool("list_projects", {})
     with pytest.raises(ToolError):
-        await stdio_gateway.call_tool("get_indexing_status", {"job_id": "job-unknown"})
-    health = json.loads((await stdio_gateway.read_resource("health://status"))[0].text)
+        await local_gateway.call_tool("get_indexing_status", {"job_id": "job-unknown"})
+    health = json.loads((await local_gateway.read_resource("health://status"))[0].text)
     assert health["ok"] is True and health["control_plane"] == "local"
     assert health["database_reachable"] is True and health["model"]["name"] == "all-MiniLM-L6-v2"
-    metrics = (await stdio_gateway.read_resource("metrics://prometheus"))[0].text
+    metrics = (await local_gateway.read_resource("metrics://prometheus"))[0].text
     assert 'codebase_mcp_tool_calls_total{tool="list_projects"}' in metrics
     assert 'codebase_mcp_tool_errors_total{tool="get_indexing_status"}' in metrics
     assert "codebase_mcp_search_latency_seconds_bucket" in metrics
     assert "# TYPE codebase_mcp_indexing_runs gauge" in metrics
 
 
-async def test_allowed_roots_confine_what_can_be_indexed(tmp_path):
+async def test_allowed_roots_confine_what_can_be_indexed(postgres_url, embedder, tmp_path):
     allowed = write_repo(tmp_path / "allowed" / "repo", {"a.py": "a = 1\n"})
     outside = write_repo(tmp_path / "elsewhere", {"b.py": "b = 2\n"})
     (allowed / "escape").symlink_to(outside, target_is_directory=True)
-    async with stdio_client("--allowed-root", str(tmp_path / "allowed")) as client:
+    async with in_process_client("--allowed-root", str(tmp_path / "allowed"), embedder=embedder) as client:
         for path in (outside, allowed / "escape"):
             with pytest.raises(ToolError, match="outside the allowed roots"):
                 await client.call_tool("start_indexing_background", {"repo_path": str(path), "project_id": "p"})

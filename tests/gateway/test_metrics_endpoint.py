@@ -1,14 +1,12 @@
 """GET /metrics on the HTTP gateway: Prometheus text, behind the token unless --metrics-public."""
 from __future__ import annotations
 
-import subprocess
-
 import httpx
 import pytest
 from fastmcp.exceptions import ToolError
 
 from . import prometheus_text
-from .conftest import SERVE, TOKEN, gateway_env, start_http_gateway, stop_http_gateway, write_repo
+from .conftest import TOKEN, serve_exit_code, start_http_gateway, stop_http_gateway, write_repo
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 INVOICE = '''\
@@ -104,9 +102,8 @@ async def test_metrics_public_lets_scrapers_in_but_not_into_the_tools(postgres_u
         stop_http_gateway(gateway)
 
 
-def test_a_metrics_public_value_that_is_not_a_boolean_is_refused(tmp_path):
-    done = subprocess.run([*SERVE, "--transport", "http", "--port", "1", "--allowed-root", str(tmp_path)],
-                          env=gateway_env({"CODEBASE_MCP_TOKEN": TOKEN, "CODEBASE_MCP_METRICS_PUBLIC": "sure"}),
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert "CODEBASE_MCP_METRICS_PUBLIC='sure' is not a boolean" in done.stderr
+async def test_a_metrics_public_value_that_is_not_a_boolean_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CODEBASE_MCP_TOKEN", TOKEN)
+    monkeypatch.setenv("CODEBASE_MCP_METRICS_PUBLIC", "sure")
+    assert await serve_exit_code("--transport", "http", "--port", "1", "--allowed-root", str(tmp_path)) == 2
+    assert "CODEBASE_MCP_METRICS_PUBLIC='sure' is not a boolean" in capsys.readouterr().err

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 MAX_FILE_SIZE = 20_000
 WATCHING = {"CODEBASE_MCP_WATCH": "true", "CODEBASE_MCP_WATCH_DEBOUNCE": "0.3",
-            "CODEBASE_MAX_FILE_SIZE": str(MAX_FILE_SIZE)}
+            "CODEBASE_MCP_MAX_FILE_SIZE": str(MAX_FILE_SIZE)}
 
 
 def word() -> str:

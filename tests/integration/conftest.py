@@ -8,7 +8,6 @@ import pytest
 from codebase_indexer.pipeline import index_repository
 from codebase_indexer.provisioning import ensure_project_database
 from codebase_indexer.search import search_code
-
 from tests.repo_files import write_tree  # noqa: F401 - re-exported for the tests here
 
 

@@ -1,6 +1,8 @@
-"""The user CLI, run as a user runs it: `codebase-mcp index` then `codebase-mcp search`."""
+"""The user CLI, run as a user runs it: `codebase-mcp index` then `codebase-mcp search` (processes);
+its error paths through its entry point in process (same exit codes and messages, no process start)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -8,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+
+from codebase_gateway.cli import main as cli_main
 
 from .conftest import write_tree
 
@@ -35,11 +39,12 @@ def test_index_then_search_from_the_terminal(postgres_url, tmp_path, unique_proj
     assert as_json["project_id"] == unique_project_id and len(as_json["results"]) == 1
 
 
-def test_unknown_project_and_bad_path_give_clear_errors(postgres_url, tmp_path):
-    missing = cli("search", "anything", "--project", "never-indexed-project")
-    assert missing.returncode == 1 and "has not been indexed" in missing.stderr
-    bad = cli("index", str(tmp_path / "nope"))
-    assert bad.returncode == 1 and "is not a directory" in bad.stderr
+async def test_unknown_project_and_bad_path_give_clear_errors(postgres_url, tmp_path, capsys):
+    # In a thread: the CLI runs its own event loop, as it does in its process.
+    missing = await asyncio.to_thread(cli_main, ["search", "anything", "--project", "never-indexed-project"])
+    assert missing == 1 and "has not been indexed" in capsys.readouterr().err
+    bad = await asyncio.to_thread(cli_main, ["index", str(tmp_path / "nope")])
+    assert bad == 1 and "is not a directory" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,8 @@ async def test_missing_source_fails_with_reason(project, tmp_path):
     ({"CODEBASE_MCP_DATABASE_URL": "postgresql://x@/y", "CODEBASE_MCP_PROJECT_ID": "p"}, "exactly one source"),
 ])
 def test_missing_configuration_is_a_usage_error(env, expected):
-    clean = {k: "" for k in ("CODEBASE_MCP_DATABASE_URL", "CODEBASE_MCP_PROJECT_ID", "CODEBASE_MCP_SOURCE_PATH", "CODEBASE_MCP_GIT_URL")}
+    names = ("CODEBASE_MCP_DATABASE_URL", "CODEBASE_MCP_PROJECT_ID", "CODEBASE_MCP_SOURCE_PATH", "CODEBASE_MCP_GIT_URL")
+    clean = dict.fromkeys(names, "")
     result = run_indexer({**clean, **env})
     assert result.returncode == 2
     assert expected in json.loads(result.stdout.strip().splitlines()[-1])["message"]
@@ -101,7 +103,7 @@ def test_git_credentials_reach_git_through_askpass_not_argv(tmp_path, monkeypatc
     monkeypatch.setenv("CODEBASE_MCP_EMBEDDING_API_KEY", "sk-embedding-key")
     env = _git_environment(tmp_path, load(IndexerSettings))
     askpass = env["GIT_ASKPASS"]
-    assert "s3cret-token" not in open(askpass).read()
+    assert "s3cret-token" not in Path(askpass).read_text()
     assert not [value for value in env.values() if "db-pass-123" in value or "sk-embedding-key" in value]
 
     def ask(prompt: str) -> str:

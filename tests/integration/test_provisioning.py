@@ -3,7 +3,9 @@ import pytest
 
 from codebase_indexer.identifiers import database_name
 from codebase_indexer.provisioning import (
-    drop_project_database, ensure_project_database, project_database_exists,
+    drop_project_database,
+    ensure_project_database,
+    project_database_exists,
 )
 
 HOSTILE_IDS = [

@@ -1,7 +1,6 @@
 """Searching a project: modes, filters (with LIKE metacharacters), isolation, result shape."""
 from __future__ import annotations
 
-import asyncpg
 import pytest
 
 from codebase_indexer import store
@@ -10,9 +9,13 @@ from codebase_indexer.search import SearchError
 from .conftest import write_tree
 
 REPO = {
-    "src/auth/login.py": "def verify_password(user, password):\n    \"\"\"Check a password against the stored hash.\"\"\"\n    return hash_password(password) == user.password_hash\n",
-    "src/auth/tokens.ts": "export function issueAccessToken(userId: string): string {\n  return sign({ sub: userId }, SECRET);\n}\n",
-    "src/db/pool.go": "package db\n\nfunc OpenConnectionPool(dsn string) (*Pool, error) {\n\treturn connect(dsn, 10)\n}\n",
+    "src/auth/login.py": ("def verify_password(user, password):\n"
+                          "    \"\"\"Check a password against the stored hash.\"\"\"\n"
+                          "    return hash_password(password) == user.password_hash\n"),
+    "src/auth/tokens.ts": ("export function issueAccessToken(userId: string): string {\n"
+                           "  return sign({ sub: userId }, SECRET);\n}\n"),
+    "src/db/pool.go": ("package db\n\nfunc OpenConnectionPool(dsn string) (*Pool, error) {\n"
+                       "\treturn connect(dsn, 10)\n}\n"),
     "src/100%_done/report.py": "def render_report(rows):\n    return '\\n'.join(str(r) for r in rows)\n",
     "src/100x_done/other.py": "def render_other(rows):\n    return rows\n",
     "docs/guide.md": "# Guide\n\nHow to log in and get an access token.\n",

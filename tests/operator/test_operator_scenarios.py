@@ -20,8 +20,17 @@ from codebase_indexer.models import Progress
 from codebase_indexer.postgres import database_url
 from codebase_indexer.provisioning import drop_project_database, project_database_exists
 from tests.support.k8s import ApiError, eventually
-from tests.support.resources import (EVENTS, JOBS, PROJECTS, RUNS, SECRETS, condition, has_condition,
-                                     project_manifest, run_manifest)
+from tests.support.resources import (
+    EVENTS,
+    JOBS,
+    PROJECTS,
+    RUNS,
+    SECRETS,
+    condition,
+    has_condition,
+    project_manifest,
+    run_manifest,
+)
 
 NS = "default"
 CEL_AVAILABLE = importlib.util.find_spec("celpy") is not None  # the emulator then evaluates CEL rules too

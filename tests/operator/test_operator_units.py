@@ -104,7 +104,8 @@ def test_run_overrides_and_git_sources():
     job = build(run, git_project)
     env = env_of(job)
     assert env["CODEBASE_MCP_GIT_URL"] == "https://git.example/shop.git" and env["CODEBASE_MCP_GIT_REF"] == "v2"
-    assert env["CODEBASE_MCP_GIT_PASSWORD"] == {"secretKeyRef": {"name": "shop-git", "key": "password", "optional": True}}
+    assert env["CODEBASE_MCP_GIT_PASSWORD"] == {"secretKeyRef": {"name": "shop-git", "key": "password",
+                                                                 "optional": True}}
     assert "workspace" not in {v["name"] for v in job["spec"]["template"]["spec"]["volumes"]}
     assert run_source({"repoPath": "shop/sub"}, PROJECT["spec"]) == Source(path="shop/sub")
     with pytest.raises(InvalidSpec, match="source is a path"):
@@ -242,7 +243,8 @@ def test_invalid_project_specs(spec, error):
 
 
 def test_valid_project_spec_maps_to_its_database():
-    assert check_project_spec("p", {"projectId": "x", "source": {"path": "."}}, "default").startswith("cb_proj_default_x_")
+    database = check_project_spec("p", {"projectId": "x", "source": {"path": "."}}, "default")
+    assert database.startswith("cb_proj_default_x_")
 
 
 @pytest.mark.parametrize("name, spec, error", [

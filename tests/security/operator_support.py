@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from codebase_indexer.provisioning import drop_project_database
 from tests.operator.conftest import operator_stays_within_its_rbac  # noqa: F401 - an autouse fixture
-from tests.support.fixtures import *  # noqa: F401,F403
+from tests.support.fixtures import codebase_operator, k8s_cluster, operator_config, test_kubelet, workspace_dir
 from tests.support.k8s import OperatorThread, eventually
 from tests.support.resources import JOBS, PROJECTS, RUNS, SECRETS, has_condition, project_manifest
 

@@ -21,7 +21,6 @@ from tests.support.resources import project_manifest
 # The chart tests' helpers, imported under the names tests/chart uses (it is not a package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chart"))
 from chart_support import FULL_VALUES, find, one  # noqa: E402
-from chart_support import default_manifests, full_manifests, helm  # noqa: E402,F401 - shared fixtures
 from indexer_jobs import indexer_job  # noqa: E402
 from network_policy import Endpoint, Network, external, pod_of  # noqa: E402
 from pod_security import violations  # noqa: E402
@@ -78,7 +77,8 @@ def test_a_larger_or_unknown_resource_request_is_refused_with_a_clear_message(re
     assert any(message in error for error in errors), errors
 
 
-# The admin credential as files: the admin database credential reaches its two users (the operator, the bundled PostgreSQL) as files.
+# The admin credential as files: the admin database credential reaches its two users (the operator, the bundled
+# PostgreSQL) as files.
 
 EXTERNAL_PARTS = ["--set", "postgresql.enabled=false", "--set", "externalDatabase.host=db.example.com",
                   "--set", "externalDatabase.user=cb_admin", "--set", "externalDatabase.passwordSecret.name=db-admin"]

@@ -15,8 +15,6 @@ import pytest
 
 from codebase_indexer.chunking import TooManyChunks, chunk_file
 from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates, read_source
-
-from tests.integration.conftest import project  # noqa: F401 - the fixture: a real project database
 from tests.repo_files import write_tree
 
 

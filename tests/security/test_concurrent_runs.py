@@ -16,10 +16,7 @@ from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
 from codebase_indexer.postgres import database_url
-
 from tests.gateway.conftest import SERVE, gateway_env, wait_for_job, write_repo
-
-from .embedding_gate import gate  # noqa: F401 - a fixture
 
 
 async def test_four_runs_through_one_gateway_use_at_most_two_indexers(postgres_url, gate, tmp_path):
@@ -29,7 +26,7 @@ async def test_four_runs_through_one_gateway_use_at_most_two_indexers(postgres_u
     transport = StdioTransport(command=SERVE[0], args=SERVE[1:], env=gateway_env(gate.env()), keep_alive=False)
     async with Client(transport, timeout=180) as client:
         ids = []
-        for project, repo in zip(projects, repos):
+        for project, repo in zip(projects, repos, strict=True):
             ids.append((await client.call_tool("start_indexing_background",
                                                 {"repo_path": str(repo), "project_id": project})).data["job_id"])
         await asyncio.to_thread(gate.wait_for_batches, 2)

@@ -12,8 +12,15 @@ import subprocess
 import pytest
 from fastmcp.exceptions import ToolError
 
-from tests.gateway.conftest import SERVE, TOKEN, gateway_env, start_http_gateway, stop_http_gateway, write_config, \
-    write_repo
+from tests.gateway.conftest import (
+    SERVE,
+    TOKEN,
+    gateway_env,
+    start_http_gateway,
+    stop_http_gateway,
+    write_config,
+    write_repo,
+)
 
 OUTSIDE_TARGET = "/usr/share"  # exists on every machine, outside the test's roots
 

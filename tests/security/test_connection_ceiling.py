@@ -98,7 +98,7 @@ class GatewayConnections:
         self.samples = 0
         self._task: asyncio.Task | None = None
 
-    async def __aenter__(self) -> "GatewayConnections":
+    async def __aenter__(self) -> GatewayConnections:
         self._conn = await asyncpg.connect(self._admin_url)
         self._task = asyncio.create_task(self._sample())
         return self
@@ -137,7 +137,7 @@ async def test_searching_150_projects_stays_under_the_ceiling_and_indexing_still
         # Eight at a time: concurrent searches of different projects compete for the ceiling.
         for start in range(0, PROJECTS, 8):
             batch = many_projects[start:start + 8]
-            for project_id, found in zip(batch, await asyncio.gather(*(search(p) for p in batch))):
+            for project_id, found in zip(batch, await asyncio.gather(*(search(p) for p in batch)), strict=True):
                 assert found["project_id"] == project_id
                 assert [r["symbol"] for r in found["results"]] == ["reconcile_ledger"]
 

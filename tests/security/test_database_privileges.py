@@ -121,7 +121,7 @@ async def k8s_projects(postgres_url):
 async def test_kubernetes_reader_secret_is_read_only_and_all_the_gateway_needs(
         k8s_cluster, codebase_operator, workspace_dir, k8s_projects):
     names = [kubernetes_name(project_id) for project_id in k8s_projects]
-    for name, project_id in zip(names, k8s_projects):
+    for name, project_id in zip(names, k8s_projects, strict=True):
         await k8s_cluster.client.create(PROJECTS, "default", project_manifest(name, project_id, path="repo"))
     for name in names:
         async def ready(name=name):

@@ -88,7 +88,7 @@ async def test_a_rebinding_page_cannot_index_or_search(open_gateway, workspace):
 async def test_the_users_own_clients_still_work(open_gateway, workspace):
     port = port_of(open_gateway.url)
     for host, origin in [(None, None),  # a plain MCP client: Host 127.0.0.1:port, no Origin
-                         (f"localhost:{port}", f"http://localhost:6274"),  # the MCP Inspector on loopback
+                         (f"localhost:{port}", "http://localhost:6274"),  # the MCP Inspector on loopback
                          (f"codebase.test:{port}", None),  # --allowed-host
                          (f"codebase.test:{port}", f"http://codebase.test:{port}"),  # its own pages
                          (f"127.0.0.1:{port}", "http://app.test:3000")]:  # --allowed-origin

@@ -10,8 +10,6 @@ import os
 from pathlib import Path
 
 from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates, read_source
-
-from tests.integration.conftest import project  # noqa: F401 - the fixture: a real project database
 from tests.repo_files import write_tree
 
 OUTSIDE_TEXT = "def outside_payroll_export():\n    return 'salary table of every employee'\n"

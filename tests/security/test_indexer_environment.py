@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import asyncpg
 
 from codebase_indexer.postgres import database_url
-
 from tests.gateway.conftest import TOKEN, start_http_gateway, stop_http_gateway, wait_for_job, write_repo
-
-from .embedding_gate import gate  # noqa: F401 - a fixture
 
 CANARY = "CODEBASE_TEST_CANARY_7f3a"
 
@@ -50,7 +48,7 @@ async def _indexer_environment(postgres_url: str, job_id: str) -> dict[str, str]
         while time.monotonic() < deadline:
             pid = await conn.fetchval("SELECT process_id FROM indexing_jobs WHERE job_id = $1", job_id)
             if pid:
-                raw = open(f"/proc/{pid}/environ", "rb").read()
+                raw = Path(f"/proc/{pid}/environ").read_bytes()
                 return dict(item.decode().split("=", 1) for item in raw.split(b"\0") if b"=" in item)
             await asyncio.sleep(0.05)
     finally:

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.usefixtures("operator_environment")
 
 async def _active_jobs(cluster):
     return [job for job in await cluster.client.list(JOBS, None)
-            if not any(c.get("type") in ("Complete", "Failed") for c in (job.get("status") or {}).get("conditions") or ())]
+            if not any(c.get("type") in ("Complete", "Failed")
+                       for c in (job.get("status") or {}).get("conditions") or ())]
 
 
 async def test_runs_beyond_the_ceiling_wait_for_a_slot_and_start_when_one_frees(

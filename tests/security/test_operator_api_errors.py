@@ -20,8 +20,16 @@ import pytest
 
 from codebase_operator import kube
 from tests.security.operator_support import *  # noqa: F401,F403
-from tests.security.operator_support import (JOBS, PROJECTS, RUNS, SECRETS, create_secret, jobs_of,
-                                             ready_project, until_condition)
+from tests.security.operator_support import (
+    JOBS,
+    PROJECTS,
+    RUNS,
+    SECRETS,
+    create_secret,
+    jobs_of,
+    ready_project,
+    until_condition,
+)
 from tests.support.k8s import ApiError, eventually, resource_path
 from tests.support.resources import project_manifest, run_manifest
 

@@ -15,14 +15,10 @@ import sys
 import uuid
 
 import asyncpg
-import pytest
 
 from codebase_indexer.provisioning import ensure_project_database
 from codebase_indexer.runs import read_run
-
 from tests.gateway.conftest import SERVE, gateway_env, registry_job, wait_for_job, write_repo
-
-from .embedding_gate import gate  # noqa: F401 - a fixture
 
 FILES = {f"pkg/mod{i}.py": f"def lock_probe_{i}(value):\n    return value * {i}\n" for i in range(12)}
 

@@ -18,8 +18,7 @@ import pytest
 from codebase_indexer.provisioning import drop_project_database
 from tests.support.fixtures import *  # noqa: F401,F403 - the emulator tier's fixtures
 from tests.support.k8s import OperatorThread, eventually
-from tests.support.resources import (PROJECTS, RUNS, SECRETS, condition, has_condition, project_manifest,
-                                     run_manifest)
+from tests.support.resources import PROJECTS, RUNS, SECRETS, condition, has_condition, project_manifest, run_manifest
 
 NS = "default"
 

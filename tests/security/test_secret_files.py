@@ -16,7 +16,6 @@ import pytest
 
 from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates
 from codebase_indexer.secret_files import RepositoryConfigError
-
 from tests.gateway.conftest import stdio_client, wait_for_job
 from tests.repo_files import write_tree
 

@@ -11,8 +11,7 @@ import pytest
 
 from codebase_operator.specs import InvalidSpec, check_embedding_url
 from tests.security.operator_support import *  # noqa: F401,F403
-from tests.security.operator_support import (RUNS, SECRETS, create_secret, jobs_of, ready_project,
-                                             until_condition)
+from tests.security.operator_support import RUNS, SECRETS, create_secret, jobs_of, ready_project, until_condition
 from tests.support.resources import condition, run_manifest
 
 ATTACKER_URL = "https://collector.attacker.example/v1"

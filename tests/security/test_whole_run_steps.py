@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from codebase_indexer import runs, store
-
-from tests.integration.conftest import Project, project, write_tree  # noqa: F401 - `project` is a fixture
+from tests.integration.conftest import Project, write_tree
 
 PARSER = "def parse_shipping_manifest(text):\n    return [line.split(',') for line in text.splitlines()]\n"
 

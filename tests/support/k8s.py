@@ -52,7 +52,7 @@ RESOURCES: list[tuple[str, str, bool, bool]] = [
 
 
 def utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,18 +80,18 @@ class Unavailable(kmock.KubernetesError):
 class _EventSinks(dict):
     """Stands in for kmock's per-resource buses: every change goes to the emulator's one event log."""
 
-    def __init__(self, emulator: "ApiServerEmulator") -> None:
+    def __init__(self, emulator: ApiServerEmulator) -> None:
         super().__init__()
         self.emulator = emulator
 
-    def __missing__(self, resource: kmock.resource) -> "_EventSink":
+    def __missing__(self, resource: kmock.resource) -> _EventSink:
         sink = self[resource] = _EventSink(self.emulator, resource)
         return sink
 
 
 @attrs.define
 class _EventSink:
-    emulator: "ApiServerEmulator"
+    emulator: ApiServerEmulator
     resource: kmock.resource
 
     async def put(self, event: Mapping[str, Any]) -> None:
@@ -374,7 +374,7 @@ class Cluster:
     emulator: ApiServerEmulator
     url: str
     kubeconfig: Path
-    client: "KubeClient"
+    client: KubeClient
 
 
 @contextlib.asynccontextmanager
@@ -419,7 +419,7 @@ class KubeClient:
         self.url = url
         self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> "KubeClient":
+    async def __aenter__(self) -> KubeClient:
         self._session = aiohttp.ClientSession(self.url, headers={"User-Agent": "codebase-mcp-tests"})
         return self
 

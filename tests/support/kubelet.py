@@ -68,7 +68,7 @@ class TestKubelet:
 
     # Lifecycle.
 
-    async def __aenter__(self) -> "TestKubelet":
+    async def __aenter__(self) -> TestKubelet:
         self._task = asyncio.create_task(self._loop(), name="test-kubelet")
         return self
 
@@ -181,7 +181,7 @@ class TestKubelet:
                 cwd=sandbox, start_new_session=True)
             try:
                 exit_code: int | None = await asyncio.wait_for(process.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await _stop(process)
                 exit_code = None
             except asyncio.CancelledError:  # the Job was deleted
@@ -298,7 +298,7 @@ async def _stop(process: asyncio.subprocess.Process, grace: float = 10.0) -> Non
         os.killpg(process.pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(process.wait(), grace)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         await process.wait()

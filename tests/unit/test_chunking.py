@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -265,7 +266,7 @@ def test_oversized_definition_is_split_into_contiguous_pieces_under_max_chars() 
     assert all(c.kind == "function" and len(c.content) <= 500 for c in chunks)
     assert chunks[0].start_line == 4
     assert chunks[-1].end_line == 206  # def on line 4, "total = 0", 200 body lines, return
-    for previous, current in zip(chunks, chunks[1:]):
+    for previous, current in pairwise(chunks):
         assert current.start_line == previous.end_line + 1
     for chunk in chunks:
         assert chunk.content == file_lines(text, chunk.start_line, chunk.end_line)
@@ -279,7 +280,7 @@ def test_oversized_class_outline_is_split_too() -> None:
     outline = [c for c in chunks if c.symbol == "Wide"]
     assert len(outline) > 1 and all(c.kind == "class" and len(c.content) <= 400 for c in outline)
     assert outline[0].start_line == 1
-    assert all(later.start_line > earlier.end_line for earlier, later in zip(outline, outline[1:]))
+    assert all(later.start_line > earlier.end_line for earlier, later in pairwise(outline))
     assert not any("return value" in c.content for c in outline)
     assert by_symbol(chunks, "Wide.method_79", "method").content.endswith("return value + 79")
 
@@ -315,7 +316,7 @@ def test_line_windows_also_respect_max_chars() -> None:
     chunks = chunk_file("notes.txt", text, "text", max_chars=300, window_lines=40, overlap_lines=2)
     assert all(len(c.content) <= 300 for c in chunks)
     assert_every_nonblank_line_covered(text, chunks)
-    assert all(b.start_line > a.start_line for a, b in zip(chunks, chunks[1:]))
+    assert all(b.start_line > a.start_line for a, b in pairwise(chunks))
 
 
 def test_readme_and_config_are_windows() -> None:

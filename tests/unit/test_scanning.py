@@ -19,7 +19,6 @@ from codebase_indexer.scanning import (
 )
 
 
-
 def permissions_are_enforced() -> bool:
     """False as root (or with CAP_DAC_OVERRIDE), where chmod 000 does not stop reads."""
     with tempfile.TemporaryDirectory() as directory:
@@ -600,7 +599,8 @@ def test_permission_error_on_read_is_a_counted_skip(repo: Path, monkeypatch) -> 
     assert skips.examples("unreadable") == ["locked.py"]
 
 
-@pytest.mark.skipif(not PERMISSIONS_ENFORCED, reason="as root chmod 000 does not stop reads; see the monkeypatched test")
+@pytest.mark.skipif(not PERMISSIONS_ENFORCED,
+                    reason="as root chmod 000 does not stop reads; see the monkeypatched test")
 def test_chmod_000_file_and_directory_are_counted_unreadable(repo: Path) -> None:
     write(repo, "locked.py").chmod(0)
     write(repo, "closed/inner.py")
@@ -710,7 +710,7 @@ def test_crlf_is_normalised_but_hash_is_of_raw_bytes(repo: Path) -> None:
 
 
 def test_utf8_text_round_trips(repo: Path) -> None:
-    source = read_one(repo, "greek.md", "# Καλημέρα 🌍\n".encode("utf-8"))
+    source = read_one(repo, "greek.md", "# Καλημέρα 🌍\n".encode())
 
     assert source.text == "# Καλημέρα 🌍\n"
     assert source.language == "markdown"

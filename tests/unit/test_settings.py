@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from codebase_indexer.configuration import (InvalidSetting, add_arguments, as_environment, deprecated_names,
-                                            environment_names, load)
+from codebase_indexer.configuration import (
+    InvalidSetting,
+    add_arguments,
+    as_environment,
+    deprecated_names,
+    environment_names,
+    load,
+)
 from codebase_indexer.settings import EmbeddingSettings, IndexerSettings, LocalSettings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

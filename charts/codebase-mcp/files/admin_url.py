@@ -4,7 +4,8 @@
 import os
 import urllib.parse
 
-password = open(os.environ["PASSWORD_FILE"], encoding="utf-8").read().rstrip("\r\n")
+with open(os.environ["PASSWORD_FILE"], encoding="utf-8") as password_file:
+    password = password_file.read().rstrip("\r\n")
 host = os.environ["DB_HOST"]
 if ":" in host and not host.startswith("["):
     host = f"[{host}]"  # an IPv6 address

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from codebase_indexer.configuration import as_environment, environment_names, variable
 from codebase_indexer.settings import EmbeddingSettings, IndexerSettings, use_offline_model
-from codebase_indexer.worker import RUN_FIELDS
 
 CANCELLED_EXIT_CODES = (143, -signal.SIGTERM)
 _LOG_TAIL_CHARS = 2_000
@@ -99,10 +99,8 @@ async def run_indexer(env: dict[str, str], log_path: Path,
             log.flush()
             text = line.decode("utf-8", "replace").strip()
             if text.startswith("{"):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     last_json = json.loads(text)
-                except json.JSONDecodeError:
-                    pass
         exit_code = await process.wait()
     return IndexerOutcome(exit_code, last_json if isinstance(last_json, dict) else None, _tail(log_path))
 
@@ -129,8 +127,10 @@ def _terminate_with_parent() -> None:
         pass
 
 
-# The per-run settings a warm indexer receives on stdin (worker.RUN_FIELDS), by environment name.
-_RUN_VARIABLES = {variable(IndexerSettings, name): name for name in RUN_FIELDS}
+# The per-run settings a warm indexer receives on stdin (worker.py REQUEST_KEYS), by variable.
+_RUN_VARIABLES = {variable(IndexerSettings, field): key for field, key in (
+    ("database_url", "database_url"), ("project_id", "project_id"), ("source_path", "source"),
+    ("run_id", "run_id"), ("index_mode", "mode"))}
 
 
 class WarmIndexer:
@@ -153,7 +153,7 @@ class WarmIndexer:
         async with self._lock:
             process = await self._started(env)
             await on_started(process)
-            request = {field: env[name] for name, field in _RUN_VARIABLES.items()}
+            request = {key: env[name] for name, key in _RUN_VARIABLES.items()}
             assert process.stdin is not None and process.stdout is not None
             try:
                 process.stdin.write(json.dumps(request).encode() + b"\n")
@@ -181,7 +181,7 @@ class WarmIndexer:
         process.stdin.close()  # end of input: the worker exits
         try:
             await asyncio.wait_for(process.wait(), timeout=5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()
 

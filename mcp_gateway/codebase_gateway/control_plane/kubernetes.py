@@ -20,8 +20,19 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLimits
-from codebase_indexer.contract import (API_VERSION, DATABASE_URL_KEY, GROUP, PROJECT_ID_ANNOTATION, PROJECT_KIND,
-                                       PROJECT_LABEL, PROJECTS, REPO_PATH_ANNOTATION, RUN_KIND, RUNS, VERSION)
+from codebase_indexer.contract import (
+    API_VERSION,
+    DATABASE_URL_KEY,
+    GROUP,
+    PROJECT_ID_ANNOTATION,
+    PROJECT_KIND,
+    PROJECT_LABEL,
+    PROJECTS,
+    REPO_PATH_ANNOTATION,
+    RUN_KIND,
+    RUNS,
+    VERSION,
+)
 from codebase_indexer.identifiers import database_name, kubernetes_name, reader_secret_name
 from codebase_indexer.outcomes import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, summary_sentence
 from codebase_indexer.search import connection_budget
@@ -38,7 +49,8 @@ class KubernetesControlPlane:
     def __init__(self, *, namespace: str | None = None, workspace_root: Path = Path("/workspace"),
                  limits: ConnectionLimits | None = None) -> None:
         self._namespace_option = namespace
-        self.connection_budget = connection_budget(limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME))
+        limits = limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME)
+        self.connection_budget = connection_budget(limits)
         self.namespace = ""
         self.workspace_root = workspace_root
         self._custom: client.CustomObjectsApi | None = None
@@ -243,9 +255,10 @@ def run_status(run: dict, namespace: str | None = None) -> JobStatus:
     """An IndexingRun as the `get_indexing_status` object."""
     metadata, spec, status = run.get("metadata") or {}, run.get("spec") or {}, run.get("status") or {}
     annotations = metadata.get("annotations") or {}
-    condition = next((c for c in status.get("conditions") or () if c.get("type") == "Succeeded"), {})
+    condition: dict[str, Any] = next((c for c in status.get("conditions") or () if c.get("type") == "Succeeded"), {})
     state = _state(condition)
-    summary = _snake_keys(status.get("summary")) if status.get("summary") else None
+    raw_summary = status.get("summary")
+    summary = _snake_keys(raw_summary) if raw_summary else None
     progress = status.get("progress") or {}
     message = condition.get("message") or status.get("message") or "accepted; waiting for the operator"
     if state == SUCCEEDED and summary:
@@ -306,9 +319,11 @@ def _load_configuration() -> tuple[client.ApiClient, str | None]:
                      if _SERVICE_ACCOUNT_NAMESPACE.exists() else None)
         return client.ApiClient(), namespace
     configuration = client.Configuration()
-    config.load_kube_config(client_configuration=configuration)
+    # Read now: the kubernetes package takes its default from $KUBECONFIG once, when it is imported.
+    kubeconfig = os.environ.get("KUBECONFIG") or None
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     try:
-        _, context = config.list_kube_config_contexts()
+        _, context = config.list_kube_config_contexts(config_file=kubeconfig)
         namespace = (context or {}).get("context", {}).get("namespace")
     except config.ConfigException:
         namespace = None

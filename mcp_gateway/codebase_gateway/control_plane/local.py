@@ -8,6 +8,7 @@ finishes runs, one active run per project.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -21,11 +22,11 @@ import asyncpg
 from codebase_indexer import credentials
 from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLimits
 from codebase_indexer.identifiers import project_names
+from codebase_indexer.outcomes import SUCCEEDED, summary_sentence
 from codebase_indexer.postgres import admin_database_url, database_url, redact
 from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database, local_reader_password
 from codebase_indexer.runs import read_run
 from codebase_indexer.search import connection_budget
-from codebase_indexer.outcomes import SUCCEEDED, summary_sentence
 from codebase_indexer.settings import home_dir
 
 from ..projects import ResolvedProject
@@ -54,11 +55,12 @@ class LocalControlPlane:
                  watch_roots: list[Path] | None = None) -> None:
         if max_concurrent_runs < 1:
             raise ValueError(f"max_concurrent_runs must be at least 1, got {max_concurrent_runs}")
-        self._configured_admin_url = admin_url
+        self._configured_admin_url = admin_url or ""
         self.max_concurrent_runs = max_concurrent_runs
         self.admin_url = ""
         # Every connection of this gateway (registry, provisioning, searches) counts against it.
-        self.connection_budget = connection_budget(limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME))
+        limits = limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME)
+        self.connection_budget = connection_budget(limits)
         self._logs_dir = logs_dir or home_dir() / "logs"
         self._hostname = socket.gethostname()
         self._instance_id = f"{self._hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -218,7 +220,8 @@ class LocalControlPlane:
         """Watch the folder of every project's latest completed run (within the allowed roots)."""
         if not self.watcher.settings.enabled:
             return
-        targets = [WatchTarget(project_id, Path(path)) for project_id, path in await self.registry.indexed_repositories()
+        indexed = await self.registry.indexed_repositories()
+        targets = [WatchTarget(project_id, Path(path)) for project_id, path in indexed
                    if not self._watch_roots or is_within(Path(path), self._watch_roots)]
         await self.watcher.sync(targets)
         if targets and self._warm is not None and not self._warm.busy:
@@ -255,10 +258,8 @@ class LocalControlPlane:
             except Exception:  # a database hiccup must not end supervision
                 log.exception("supervisor iteration failed; retrying")
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=_POLL_SECONDS)
-            except asyncio.TimeoutError:
-                pass
 
     async def _execute(self, job: dict) -> None:
         job_id = job["job_id"]
@@ -290,7 +291,7 @@ class LocalControlPlane:
 
     async def _record_outcome(self, job_id: str, outcome: IndexerOutcome) -> None:
         if outcome.succeeded:
-            summary = outcome.result.get("summary") or {}
+            summary = (outcome.result or {}).get("summary") or {}
             await self.registry.finish(job_id, SUCCEEDED, status_message=summary_sentence(summary),
                                        summary=summary)
             await self._after_success(job_id)
@@ -399,10 +400,8 @@ def _status(row: dict) -> JobStatus:
 
 def _terminate(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def _process_alive(pid: int) -> bool:
@@ -424,7 +423,5 @@ def _terminate_orphan_indexer(pid: int | None) -> None:
     except OSError:
         return
     if b"codebase_indexer" in cmdline:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass

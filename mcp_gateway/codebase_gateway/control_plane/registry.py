@@ -7,6 +7,7 @@ adopted (pending) or failed (running) by whichever gateway notices first.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 
@@ -68,10 +69,8 @@ async def ensure_registry(admin_url: str, connect: Connector = direct_connection
     """Create the registry database and its tables if missing; return its URL."""
     async with connect(admin_url) as admin:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", REGISTRY_DATABASE):
-            try:
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # another gateway created it concurrently
                 await admin.execute(f'CREATE DATABASE "{REGISTRY_DATABASE}"')
-            except asyncpg.DuplicateDatabaseError:  # another gateway created it concurrently
-                pass
         # Only the admin (a superuser or the database's owner) reads the jobs: no other role connects.
         await admin.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{REGISTRY_DATABASE}" FROM PUBLIC')
     url = database_url(admin_url, REGISTRY_DATABASE)
@@ -92,7 +91,7 @@ class Registry:
         self.instance_id = instance_id
 
     @classmethod
-    async def open(cls, url: str, instance_id: str, budget: ConnectionBudget) -> "Registry":
+    async def open(cls, url: str, instance_id: str, budget: ConnectionBudget) -> Registry:
         pool = await budget.open_dedicated_pool(url, cls.POOL_SIZE, init=_init_connection)
         return cls(pool, instance_id, budget)
 

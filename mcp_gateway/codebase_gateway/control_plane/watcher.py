@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from codebase_indexer.configuration import InvalidSetting, load
 from codebase_indexer.scanning import ChangeFilter, ScanOptions
 from codebase_indexer.settings import IndexerSettings
 
+from ..settings import DEFAULT_DEBOUNCE_SECONDS
+
 log = logging.getLogger(__name__)
 
-DEFAULT_DEBOUNCE_SECONDS = 0.5
 # Changes that never stop (a build writing into a non-ignored folder) still get a run this often.
 DEFAULT_MAX_DELAY_SECONDS = 10.0
 # Each watch holds a thread of the event loop's worker pool and inotify watches: a ceiling.
@@ -86,7 +88,7 @@ def scan_options_from_env() -> ScanOptions:
         settings = load(IndexerSettings)
     except InvalidSetting:  # the runs report it; the watch then filters less, never more
         return ScanOptions()
-    return ScanOptions(include=tuple(settings.include), exclude=tuple(settings.exclude))
+    return ScanOptions(include=settings.include, exclude=settings.exclude)
 
 
 @dataclass
@@ -142,7 +144,7 @@ class RepositoryWatch:
                     return
                 if self._relevant(path for _, path in changes):
                     self._changes += 1
-                    self.status.last_change_at = datetime.now(timezone.utc).isoformat()
+                    self.status.last_change_at = datetime.now(UTC).isoformat()
                     self._changed.set()
         except asyncio.CancelledError:
             raise
