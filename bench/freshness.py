@@ -114,7 +114,7 @@ async def measure(edits: int, idle_seconds: float) -> None:
             saved = time.monotonic()
             with target.open("a", encoding="utf-8") as handle:
                 handle.write(f"\n\ndef edited_{word}():\n    return '{word}'\n")
-            await until(lambda: found(client, project, word), 120)
+            await until(lambda word=word: found(client, project, word), 120)
             latencies.append(time.monotonic() - saved)
             await asyncio.sleep(0.3)
         latencies.sort()

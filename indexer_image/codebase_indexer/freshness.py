@@ -12,8 +12,8 @@ before times were recorded, or when the path cannot be checked.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path, PurePosixPath
-from typing import Iterable, MutableMapping
 
 import asyncpg
 

@@ -20,8 +20,13 @@ from codebase_indexer.provisioning import ProjectDatabase, ensure_project_databa
 from codebase_indexer.search import MODES, SearchError, search_code
 from codebase_indexer.settings import project_lock_wait_seconds, use_offline_model
 
-from .control_plane.watcher import (DEFAULT_DEBOUNCE_SECONDS, DEFAULT_MAX_DELAY_SECONDS, RepositoryWatch,
-                                    WatchSettings, WatchTarget)
+from .control_plane.watcher import (
+    DEFAULT_DEBOUNCE_SECONDS,
+    DEFAULT_MAX_DELAY_SECONDS,
+    RepositoryWatch,
+    WatchSettings,
+    WatchTarget,
+)
 from .projects import find_config
 from .validation import InvalidArgument
 
@@ -42,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="then keep watching: re-index incrementally whenever files change, one status line "
                             "a run, until Ctrl-C")
     index.add_argument("--watch-debounce", type=float, default=DEFAULT_DEBOUNCE_SECONDS, metavar="SECONDS",
-                       help=f"with --watch: run once files stop changing for this long (default {DEFAULT_DEBOUNCE_SECONDS:g})")
+                       help="with --watch: run once files stop changing for this long "
+                            f"(default {DEFAULT_DEBOUNCE_SECONDS:g})")
     index.set_defaults(handler=_index_command)
 
     search = commands.add_parser("search", help="search an indexed project")

@@ -27,8 +27,8 @@ from codebase_indexer import grep as grep_plane
 from codebase_indexer import symbols as symbol_plane
 from codebase_indexer.credentials import redact
 from codebase_indexer.embedding import EmbeddingError
-from codebase_indexer.grep import MAX_GREP_LIMIT, MAX_PATTERN_CHARS
 from codebase_indexer.freshness import mark_stale, recorded_times
+from codebase_indexer.grep import MAX_GREP_LIMIT, MAX_PATTERN_CHARS
 from codebase_indexer.postgres import database_of
 from codebase_indexer.search import MAX_GLOB_CHARS, MAX_LIMIT, SearchError, SearchMode
 from codebase_indexer.search import search_code as run_search

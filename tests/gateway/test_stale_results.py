@@ -20,7 +20,8 @@ async def test_results_say_stale_when_their_file_changed_after_indexing(stdio_ga
                                           "c.py": f"def {token}_c():\n    return 3\n"})
 
     async def index() -> None:
-        job = (await client.call_tool("start_indexing_background", {"repo_path": str(repo), "project_id": project})).data
+        job = (await client.call_tool("start_indexing_background",
+                                      {"repo_path": str(repo), "project_id": project})).data
         assert (await wait_for_job(client, job["job_id"]))["status"] == "completed"
 
     await index()
