@@ -30,7 +30,7 @@ from codebase_indexer.models import SourceFile
 from codebase_indexer.pipeline import prepare_file
 from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from codebase_indexer.search import connection_budget
-from codebase_indexer.store import FileWrite
+from codebase_indexer.store import FileWrite, text_lines
 from codebase_indexer.symbols import find_symbol
 
 PROJECT = "bench-grep"
@@ -57,15 +57,25 @@ def ripgrep(bench_dir: Path) -> Path:
     return binary
 
 
-def base_chunks(corpus: Path) -> list[str]:
+def base_chunks(corpus: Path, languages: tuple[str, ...] = ("python",)) -> list[str]:
     """The real chunk texts of the throughput corpus, in scan order."""
+    return [chunk.content for source in _sources(corpus) if source.language in languages
+            for chunk in prepare_file(source).chunks]
+
+
+def _sources(corpus: Path) -> list[SourceFile]:
     skips = SkipCounter()
-    contents: list[str] = []
-    for candidate in list_candidates(corpus, ScanOptions(), skips):
-        source = read_source(candidate, skips)
-        if source is not None and source.language == "python":
-            contents.extend(chunk.content for chunk in prepare_file(source).chunks)
-    return contents
+    read = (read_source(candidate, skips) for candidate in list_candidates(corpus, ScanOptions(), skips))
+    return [source for source in read if source is not None]
+
+
+def checkout_files(corpus: Path) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """The files the indexer accepts in a real checkout (text, language) and their chunk texts."""
+    sources = _sources(corpus)
+    texts = {source.path: source.text for source in sources}
+    languages = {source.path: source.language for source in sources}
+    chunks = [chunk.content for source in sources for chunk in prepare_file(source).chunks]
+    return texts, languages, chunks
 
 
 def corpus_files(base: list[str], chunks: int) -> dict[str, str]:
@@ -85,8 +95,10 @@ def write_to_disk(root: Path, files: dict[str, str]) -> None:
         target.write_text(text, encoding="utf-8")
 
 
-async def load_database(url: str, files: dict[str, str]) -> float:
-    """Files, lines and symbols as the indexer writes them (indexes built after the COPY)."""
+async def load_database(url: str, files: dict[str, str], languages: dict[str, str] | None = None) -> float:
+    """Files, lines and symbols as the indexer writes them (indexes built after the COPY); every
+    file is Python unless `languages` says otherwise."""
+    languages = languages or {}
     started = time.perf_counter()
     conn = await asyncpg.connect(url)
     try:
@@ -94,14 +106,14 @@ async def load_database(url: str, files: dict[str, str]) -> float:
             return 0.0
         await conn.execute("DELETE FROM files")
         await conn.execute("DROP INDEX IF EXISTS lines_text_trgm")
-        rows = [(i + 1, path, "py", "python", f"h{i}", len(text), text, CHUNKS_PER_FILE)
-                for i, (path, text) in enumerate(files.items())]
+        rows = [(i + 1, path, Path(path).suffix.lstrip("."), languages.get(path, "python"), f"h{i}", len(text),
+                 text, CHUNKS_PER_FILE) for i, (path, text) in enumerate(files.items())]
         await conn.copy_records_to_table("files", records=rows, columns=(
             "id", "path", "extension", "language", "content_hash", "size", "content", "chunk_count"))
         lines, symbols = [], []
-        for file_id, path, *_, text, _count in rows:
-            write = FileWrite(source=SourceFile(path, "python", len(text), "", text), chunks=[], chunk_hashes=[],
-                              symbols=parse_file(path, text, "python").symbols)
+        for file_id, path, _extension, language, *_, text, _count in rows:
+            write = FileWrite(source=SourceFile(path, language, len(text), "", text), chunks=[], chunk_hashes=[],
+                              symbols=parse_file(path, text, language).symbols)
             lines.extend(write.line_records(file_id))
             symbols.extend(write.symbol_records(file_id))
         await conn.copy_records_to_table("lines", records=lines, columns=("file_id", "line", "text"))
@@ -140,8 +152,9 @@ def regex_patterns(base: list[str], tokens: list[str], rng: random.Random) -> li
 
 def rg_pairs(rg: Path, root: Path, pattern: str, *, regex: bool) -> tuple[set[tuple[str, int]], float]:
     started = time.perf_counter()
-    out = subprocess.run([str(rg), "--no-config", "-n", "--null", "--no-heading", "--color", "never",
-                          *([] if regex else ["-F"]), "-e", pattern, "."],
+    # Every file the index holds, hidden or ignored ones included: the same files on both sides.
+    out = subprocess.run([str(rg), "--no-config", "--hidden", "--no-ignore", "-n", "--null", "--no-heading",
+                          "--color", "never", *([] if regex else ["-F"]), "-e", pattern, "."],
                          cwd=root, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     pairs = set()
@@ -163,12 +176,28 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 async def measure_grep(project, corpus: Path, bench_dir: Path, chunks: int) -> dict:
-    rng = random.Random(8)
+    """The 100k-chunk corpus' text."""
     base = base_chunks(corpus)
     files = corpus_files(base, chunks)
     root = bench_dir / "grep-corpus"
     write_to_disk(root, files)
     load_seconds = await load_database(project.url, files)
+    return await _measure(project, files, base, root, load_seconds, bench_dir, "the 100k-chunk corpus' text")
+
+
+async def measure_grep_checkout(project, corpus: Path, bench_dir: Path) -> dict:
+    """The real checkout the corpus is grown from, every file the indexer accepts, as it is."""
+    files, languages, base = checkout_files(corpus)
+    root = bench_dir / "grep-checkout"
+    shutil.rmtree(root, ignore_errors=True)
+    write_to_disk(root, files)
+    load_seconds = await load_database(project.url, files, languages)
+    return await _measure(project, files, base, root, load_seconds, bench_dir, f"a real checkout ({corpus.name})")
+
+
+async def _measure(project, files: dict[str, str], base: list[str], root: Path, load_seconds: float,
+                   bench_dir: Path, what: str) -> dict:
+    rng = random.Random(8)
     tokens = selective_strings(base, rng)
     literals, regexes = tokens[:LITERALS], regex_patterns(base, tokens[LITERALS:], rng)
     rg = ripgrep(bench_dir)
@@ -176,7 +205,7 @@ async def measure_grep(project, corpus: Path, bench_dir: Path, chunks: int) -> d
     try:
         await grep_code(project.reader_url, literals[0], project_id=PROJECT, database_name=PROJECT,
                         budget=budget)  # warm the pool
-        report = {"files": len(files), "lines": sum(t.count("\n") for t in files.values()),
+        report = {"what": what, "files": len(files), "lines": sum(len(text_lines(t)) for t in files.values()),
                   "load_seconds": load_seconds, "rg": str(rg), "kinds": {}, "differences": []}
         for kind, patterns, regex in (("literal", literals, False), ("regex", regexes, True)):
             ours, theirs, hits = [], [], []
@@ -233,8 +262,8 @@ async def _count(url: str, table: str) -> int:
 
 
 def grep_report(g: dict) -> list[str]:
-    lines = [f"grep: {g['files']} files, {g['lines']} lines, {g['symbols']} symbols (the 100k-chunk corpus' text; "
-             f"loaded in {g['load_seconds']:.0f}s, 0 = reused); ripgrep {g['rg']}, one process per search"]
+    lines = [f"grep: {g['what']}: {g['files']} files, {g['lines']} lines, {g['symbols']} symbols "
+             f"(loaded in {g['load_seconds']:.0f}s, 0 = reused); ripgrep {g['rg']}, one process per search"]
     for kind, k in g["kinds"].items():
         (p50, p95), (rp50, rp95) = k["ours"], k["ripgrep"]
         lines.append(f"  {k['count']:3d} {kind + 's':8s} grep_code p50 {p50:6.1f} ms  p95 {p95:6.1f} ms   "

@@ -46,8 +46,10 @@ async def _corpus_size(url: str) -> int:
         await conn.close()
 
 
-async def build_corpus(project, embedder, size: int) -> float:
-    """Fill the project with `size` chunks; returns seconds spent (HNSW build included)."""
+async def build_corpus(project, embedder, size: int, timings: dict | None = None) -> float:
+    """Fill the project with `size` chunks; returns seconds spent (HNSW build included).
+    `timings`, when given, receives the seconds of the lexeme statistics and the HNSW build."""
+    timings = {} if timings is None else timings
     started = time.perf_counter()
     base = await _real_chunks()
     rng = np.random.default_rng(7)
@@ -75,9 +77,13 @@ async def build_corpus(project, embedder, size: int) -> float:
             " embedding, search_vector) SELECT file_id, start_line, end_line, symbol, kind, language, content,"
             " content_hash, embedding, setweight(to_tsvector('english', lexical_symbol), 'A') ||"
             " setweight(to_tsvector('english', lexical_path), 'B') || to_tsvector('english', lexical) FROM stage")
+        step = time.perf_counter()
         await refresh_lexeme_stats(conn)
+        timings["lexeme_seconds"] = time.perf_counter() - step
         await conn.execute("SET maintenance_work_mem = '2GB'")
+        step = time.perf_counter()
         await conn.execute("CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)")
+        timings["hnsw_seconds"] = time.perf_counter() - step
         await conn.execute("ANALYZE")
     finally:
         await conn.close()

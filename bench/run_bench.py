@@ -1,5 +1,6 @@
 """`make bench`: indexing throughput, re-index cost, search latency at 100k chunks, retrieval quality,
-grep_code / find_symbol latency beside ripgrep.
+grep_code / find_symbol latency beside ripgrep; `--sections scale`: shard balance, N-shard speed-up
+(measured and projected) and the cost curve.
 
 Numbers, not pass/fail: every ratio is measured side by side in one run on this machine.
 Third-party sources are downloaded from PyPI as sdists at run time (never committed).
@@ -30,13 +31,15 @@ from codebase_indexer.store import embedding_text  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpora import PACKAGES, MissingPrerequisite, download_sdist, fetched  # noqa: E402
 from embedding_cache import CachedEmbedder  # noqa: E402
-from grep_bench import grep_report, measure_grep  # noqa: E402
+from grep_bench import grep_report, measure_grep, measure_grep_checkout  # noqa: E402
 from latency import measure_search_latency  # noqa: E402
 from quality import build_corpus, evaluate_package, quality_table, save_ranks  # noqa: E402
+from scale import measure_scale  # noqa: E402
 
 THROUGHPUT_SDISTS = ("click==8.1.8", "requests==2.32.3", "more-itertools==10.7.0")
 LATENCY_QUERIES_FROM = "click"  # the latency section's queries: this package's docstring sentences
-SECTIONS = ("throughput", "quality", "latency", "grep")
+DEFAULT_SECTIONS = ("throughput", "quality", "latency", "grep")
+SECTIONS = (*DEFAULT_SECTIONS, "scale")  # scale takes long (several indexing runs): only when asked
 
 
 def sections_argument(text: str) -> set[str]:
@@ -182,8 +185,12 @@ async def run_sections() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000, help="size of the latency corpus")
     parser.add_argument("--queries", type=int, default=240, help="latency queries (at least 200)")
-    parser.add_argument("--sections", default=",".join(SECTIONS), type=sections_argument,
-                        help=f"which measurements to run, comma-separated: {', '.join(SECTIONS)}")
+    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS), type=sections_argument,
+                        help=f"which measurements to run, comma-separated: {', '.join(SECTIONS)} "
+                             f"(default {','.join(DEFAULT_SECTIONS)})")
+    parser.add_argument("--scale-sizes", default="10000,100000",
+                        type=lambda text: [int(size) for size in text.split(",") if size.strip()],
+                        help="chunk counts of the scale section's cost curve (1000000 takes about an hour)")
     parser.add_argument("--packages", type=packages_argument, default=None,
                         help="quality section: only these packages, comma-separated "
                              f"(default all: {', '.join(p.name for p in PACKAGES)})")
@@ -212,6 +219,11 @@ async def run_sections() -> int:
         print("measuring grep_code and find_symbol beside ripgrep ...", flush=True)
         project = await ensure_project_database(admin_database_url(), "bench-grep")
         sections += grep_report(await measure_grep(project, throughput_corpus(), BENCH_DIR, args.chunks))
+        checkout = await fresh_project("bench-grep-checkout")
+        sections += grep_report(await measure_grep_checkout(checkout, throughput_corpus(), BENCH_DIR))
+    if "scale" in args.sections:
+        print("measuring scale-out ...", flush=True)
+        sections += await measure_scale(embedder, fresh_project, download_sdist, throughput_corpus, args.scale_sizes)
     print("\n== codebase-mcp benchmark ==\n" + "\n".join(sections))
     return 0
 

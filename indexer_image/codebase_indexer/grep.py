@@ -156,7 +156,8 @@ async def _check_regex(conn: asyncpg.Connection, operand: str, pattern: str) -> 
     try:
         await conn.fetchval("SELECT '' ~ $1", operand)
     except asyncpg.InvalidRegularExpressionError as exc:
-        raise SearchError(f"invalid regular expression {pattern!r}: {exc}; "
+        reason = str(exc).removeprefix("invalid regular expression: ")
+        raise SearchError(f"invalid regular expression {pattern!r}: {reason}; "
                           "for a plain string, call grep without regex") from None
 
 

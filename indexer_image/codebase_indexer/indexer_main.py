@@ -2,7 +2,9 @@
 
 Configured by flags or the environment (flags win). The last line on stdout,
 and the termination message file when given, is a compact JSON result:
-`{"ok": true, "summary": {...}}` or `{"ok": false, "reason": ..., "message": ...}`.
+`{"ok": true, "summary": {...}}` or `{"ok": false, "reason": ..., "message": ...}`; a shard of a
+run of parallelism N adds `"shard": {"index": i, "count": N}` (its summary is the run's when it
+finished last, else its own part, with `"partial": true`).
 Exit codes: 0 succeeded, 1 failed, 2 bad arguments, 143 cancelled (SIGTERM).
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .pipeline import IndexingCancelled, IndexingError, index_repository
 from .postgres import redact
 from .scanning import ScanOptions
 from .settings import EmbeddingSettings, IndexerSettings
+from .shards import InvalidShard, Shard, shard_from_env
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 143
 TERMINATION_MESSAGE_LIMIT = 4096
@@ -54,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         _emit(settings, {"ok": False, "reason": "InvalidArguments", "message": problem})
         return EXIT_USAGE
+    shard = _shard(settings)
     result, code = asyncio.run(_run(settings))
+    if not shard.whole:  # which shard spoke: the operator names a failed one
+        result["shard"] = {"index": shard.index, "count": shard.count}
     _emit(settings, result)
     return code
 
@@ -85,13 +91,25 @@ def _usage_problem(settings: IndexerSettings) -> str | None:
             check_git_ref(settings.git_ref)
         except InvalidGitRef as exc:
             return f"--git-ref (CODEBASE_MCP_GIT_REF): {exc}"
+    try:
+        _shard(settings)
+    except InvalidShard as exc:
+        return f"{exc}; give --shard-index/--shard-count in range"
     return None
+
+
+def _shard(settings: IndexerSettings) -> Shard:
+    """--shard-index, else Kubernetes' JOB_COMPLETION_INDEX; --shard-count (CODEBASE_MCP_SHARD_COUNT)."""
+    index = None if settings.shard_index is None else str(settings.shard_index)
+    return shard_from_env(index=index, count=str(settings.shard_count))
 
 
 async def _run(settings: IndexerSettings, embedder: Embedder | None = None,
                cancelled: asyncio.Event | None = None) -> tuple[dict, int]:
-    """One run; `embedder` and `cancelled` are given by a long-lived worker (worker.py)."""
+    """One run (one shard of it, when the settings say so); `embedder` and `cancelled` are given by a
+    long-lived worker (worker.py)."""
     cancelled = cancelled or _cancel_on_sigterm()
+    shard = _shard(settings)
     database_url = settings.database_url or ""
     try:
         source = _cloned(settings) if settings.git_url else Path(settings.source_path or "")
@@ -100,6 +118,7 @@ async def _run(settings: IndexerSettings, embedder: Embedder | None = None,
             embedder=embedder or create_embedder(settings.embedding), full=settings.index_mode == "full",
             scan_options=_scan_options(settings), run_id=settings.run_id,
             on_progress=None, should_cancel=cancelled.is_set, lock_wait_seconds=settings.lock_wait_seconds,
+            shard=shard,
         )
     except IndexingCancelled as exc:
         return {"ok": False, "reason": exc.reason, "message": str(exc)}, EXIT_CANCELLED

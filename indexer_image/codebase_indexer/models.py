@@ -73,6 +73,7 @@ class IndexSummary:
     embeddings_computed: int = 0
     embeddings_cached: int = 0
     duration_seconds: float = 0.0
+    partial: bool = False  # one shard's part of a run whose other shards were still working
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,16 +16,17 @@ from pathlib import Path
 
 import asyncpg
 
-from . import runs, store
+from . import runs, store, whole_run
 from .chunking import TooManyChunks, parse_file
 from .credentials import find_credential
 from .embedding import Embedder
 from .models import IndexSummary, Progress, SourceFile
-from .outcomes import SUCCEEDED
+from .outcomes import CANCELLED, FAILED
 from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
 from .secret_files import credential_lines, without_credentials
 from .settings import DEFAULT_LOCK_WAIT_SECONDS
+from .shards import WHOLE, Shard, ShardSkips, chunk_budget
 from .store import FileWrite
 
 BATCH_CHUNKS = 256
@@ -86,51 +87,60 @@ async def index_repository(
     on_progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
+    shard: Shard = WHOLE,
 ) -> IndexSummary:
     """Bring the project database in line with the repository at `source`; returns the summary.
 
-    Raises SourceNotFound, ModelMismatch, IndexingCancelled, ProjectBusy (another run kept the
-    project for `lock_wait_seconds`), or database/embedding errors. The run's state and progress
-    are kept in the `index_runs` table under `run_id`.
+    With a `shard` of a run of parallelism N, only the files that shard owns (shards.py): the
+    returned summary is the run's when this shard finished last (it then did the whole-run step),
+    else this shard's part (`partial`). Raises SourceNotFound, ModelMismatch, IndexingCancelled,
+    ProjectBusy (another run kept the project for `lock_wait_seconds`), or database/embedding
+    errors. The run's state and progress are kept in `index_runs` under `run_id`, each shard's in
+    `index_run_shards`.
     """
     root = _checked_source(source)
     conn = await store.connect(url)
     try:
         await migrate(conn)
         run_id = run_id or uuid.uuid4().hex
-        await _lock_project(conn, project_id, run_id, lock_wait_seconds, should_cancel or (lambda: False))
+        await _lock_project(conn, project_id, run_id, shard, lock_wait_seconds, should_cancel or (lambda: False))
         await runs.fail_abandoned_runs(conn, run_id)
         database = await conn.fetchval("SELECT current_database()")
         summary = IndexSummary(project_id=project_id, database_name=database,
                                mode="full" if full else "incremental")
-        await runs.start_run(conn, run_id, summary.mode)
+        await runs.start_run(conn, run_id, summary.mode, shard)
         indexer = _Indexer(conn=conn, root=root, embedder=embedder, summary=summary, full=full,
-                           scan_options=scan_options or ScanOptions(), run_id=run_id,
-                           on_progress=on_progress, should_cancel=should_cancel or (lambda: False))
+                           scan_options=scan_options or ScanOptions(), run_id=run_id, shard=shard,
+                           on_progress=on_progress, should_cancel=should_cancel or (lambda: False),
+                           skips=ShardSkips(shard))
         try:
             await indexer.run()
+            run_summary = await whole_run.finish_shard(conn, run_id, shard, summary)
         except IndexingCancelled:
-            await runs.finish_run(conn, run_id, "cancelled", error="cancelled by request")
+            await _record_end(conn, run_id, shard, CANCELLED, "cancelled by request")
             raise
         except BaseException as exc:
-            await _record_failure(conn, run_id, exc)
+            await _record_end(conn, run_id, shard, FAILED, str(exc) or type(exc).__name__)
             raise
-        await runs.finish_run(conn, run_id, SUCCEEDED, summary=summary)
-        await runs.clear_whole_run_steps_pending(conn)
-        return summary
+        if run_summary is None:
+            summary.partial = True
+            return summary
+        return run_summary
     finally:
         await conn.close()  # also releases the project lock
 
 
-async def _lock_project(conn: asyncpg.Connection, project_id: str, run_id: str, wait_seconds: float,
-                        should_cancel: Callable[[], bool]) -> None:
+async def _lock_project(conn: asyncpg.Connection, project_id: str, run_id: str, shard: Shard,
+                        wait_seconds: float, should_cancel: Callable[[], bool]) -> None:
     """Wait up to `wait_seconds` for the project's write lock; raise ProjectBusy naming the holder."""
     deadline = time.monotonic() + max(0.0, wait_seconds)
-    while not await runs.try_lock_project(conn, run_id):
+    while not await runs.try_lock_project(conn, run_id, shard):
         if should_cancel():
             raise IndexingCancelled("indexing was cancelled while waiting for the project")
         if time.monotonic() >= deadline:
             holder = await runs.lock_holder(conn)
+            if holder == run_id:  # our own run: another process is working this shard
+                raise ProjectBusy(f"{shard} of run {run_id} is already being indexed by another process")
             raise ProjectBusy(
                 f"project {project_id!r} is being indexed by run {holder or '(unknown)'}; "
                 "wait for that run to finish (or cancel it) and start again")
@@ -148,9 +158,11 @@ def _checked_source(source: Path) -> Path:
     return root.resolve()
 
 
-async def _record_failure(conn: asyncpg.Connection, run_id: str, exc: BaseException) -> None:
-    with contextlib.suppress(Exception):  # the connection itself may be what failed; the caller reports exc
-        await runs.finish_run(conn, run_id, "failed", error=str(exc) or type(exc).__name__)
+async def _record_end(conn: asyncpg.Connection, run_id: str, shard: Shard, state: str, error: str) -> None:
+    """The shard ended without success: so did the run (naming the shard when there are several)."""
+    with contextlib.suppress(Exception):  # the connection itself may be what failed; the caller reports the error
+        await runs.finish_shard(conn, run_id, shard, state, error=error)
+        await runs.finish_run(conn, run_id, state, error=error if shard.whole else f"{shard}: {error}")
 
 
 @dataclass
@@ -164,6 +176,7 @@ class _Indexer:
     run_id: str
     on_progress: Callable[[Progress], None] | None
     should_cancel: Callable[[], bool]
+    shard: Shard = WHOLE
     progress: Progress = field(default_factory=Progress)
     skips: SkipCounter = field(default_factory=SkipCounter)
     chunk_skips: dict[str, int] = field(default_factory=dict)
@@ -178,13 +191,14 @@ class _Indexer:
     async def run(self) -> None:
         started = time.monotonic()
         await self._check_model()
-        stored = await store.stored_file_hashes(self.conn)
+        stored = {path: digest for path, digest in (await store.stored_file_hashes(self.conn)).items()
+                  if self.shard.owns(path)}
         self.stored_times = await store.stored_file_times(self.conn)
-        # A run that wrote files and died before the whole-run steps below left this marker:
-        # redo those steps even when this run finds nothing to write.
-        steps_pending = await runs.whole_run_steps_pending(self.conn)
+        # A run that wrote files and died before the whole-run step left this marker: the step
+        # (whole_run.py) is then redone even when this run finds nothing to write.
         await runs.mark_whole_run_steps_pending(self.conn, self.run_id)
-        candidates = await asyncio.to_thread(list_candidates, self.root, self.scan_options, self.skips)
+        listed = await asyncio.to_thread(list_candidates, self.root, self.scan_options, self.skips)
+        candidates = [candidate for candidate in listed if self.shard.owns(candidate.path)]
         self.progress.files_total = self.summary.files_total = len(candidates)
         await self._report(force=True)
         seen: set[str] = set()
@@ -194,10 +208,8 @@ class _Indexer:
             self._pool.shutdown(wait=True)
         await store.record_file_times(self.conn, self.retimed)
         gone = sorted(set(stored) - seen)
-        self.summary.chunks_deleted += await store.delete_files(self.conn, gone)
+        await runs.record_gone(self.conn, self.run_id, self.shard, gone)  # deleted by the whole-run step
         self.summary.files_deleted = len(gone)
-        if self.summary.files_indexed or gone or steps_pending:
-            await store.refresh_lexeme_stats(self.conn)
         self.summary.files_skipped = self.skips.total()
         self.summary.skipped_by_reason = dict(sorted(self.skips.counts.items()))
         self.summary.chunks_skipped = sum(self.chunk_skips.values())
@@ -245,7 +257,8 @@ class _Indexer:
             write = prepare_file(source, chunk_skips=self.chunk_skips, max_chunks=options.max_chunks_per_file)
         except TooManyChunks:
             write = None
-        if write is None or self.chunks_prepared + len(write.chunks) > options.max_chunks_per_run:
+        budget = chunk_budget(options.max_chunks_per_run, self.shard)
+        if write is None or self.chunks_prepared + len(write.chunks) > budget:
             self.skips.add("too_many_chunks", source.path)
             return None
         self.chunks_prepared += len(write.chunks)
@@ -308,7 +321,7 @@ class _Indexer:
         if not force and now - self._last_progress < PROGRESS_INTERVAL_SECONDS:
             return
         self._last_progress = now
-        await runs.record_progress(self.conn, self.run_id, self.progress)
+        await runs.record_progress(self.conn, self.run_id, self.progress, self.shard)
         if self.on_progress is not None:
             self.on_progress(replace(self.progress))
 

@@ -113,6 +113,40 @@ MIGRATIONS: list[tuple[int, str]] = [
     UPDATE files SET content_hash = 'pending-lines-and-symbols';
     """),
     (5, """
+    -- find_symbol's fuzzy match ranks by trigram distance: a GiST index returns the nearest names
+    -- first and stops at the limit, where a GIN one must recheck every name sharing a trigram.
+    DROP INDEX IF EXISTS symbols_name_trgm;
+    DROP INDEX IF EXISTS symbols_qualified_trgm;
+    CREATE INDEX symbols_name_gist ON symbols USING gist (lower(name) gist_trgm_ops);
+    CREATE INDEX symbols_qualified_gist ON symbols USING gist (lower(qualified_name) gist_trgm_ops);
+    """),
+    (6, """
+    -- A run of parallelism N is N shards (shards.py): each reports its own progress here and
+    -- `index_runs` carries their sums; the paths a shard found gone wait in `index_run_gone`
+    -- until the last shard's whole-run step deletes them.
+    ALTER TABLE index_runs ADD COLUMN shard_count integer NOT NULL DEFAULT 1;
+    CREATE TABLE index_run_shards (
+        run_id       text NOT NULL REFERENCES index_runs (run_id) ON DELETE CASCADE,
+        shard_index  integer NOT NULL,
+        shard_count  integer NOT NULL,
+        state        text NOT NULL,
+        files_total  integer NOT NULL DEFAULT 0,
+        files_done   integer NOT NULL DEFAULT 0,
+        chunks_done  integer NOT NULL DEFAULT 0,
+        summary      jsonb,
+        error        text,
+        started_at   timestamptz NOT NULL DEFAULT now(),
+        updated_at   timestamptz NOT NULL DEFAULT now(),
+        finished_at  timestamptz,
+        PRIMARY KEY (run_id, shard_index)
+    );
+    CREATE TABLE index_run_gone (
+        run_id text NOT NULL REFERENCES index_runs (run_id) ON DELETE CASCADE,
+        path   text NOT NULL,
+        PRIMARY KEY (run_id, path)
+    );
+    """),
+    (7, """
     -- The file's modification time when it was read (ns since the epoch): with `size`, what a
     -- search compares with the disk to say whether a result is stale (freshness.py).
     ALTER TABLE files ADD COLUMN mtime_ns bigint;

@@ -116,6 +116,12 @@ class IndexerSettings:
                                        old_env=("CODEBASE_PROJECT_LOCK_WAIT_SECONDS",),
                                        help="how long to wait while another run indexes the project "
                                             "before failing")
+    shard_index: int | None = setting(None, env=False, metavar="I",
+                                      default_text="`$JOB_COMPLETION_INDEX` (Kubernetes sets it in an Indexed "
+                                                   "Job's pods), else 0",
+                                      help="this process's shard of the run, 0-based (docs/sharding.md)")
+    shard_count: int = setting(1, metavar="N", help="how many shards the run has (1 to 64); each indexes the "
+                                                    "files whose path hash falls in its share")
     include: tuple[str, ...] = setting((), flag=True, old_env=("CODEBASE_INCLUDE",), metavar="GLOB",
                                        help="only files matching these globs are indexed")
     exclude: tuple[str, ...] = setting((), old_env=("CODEBASE_EXCLUDE",), metavar="GLOB",

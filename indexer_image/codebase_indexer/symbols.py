@@ -25,8 +25,9 @@ DEFAULT_SYMBOL_LIMIT = 20
 MAX_NAME_CHARS = 300
 MAX_PATH_CHARS = 1000
 MAX_READ_LINES = 500
-# How alike a fuzzy name must be (pg_trgm similarity of the names, 0..1).
+# How alike a fuzzy name must be (pg_trgm similarity of the names, 0..1), and how far it counts.
 FUZZY_THRESHOLD = 0.3
+MAX_FUZZY_COUNT = 1000
 
 _SYMBOL_COLUMNS = ("s.name, s.qualified_name, s.kind, s.language, f.path, s.start_line, s.end_line, "
                    "s.signature")
@@ -36,29 +37,25 @@ async def find_symbol(url: str, name: str, *, project_id: str, database_name: st
                       kind: str | None = None, match: str = "exact", language: str | None = None,
                       limit: int = DEFAULT_SYMBOL_LIMIT, budget: ConnectionBudget | None = None) -> dict:
     """Definitions named `name` (or `Outer.name`); exact and prefix matching are case-sensitive,
-    fuzzy is case-insensitive and tolerates typos. Best first: an exact qualified name, then the
-    shortest qualified names."""
+    best first the whole qualified name, then the shortest. Fuzzy is case-insensitive and
+    tolerates typos, most similar first; its total_count stops at MAX_FUZZY_COUNT."""
     started = time.perf_counter()
     wanted = checked_symbol_name(name)
     limit = checked_limit(limit, MAX_SYMBOL_LIMIT)
     if match not in SYMBOL_MATCHES:
         raise SearchError(f"match must be one of {', '.join(SYMBOL_MATCHES)}, not {match!r}")
-    condition, values = _name_condition(wanted, match)
-    if kind is not None:
-        values.append(checked_kind(kind))
-        condition += f" AND s.kind = ${len(values)}"
-    if language:
-        values.append(language.strip().lower())
-        condition += f" AND s.language = ${len(values)}"
-    values.append(wanted.lower())
-    similarity = f"greatest(similarity(lower(s.name), ${len(values)}), " \
-                 f"word_similarity(${len(values)}, lower(s.qualified_name)))"
-    sql = (f"SELECT {_SYMBOL_COLUMNS}, count(*) OVER () AS total FROM symbols s "
-           f"JOIN files f ON f.id = s.file_id WHERE {condition} "
-           f"ORDER BY lower(s.qualified_name) = ${len(values)} DESC, lower(s.name) = ${len(values)} DESC, "
-           f"{similarity} DESC, length(s.qualified_name), f.path, s.start_line LIMIT {int(limit)}")
-    rows = await _fetch(url, budget, sql, *values, fuzzy=match == "fuzzy")
-    total = rows[0]["total"] if rows else 0
+    filters, filter_values = _symbol_filters(kind, language)
+    if match == "fuzzy":
+        rows, total = await _fuzzy(url, budget, wanted, filters, filter_values, limit)
+    else:
+        condition, values = _name_condition(wanted, match)
+        values.append(wanted)
+        sql = (f"SELECT {_SYMBOL_COLUMNS}, count(*) OVER () AS total FROM symbols s "
+               f"JOIN files f ON f.id = s.file_id WHERE {condition} {_numbered(filters, len(values))} "
+               f"ORDER BY s.qualified_name = ${len(values)} DESC, length(s.qualified_name), f.path, s.start_line "
+               f"LIMIT {int(limit)}")
+        (rows,) = await _fetch(url, budget, [(sql, [*values, *filter_values])], plan_each=match == "prefix")
+        total = rows[0]["total"] if rows else 0
     return {
         "symbols": [_symbol(row) for row in rows],
         "total_count": total,
@@ -67,6 +64,38 @@ async def find_symbol(url: str, name: str, *, project_id: str, database_name: st
         "database_name": database_name,
         "latency_ms": _since(started),
     }
+
+
+def _symbol_filters(kind: str | None, language: str | None) -> tuple[str, list]:
+    """`AND ...` conditions on s with placeholders `?` (numbered by _numbered), and their values."""
+    conditions, values = "", []
+    if kind is not None:
+        conditions += " AND s.kind = ?"
+        values.append(checked_kind(kind))
+    if language:
+        conditions += " AND s.language = ?"
+        values.append(language.strip().lower())
+    return conditions, values
+
+
+def _numbered(conditions: str, before: int) -> str:
+    """The `?` placeholders of `conditions` as $n, numbered after `before` other parameters."""
+    parts = conditions.split("?")
+    return "".join(part + (f"${before + i + 1}" if i < len(parts) - 1 else "") for i, part in enumerate(parts))
+
+
+async def _fuzzy(url: str, budget: ConnectionBudget | None, wanted: str, filters: str, filter_values: list,
+                 limit: int) -> tuple[list, int]:
+    """The names nearest `wanted` by trigram distance (the qualified name when it is dotted)."""
+    target = "lower(s.qualified_name)" if "." in wanted else "lower(s.name)"
+    where = f"{target} % $1 {_numbered(filters, 1)}"
+    nearest = (f"SELECT {_SYMBOL_COLUMNS} FROM (SELECT s.*, {target} <-> $1 AS distance FROM symbols s "
+               f"WHERE {where} ORDER BY {target} <-> $1 LIMIT {int(limit)}) s JOIN files f ON f.id = s.file_id "
+               f"ORDER BY s.distance, length(s.qualified_name), f.path, s.start_line")
+    count = f"SELECT count(*) AS total FROM (SELECT 1 FROM symbols s WHERE {where} LIMIT {MAX_FUZZY_COUNT}) x"
+    values = [wanted.lower(), *filter_values]
+    rows, counted = await _fetch(url, budget, [(nearest, values), (count, values)], plan_each=True, fuzzy=True)
+    return rows, counted[0]["total"]
 
 
 async def get_file_outline(url: str, file_path: str, *, project_id: str, database_name: str,
@@ -198,19 +227,23 @@ def _name_condition(wanted: str, match: str) -> tuple[str, list]:
             return "s.name LIKE $1", [like_escape(wanted) + "%"]
         return ("s.name LIKE $1 AND (s.qualified_name LIKE $2 OR s.qualified_name LIKE $3)",
                 [like_escape(last) + "%", like_escape(wanted) + "%", "%." + like_escape(wanted) + "%"])
-    lowered = wanted.lower()
-    return ("(lower(s.qualified_name) LIKE $1 OR lower(s.name) % $2 OR $2 <% lower(s.qualified_name))",
-            ["%" + like_escape(lowered) + "%", lowered])
+    raise ValueError(f"no plain condition for match {match!r}")
 
 
-async def _fetch(url: str, budget: ConnectionBudget | None, sql: str, *values, fuzzy: bool) -> list:
+async def _fetch(url: str, budget: ConnectionBudget | None, queries: list[tuple[str, list]], *,
+                 plan_each: bool, fuzzy: bool = False) -> list[list]:
+    """The rows of each query, on one connection; `plan_each` plans every call for its own values
+    (a LIKE prefix cannot use an index in a generic plan), `fuzzy` sets the similarity threshold."""
     budget = budget or default_budget()
     try:
-        async with budget.pool(url) as pool, pool.acquire() as conn, conn.transaction(), index_errors():
-            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-            if fuzzy:
-                await conn.execute(f"SET LOCAL pg_trgm.similarity_threshold = {FUZZY_THRESHOLD}")
-            return await conn.fetch(sql, *values)
+        async with budget.pool(url) as pool, pool.acquire() as conn, index_errors():
+            if not (plan_each or fuzzy):
+                return [await conn.fetch(sql, *values) for sql, values in queries]
+            async with conn.transaction():
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+                if fuzzy:
+                    await conn.execute(f"SET LOCAL pg_trgm.similarity_threshold = {FUZZY_THRESHOLD}")
+                return [await conn.fetch(sql, *values) for sql, values in queries]
     except asyncpg.QueryCanceledError:
         raise SearchError(f"the symbol search was stopped by the {budget.limits.statement_timeout:g} s "
                           "statement timeout; give a longer name or a kind or language filter") from None

@@ -103,7 +103,7 @@ def control_plane_for(settings: GatewaySettings) -> ControlPlane:
     watch = WatchSettings(enabled=settings.watch, debounce_seconds=settings.watch_debounce,
                           max_delay_seconds=max(settings.watch_debounce, 10.0))
     return LocalControlPlane(max_concurrent_runs=settings.max_concurrent_runs, limits=limits, watch=watch,
-                             watch_roots=allowed_roots(settings))
+                             watch_roots=allowed_roots(settings), parallelism=settings.parallelism)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from codebase_indexer.configuration import InvalidSetting, section, setting
 from codebase_indexer.connections import DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT
 from codebase_indexer.settings import EmbeddingSettings, LocalSettings
+from codebase_indexer.shards import MAX_SHARDS
 
 # A save usually arrives as several events within a few milliseconds; half a second coalesces an
 # editor's save and a `git checkout` alike without making the index feel late.
@@ -60,6 +61,9 @@ class GatewaySettings:
              "The search for `.codebase-mcp/config.json` stops at the root")
     max_concurrent_runs: int = setting(
         2, metavar="N", help="local: indexer processes this gateway runs at once; later runs wait in a queue")
+    parallelism: int = setting(
+        1, metavar="N", help="local: indexer processes per run (1 to 64), each indexing its share of the files, "
+                             "as the pods of a Kubernetes run of parallelism N do (docs/sharding.md)")
     watch: bool = setting(True, flag="--no-watch",
                           help="local: keep every repository the registry knows fresh, re-indexing it "
                                "incrementally when its files change; `--no-watch` (or `false`) turns it off")
@@ -86,5 +90,8 @@ class GatewaySettings:
         if self.max_concurrent_runs < 1:
             raise InvalidSetting(f"--max-concurrent-runs must be a whole number of at least 1, "
                                  f"got {self.max_concurrent_runs}")
+        if not 1 <= self.parallelism <= MAX_SHARDS:
+            raise InvalidSetting(f"--parallelism must be a whole number from 1 to {MAX_SHARDS} (shards per run), "
+                                 f"got {self.parallelism}")
         if not 0 < self.port < 65536:
             raise InvalidSetting(f"--port must be a TCP port (1-65535), got {self.port}")

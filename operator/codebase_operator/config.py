@@ -5,6 +5,8 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
+from codebase_indexer.shards import MAX_SHARDS
+
 
 @dataclasses.dataclass(frozen=True)
 class WorkspaceVolume:
@@ -24,7 +26,8 @@ class WorkspaceVolume:
 class JobDefaults:
     """Job settings a project's `spec.indexerTemplate` may override (except the TTL)."""
     active_deadline_seconds: int = 3600
-    backoff_limit: int = 1
+    backoff_limit: int = 1  # per shard (backoffLimitPerIndex)
+    parallelism: int = 1  # shards of a run whose run and project set none
     ttl_seconds_after_finished: int = 7 * 24 * 3600
     resources: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=lambda: {
         "requests": {"cpu": "500m", "memory": "1Gi"},
@@ -67,6 +70,8 @@ class OperatorConfig:
             raise ValueError("intervals must be positive")
         if not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"--metrics-port must be 0 (off) or a TCP port up to 65535, not {self.metrics_port}")
+        if not 1 <= self.jobs.parallelism <= MAX_SHARDS:
+            raise ValueError(f"--default-parallelism must be from 1 to {MAX_SHARDS}, not {self.jobs.parallelism}")
         if self.max_active_jobs < 1:
             raise ValueError(f"--max-active-jobs must be at least 1, not {self.max_active_jobs}")
 

@@ -16,7 +16,7 @@ from codebase_indexer.settings import OFFLINE_MODEL_ENVIRONMENT, EmbeddingSettin
 
 from . import API_VERSION
 from .config import OperatorConfig
-from .specs import InvalidSpec, Source
+from .specs import InvalidSpec, Source, run_parallelism
 
 CONTAINER_NAME = "indexer"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -62,9 +62,12 @@ def owner_reference(body: Mapping[str, Any], kind: str) -> dict[str, Any]:
 
 def build_job(run: Mapping[str, Any], project: Mapping[str, Any], source: Source,
               config: OperatorConfig) -> dict[str, Any]:
-    """The Job manifest for `run` of `project`. Raises InvalidSpec when it cannot be built."""
+    """The Job manifest for `run` of `project`: an Indexed Job of one pod per shard, each retried
+    on its own. Raises InvalidSpec when it cannot be built."""
     run_meta, project_spec = run["metadata"], project.get("spec") or {}
     template = project_spec.get("indexerTemplate") or {}
+    shards = run_parallelism(run.get("spec") or {}, project_spec, config.jobs.parallelism)
+    retries = template.get("backoffLimit", config.jobs.backoff_limit)
     job_labels = labels(project["metadata"]["name"], run_meta["name"])
     volumes, mounts = _volumes(source, config)
     container = {
@@ -72,7 +75,7 @@ def build_job(run: Mapping[str, Any], project: Mapping[str, Any], source: Source
         "image": config.indexer_image,
         "imagePullPolicy": config.image_pull_policy,
         "command": list(config.indexer_command),
-        "env": indexer_env(run, project, source, config),
+        "env": [*indexer_env(run, project, source, config), *_plain_env(IndexerSettings, shard_count=shards)],
         "resources": _resources(config.jobs.resources, template.get("resources") or {}),
         "volumeMounts": mounts,
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
@@ -95,7 +98,14 @@ def build_job(run: Mapping[str, Any], project: Mapping[str, Any], source: Source
             "ownerReferences": [owner_reference(run, "IndexingRun")],
         },
         "spec": {
-            "backoffLimit": template.get("backoffLimit", config.jobs.backoff_limit),
+            # Shard i is the pod with JOB_COMPLETION_INDEX=i (Kubernetes sets it); a failed shard
+            # is retried alone, and one that fails for good fails the Job (maxFailedIndexes 0).
+            "completionMode": "Indexed",
+            "completions": shards,
+            "parallelism": shards,
+            "backoffLimitPerIndex": retries,
+            "maxFailedIndexes": 0,
+            "backoffLimit": retries * shards,
             "activeDeadlineSeconds": template.get("activeDeadlineSeconds",
                                                   config.jobs.active_deadline_seconds),
             "ttlSecondsAfterFinished": config.jobs.ttl_seconds_after_finished,
@@ -266,6 +276,40 @@ def termination_message(pods: Iterable[Mapping[str, Any]]) -> str | None:
                 if latest is None or finished >= latest[0]:
                     latest = (finished, terminated["message"])
     return latest[1] if latest else None
+
+
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+
+def final_report(pods: Iterable[Mapping[str, Any]], succeeded: bool) -> dict[str, Any] | None:
+    """The report that speaks for a finished Indexed Job: when it succeeded, the last shard's (it
+    carries the run's summary, not a part); when it failed, the most recent failed shard's."""
+    reports = []
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or ():
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            report = parse_report(terminated.get("message")) if status.get("name") == CONTAINER_NAME else None
+            if report is not None:
+                reports.append((terminated.get("finishedAt") or "", _with_shard(report, pod)))
+    reports.sort(key=lambda item: item[0])
+    if succeeded:
+        whole = [r for _, r in reports if r.get("ok") and not (r.get("summary") or {}).get("partial")]
+        return whole[-1] if whole else None
+    failed = [r for _, r in reports if r.get("ok") is False]
+    return failed[-1] if failed else None
+
+
+def _with_shard(report: dict[str, Any], pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The report, naming its shard from the pod's completion index when the indexer did not."""
+    index = ((pod.get("metadata") or {}).get("annotations") or {}).get(COMPLETION_INDEX_ANNOTATION)
+    if "shard" in report or index is None or not str(index).isdigit():
+        return report
+    return {**report, "shard": {"index": int(index)}}
+
+
+def failed_indexes(job: Mapping[str, Any]) -> str:
+    """The shards an Indexed Job gave up on, as Kubernetes lists them (`status.failedIndexes`, e.g. "1,3-4")."""
+    return str((job.get("status") or {}).get("failedIndexes") or "")
 
 
 def parse_report(message: str | None) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from typing import Any, NoReturn, cast
 import kopf
 
 from codebase_indexer.identifiers import database_name
+from codebase_indexer.outcomes import SUCCEEDED
 from codebase_indexer.postgres import database_url, redact
 from codebase_indexer.runs import read_run
 
@@ -153,20 +154,26 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
         return
 
     state = jobs.job_state(job)
+    shards = int((job.get("spec") or {}).get("completions") or 1)
+    row = await _run_row(ctx, body, project_name)
+    current = transitions.progress(row, shards)
     if state.phase == "Active":
         if jobs.has_started(job) and transitions.reason_of(status) != "Running":
             _enter(body, patch, status, transitions.running(job_name))
-        current = await _progress(ctx, body, project_name)
         if current is not None and current != status.get("progress"):
             patch.status["progress"] = current
         return
 
     pods = jobs.pods_of_job(await kube.list_labelled(ctx.api, kube.Pod, namespace, {"job-name": job_name}), job)
-    report = jobs.parse_report(jobs.termination_message(pods))
+    report = jobs.final_report(pods, succeeded=state.phase == "Succeeded")
+    if state.phase == "Succeeded" and row and row.get("state") == SUCCEEDED and row.get("summary"):
+        report = {"ok": True, "summary": row["summary"]}  # the run's own record, whichever pod spoke last
     if report is None:
         logger.warning(f"Job {job_name} left no report in its Pods' termination messages")
-    await _finish(ctx, body, patch, status, transitions.finished(state, report),
-                  summary=transitions.summary(report))
+    if current is not None:
+        status["progress"] = current
+    await _finish(ctx, body, patch, status, transitions.finished(
+        state, report, shards=shards, failed_indexes=jobs.failed_indexes(job)), summary=transitions.summary(report))
 
 
 async def _restore_project(ctx: Context, project: Mapping[str, Any], logger: Logger) -> None:
@@ -250,17 +257,17 @@ async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapp
                    message=f"run {body.metadata.name}: {state.message}")
 
 
-async def _progress(ctx: Context, run: kopf.Body, project_name: str) -> dict[str, int] | None:
+async def _run_row(ctx: Context, run: kopf.Body, project_name: str) -> dict[str, Any] | None:
+    """The run's row in its project database (progress, shards, summary), or None."""
     project = await kube.get(ctx.api, kube.CodebaseProject, namespace_of(run), project_name)
     if project is None:
         return None
     url = database_url(ctx.config.admin_database_url,
                        database_name(project["spec"]["projectId"], namespace_of(run)))
     try:
-        row = await read_run(url, run.metadata.uid)
+        return await read_run(url, run.metadata.uid)
     except Exception:  # progress is best-effort; the Job's end is what counts
         return None
-    return transitions.progress(row)
 
 
 async def _is_live(ctx: Context, namespace: str, run_name: str) -> bool:

@@ -59,6 +59,9 @@ class OperatorSettings:
                                         help="default activeDeadlineSeconds of indexer Jobs")
     job_backoff_limit: int = setting(1, old_env=("CODEBASE_JOB_BACKOFF_LIMIT",),
                                      help="default backoffLimit of indexer Jobs")
+    default_parallelism: int = setting(1, help="pods (shards) per run when neither the IndexingRun "
+                                               "(spec.parallelism) nor its project (spec.indexing.parallelism) "
+                                               "says; 1 to 64")
     job_ttl_seconds: int = setting(7 * 24 * 3600, old_env=("CODEBASE_JOB_TTL_SECONDS",),
                                    help="ttlSecondsAfterFinished of indexer Jobs")
     max_active_jobs: int = setting(8, old_env=("CODEBASE_MAX_ACTIVE_JOBS",),
@@ -106,6 +109,7 @@ class OperatorSettings:
             workspace=WorkspaceVolume(host_path=self.workspace_host_path, claim_name=self.workspace_claim),
             jobs=JobDefaults(active_deadline_seconds=self.job_deadline_seconds,
                              backoff_limit=self.job_backoff_limit,
+                             parallelism=self.default_parallelism,
                              ttl_seconds_after_finished=self.job_ttl_seconds),
             kubeconfig=self.kubeconfig,
             poll_interval=self.poll_interval,

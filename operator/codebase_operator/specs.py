@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from codebase_indexer.credentials import redact
 from codebase_indexer.git_refs import InvalidGitRef, check_git_ref
 from codebase_indexer.identifiers import InvalidProjectId, database_name, normalize_project_id
+from codebase_indexer.shards import MAX_SHARDS
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # What the API server accepts as the name of a custom resource (and so of a project).
@@ -175,7 +176,25 @@ def check_run_spec(name: str, spec: Mapping[str, Any]) -> str:
             raise InvalidSpec("spec.repoPath and spec.gitRef are mutually exclusive")
     if spec.get("gitRef") is not None:
         _check_git_ref(spec["gitRef"], "spec.gitRef")
+    if spec.get("parallelism") is not None:
+        _check_parallelism(spec["parallelism"], "spec.parallelism")
     return project
+
+
+def run_parallelism(run_spec: Mapping[str, Any], project_spec: Mapping[str, Any], default: int = 1) -> int:
+    """How many shards (pods) the run's Job has: the run's override, else the project's, else `default`."""
+    if run_spec.get("parallelism") is not None:
+        return _check_parallelism(run_spec["parallelism"], "spec.parallelism")
+    configured = (project_spec.get("indexing") or {}).get("parallelism")
+    if configured is None:
+        return default
+    return _check_parallelism(configured, "the project's spec.indexing.parallelism")
+
+
+def _check_parallelism(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SHARDS:
+        raise InvalidSpec(f"{field} must be a whole number from 1 to {MAX_SHARDS}, not {value!r}")
+    return value
 
 
 def _check_git_ref(ref: Any, field: str) -> None:

@@ -71,8 +71,20 @@ def cancelled(detail: str) -> State:
     return State("False", "Cancelled", detail)
 
 
-def finished(job: JobState, report: Mapping[str, Any] | None) -> State:
-    """A finished Job's outcome, preferring the indexer's own words over the Job's."""
+def finished(job: JobState, report: Mapping[str, Any] | None, *, shards: int = 1,
+             failed_indexes: str = "") -> State:
+    """A finished Job's outcome, preferring the indexer's own words over the Job's; a failed run
+    of several shards names the shard that failed."""
+    state = _finished(job, report)
+    if shards <= 1 or state.status != "False" or state.reason == "Cancelled":
+        return state
+    index = ((report or {}).get("shard") or {}).get("index") if report and report.get("ok") is False else None
+    which = f"shard {index} of {shards}" if index is not None else (
+        f"shard {failed_indexes} of {shards}" if failed_indexes else f"a shard of {shards}")
+    return State(state.status, state.reason, f"{which}: {state.message}")
+
+
+def _finished(job: JobState, report: Mapping[str, Any] | None) -> State:
     if job.phase == "Succeeded":
         summary = (report or {}).get("summary") or {}
         return State("True", "Succeeded", summary_sentence(summary))
@@ -124,12 +136,33 @@ def run_status(status: Mapping[str, Any] | None, state: State, *, generation: in
     return patch
 
 
-def progress(row: Mapping[str, Any] | None) -> dict[str, int] | None:
-    """`status.progress` from the indexer's `index_runs` row."""
+_SHARD_STATES = {"running": "Running", "succeeded": "Succeeded", "failed": "Failed", "cancelled": "Cancelled"}
+
+
+def progress(row: Mapping[str, Any] | None, shards: int = 1) -> dict[str, Any] | None:
+    """`status.progress` from the indexer's `index_runs` row (the sums of its shards' rows); a run of
+    several shards adds each shard's progress and `shardSummary` ("3/4 shards") for `kubectl get ir`."""
     if not row:
         return None
-    return {"filesTotal": int(row.get("files_total") or 0), "filesDone": int(row.get("files_done") or 0),
-            "chunksDone": int(row.get("chunks_done") or 0)}
+    result: dict[str, Any] = {"filesTotal": int(row.get("files_total") or 0),
+                              "filesDone": int(row.get("files_done") or 0),
+                              "chunksDone": int(row.get("chunks_done") or 0)}
+    if shards > 1:
+        result.update(shard_progress(row.get("shards") or (), shards))
+    return result
+
+
+def shard_progress(rows: Any, shards: int) -> dict[str, Any]:
+    """Each shard's progress (a shard with no row yet is Pending) and how many succeeded."""
+    by_index = {int(r["shard_index"]): r for r in rows if int(r.get("shard_count") or shards) == shards}
+    listed = [{"index": i,
+               "filesDone": int((by_index.get(i) or {}).get("files_done") or 0),
+               "chunksDone": int((by_index.get(i) or {}).get("chunks_done") or 0),
+               "state": _SHARD_STATES.get((by_index.get(i) or {}).get("state", ""), "Pending")}
+              for i in range(shards)]
+    done = sum(1 for shard in listed if shard["state"] == "Succeeded")
+    return {"shards": listed, "shardCount": shards, "shardsSucceeded": done,
+            "shardSummary": f"{done}/{shards} shards"}
 
 
 _SUMMARY_FIELDS = {
@@ -149,11 +182,15 @@ def summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def final_progress(summary_fields: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> dict:
-    """Progress at completion: the summary's totals, so `kubectl get ir` shows the final counts."""
+    """Progress at completion: the summary's totals, so `kubectl get ir` shows the final counts
+    (a sharded run's shard list kept)."""
     if not summary_fields:
         return dict(current or {})
     files = int(summary_fields.get("filesTotal", summary_fields.get("filesIndexed", 0)))
-    return {"filesTotal": files, "filesDone": files, "chunksDone": int(summary_fields.get("chunksCreated", 0))}
+    shards = {key: value for key, value in (current or {}).items()
+              if key in ("shards", "shardCount", "shardsSucceeded", "shardSummary")}
+    return {"filesTotal": files, "filesDone": files, "chunksDone": int(summary_fields.get("chunksCreated", 0)),
+            **shards}
 
 
 def last_run(run_name: str, completion_time: str, succeeded: bool,

@@ -78,12 +78,14 @@ def run_hook(script: str, url: str, token: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_hook_passes_against_a_gateway_with_the_token(hook_script, gateway_url):
     result = run_hook(hook_script, gateway_url, TOKEN)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK:")
 
 
+@pytest.mark.slow
 def test_hook_fails_with_a_wrong_token(hook_script, gateway_url):
     result = run_hook(hook_script, gateway_url, "another-token-0123456789abcdef")
     assert result.returncode != 0 and "FAIL" in result.stderr

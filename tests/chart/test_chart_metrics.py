@@ -40,6 +40,7 @@ def test_by_default_the_operator_is_announced_for_scraping_and_the_token_guarded
     assert not find(default_manifests, "ServiceMonitor")
 
 
+@pytest.mark.slow
 def test_a_public_gateway_metrics_is_announced_and_accepts_the_pods_own_address(helm):
     from codebase_gateway import serve_command
 
@@ -55,6 +56,7 @@ def test_a_public_gateway_metrics_is_announced_and_accepts_the_pods_own_address(
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
 
 
+@pytest.mark.slow
 def test_the_service_monitors_scrape_the_gateway_with_its_token_and_the_operators_port(helm):
     manifests = helm.render("--set", "metrics.serviceMonitor.enabled=true",
                             "--set", "metrics.serviceMonitor.labels.release=kube-prometheus-stack",

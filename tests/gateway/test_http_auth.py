@@ -12,12 +12,14 @@ HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "app
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-token-0123456789", "Basic dXNlcjpwYXNz"])
+@pytest.mark.slow
 def test_requests_without_the_right_token_get_401(http_gateway, authorization):
     headers = dict(HEADERS, **({"Authorization": authorization} if authorization else {}))
     response = httpx.post(http_gateway.url, json=INITIALIZE, headers=headers, timeout=10)
     assert response.status_code == 401
 
 
+@pytest.mark.slow
 def test_probes_answer_without_a_token(http_gateway):
     base = http_gateway.url.rsplit("/mcp", 1)[0]
     assert httpx.get(f"{base}/healthz", timeout=10).json() == {"ok": True}
@@ -25,6 +27,7 @@ def test_probes_answer_without_a_token(http_gateway):
     assert ready.status_code == 200 and ready.json()["control_plane"] == "local"
 
 
+@pytest.mark.slow
 async def test_the_right_token_is_served(http_gateway):
     async with http_gateway.client() as client:
         assert "projects" in (await client.call_tool("list_projects", {})).data
@@ -43,6 +46,7 @@ async def test_refuses_to_serve_http_insecurely(args, env, message, monkeypatch,
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 async def test_no_auth_on_loopback_serves_without_a_token(postgres_url, tmp_path):
     gateway = start_http_gateway("--no-auth", "--allowed-root", str(tmp_path))
     try:

@@ -46,6 +46,7 @@ async def created_projects(postgres_url):
         await drop_project_database(postgres_url, project_id, namespace="default")
 
 
+@pytest.mark.slow
 async def test_original_bug_on_kubernetes_resources_all_the_way(
         k8s_cluster, codebase_operator, test_kubelet, workspace_dir, postgres_url, created_projects,
         kubernetes_gateway):
@@ -104,13 +105,10 @@ async def test_original_bug_on_kubernetes_resources_all_the_way(
         assert health["ok"] and health["control_plane"] == "kubernetes"
 
 
-async def test_kubernetes_validation_and_cancel(
-        k8s_cluster, codebase_operator, test_kubelet, workspace_dir, tmp_path, created_projects, kubernetes_gateway):
+async def test_kubernetes_validation(k8s_cluster, tmp_path, kubernetes_gateway):
+    """Refused before any resource is created: no operator needed."""
     project = f"k8s-explicit-{uuid.uuid4().hex[:6]}"
-    created_projects.append(project)
-    repo = write_repo(workspace_dir / "many", {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(40)})
     outside = write_repo(tmp_path / "outside", {"x.py": "x = 1\n"})
-
     async with kubernetes_gateway() as client:
         with pytest.raises(ToolError, match="outside the allowed roots"):
             await client.call_tool("start_indexing_background", {"repo_path": str(outside), "project_id": project})
@@ -120,7 +118,17 @@ async def test_kubernetes_validation_and_cancel(
             await client.call_tool("cancel_indexing_job", {"job_id": "Not A Name!"})
         with pytest.raises(ToolError, match="has not been indexed"):
             await client.call_tool("search_code", {"query": "anything", "project_id": project})
+    assert await k8s_cluster.client.list(RUNS, "default") == []
 
+
+@pytest.mark.slow
+async def test_kubernetes_cancel_then_forced_reindex(
+        k8s_cluster, codebase_operator, test_kubelet, workspace_dir, created_projects, kubernetes_gateway):
+    project = f"k8s-explicit-{uuid.uuid4().hex[:6]}"
+    created_projects.append(project)
+    repo = write_repo(workspace_dir / "many", {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(40)})
+
+    async with kubernetes_gateway() as client:
         started = (await client.call_tool("start_indexing_background",
                                           {"repo_path": str(repo), "project_id": project})).data
         cancelled = (await client.call_tool("cancel_indexing_job", {"job_id": started["job_id"]})).data

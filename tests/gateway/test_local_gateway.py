@@ -42,6 +42,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.mark.slow
 async def test_original_bug_background_indexing_of_a_never_seen_project(stdio_gateway, tmp_path, postgres_url):
     """set_working_directory → config names a new project → background run → completed and searchable."""
     project = unique("never-seen")
@@ -75,6 +76,7 @@ async def test_original_bug_background_indexing_of_a_never_seen_project(stdio_ga
     assert listed["database"] == database_name(project) and listed["last_indexed"]
 
 
+@pytest.mark.slow
 async def test_explicit_project_over_http_with_token(http_gateway, tmp_path):
     project = unique("explicit")
     repo = write_repo(tmp_path / "weather", {"weather.py": WEATHER})
@@ -89,6 +91,7 @@ async def test_explicit_project_over_http_with_token(http_gateway, tmp_path):
             await client.call_tool("search_code", {"query": "anything", "project_id": unique("unknown")})
 
 
+@pytest.mark.slow
 async def test_default_project_without_working_directory_or_id(http_gateway, tmp_path):
     repo = write_repo(tmp_path / "museum", {"greeter.js": GREETER_JS})
     async with http_gateway.client(mode="legacy") as client:  # a fresh session: no working directory
@@ -100,6 +103,7 @@ async def test_default_project_without_working_directory_or_id(http_gateway, tmp
         assert any(r["symbol"] == "greetVisitor" for r in found["results"])
 
 
+@pytest.mark.slow
 async def test_index_repository_reports_progress_then_incremental_and_forced_runs(local_gateway, tmp_path):
     project = unique("progress")
     files = {f"pkg/module_{i}.py": f"def function_{i}(value):\n    return value * {i}\n" for i in range(12)}
@@ -161,6 +165,7 @@ async def test_hostile_arguments_get_clear_errors_and_the_server_keeps_serving(l
     assert "projects" in (await local_gateway.call_tool("list_projects", {})).data
 
 
+@pytest.mark.slow
 async def test_hostile_repository_is_indexed_safely(local_gateway, tmp_path, postgres_url):
     project = "robert'); DROP TABLE chunks;--"
     repo = write_repo(tmp_path / "hostile", {
@@ -196,6 +201,7 @@ async def test_hostile_repository_is_indexed_safely(local_gateway, tmp_path, pos
     assert dessert["results"][0]["file_path"] == "docs/latin1.txt"
 
 
+@pytest.mark.slow
 async def test_two_sessions_resolve_their_own_projects(http_gateway, tmp_path):
     """Two clients of one HTTP gateway, each with its own working directory and config."""
     alpha, beta = unique("alpha"), unique("beta")
@@ -219,9 +225,11 @@ async def test_two_sessions_resolve_their_own_projects(http_gateway, tmp_path):
     assert from_b["project_id"] == beta and from_b["results"][0]["file_path"] == "billing.py"
 
 
+@pytest.mark.slow
 async def test_runs_of_one_project_queue_and_can_be_cancelled(local_gateway, tmp_path):
     project = unique("queue")
-    repo = write_repo(tmp_path / "queued", {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(30)})
+    # Enough files that the first run is still embedding when it is cancelled (30 took under a second).
+    repo = write_repo(tmp_path / "queued", {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(200)})
     args = {"repo_path": str(repo), "project_id": project}
     first = (await local_gateway.call_tool("start_indexing_background", args)).data
     second = (await local_gateway.call_tool("start_indexing_background", args)).data
@@ -244,6 +252,7 @@ async def test_runs_of_one_project_queue_and_can_be_cancelled(local_gateway, tmp
     assert again["status"] == "completed"  # the project is not stuck behind the cancelled runs
 
 
+@pytest.mark.slow
 async def test_a_run_left_by_a_dead_gateway_is_marked_failed_at_the_next_start(tmp_path, postgres_url):
     project = unique("orphan")
     repo = write_repo(tmp_path / "orphan", {f"m{i}.py": f"def g{i}():\n    return {i}\n" for i in range(30)})

@@ -28,6 +28,7 @@ def scrape(gateway, **headers) -> dict:
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-token-0123456789", "Basic dXNlcjpwYXNz", f"{TOKEN}"])
+@pytest.mark.slow
 def test_metrics_without_the_token_get_401_saying_how_to_scrape(http_gateway, authorization):
     headers = {"Authorization": authorization} if authorization else {}
     response = httpx.get(metrics_url(http_gateway), headers=headers, timeout=10)
@@ -36,6 +37,7 @@ def test_metrics_without_the_token_get_401_saying_how_to_scrape(http_gateway, au
     assert "--metrics-public" in response.text and "codebase_mcp" not in response.text
 
 
+@pytest.mark.slow
 def test_metrics_with_the_token_parse_and_carry_every_family(http_gateway):
     samples = scrape(http_gateway)
     names = {name for name, _ in samples}
@@ -47,11 +49,13 @@ def test_metrics_with_the_token_parse_and_carry_every_family(http_gateway):
     assert ("codebase_mcp_database_connections", (("state", "in_use"),)) in samples
 
 
+@pytest.mark.slow
 def test_a_foreign_host_is_refused_even_with_the_token(http_gateway):
     response = httpx.get(metrics_url(http_gateway), headers=dict(AUTH, Host="attacker.example"), timeout=10)
     assert response.status_code == 403 and "attacker.example" in response.json()["error"]
 
 
+@pytest.mark.slow
 async def test_counts_and_latency_move_after_search_code(http_gateway, tmp_path):
     repo = write_repo(tmp_path / "invoices", {"invoice.py": INVOICE})
     async with http_gateway.client() as client:
@@ -77,6 +81,7 @@ async def test_counts_and_latency_move_after_search_code(http_gateway, tmp_path)
     assert prometheus_text.value(after, "codebase_mcp_database_search_pools") >= 1
 
 
+@pytest.mark.slow
 async def test_a_made_up_tool_name_cannot_inject_series(http_gateway):
     async with http_gateway.client() as client:
         with pytest.raises(ToolError):
@@ -86,6 +91,7 @@ async def test_a_made_up_tool_name_cannot_inject_series(http_gateway):
     assert not any(name.startswith("codebase_mcp_fake") for name, _ in samples)
 
 
+@pytest.mark.slow
 async def test_metrics_public_lets_scrapers_in_but_not_into_the_tools(postgres_url, tmp_path):
     gateway = start_http_gateway("--allowed-root", str(tmp_path),
                                  env={"CODEBASE_MCP_TOKEN": TOKEN, "CODEBASE_MCP_METRICS_PUBLIC": "true"})

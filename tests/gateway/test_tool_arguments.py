@@ -88,6 +88,7 @@ async def test_agents_get_the_checks_text_unchanged(gateway, tmp_path):
         assert str(raised.value) == text
 
 
+@pytest.mark.slow
 def test_the_terminal_cli_prints_a_broken_config_as_an_error(tmp_path):
     (tmp_path / ".codebase-mcp").mkdir()
     (tmp_path / ".codebase-mcp" / "config.json").write_text("not json")

@@ -21,6 +21,7 @@ def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           text=True, cwd=cwd, env=dict(os.environ), timeout=300)
 
 
+@pytest.mark.slow
 def test_index_then_search_from_the_terminal(postgres_url, tmp_path, unique_project_id):
     repo = write_tree(tmp_path / "shop", {
         "cart.py": "def add_item_to_cart(cart, item):\n    cart.append(item)\n",

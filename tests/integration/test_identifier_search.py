@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from codebase_indexer.identifier_search import identifier_query
+from codebase_indexer.provisioning import ensure_project_database
 
-from .conftest import write_tree
+from .conftest import Project, write_tree
 
 CALLERS = "".join(
     f"def load_{n}(path):\n    \"\"\"Read the {n} settings file and parse_config it.\"\"\"\n"
@@ -25,9 +26,10 @@ REPO = {
 }
 
 
-@pytest.fixture
-async def indexed(project, tmp_path):
-    await project.index(write_tree(tmp_path / "repo", REPO))
+@pytest.fixture(scope="module")
+async def indexed(postgres_url, embedder, tmp_path_factory) -> Project:
+    project = Project(await ensure_project_database(postgres_url, "identifier-search"), embedder)
+    await project.index(write_tree(tmp_path_factory.mktemp("identifiers") / "repo", REPO), full=True)
     return project
 
 

@@ -17,6 +17,7 @@ def run_indexer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           text=True, env={**os.environ, **env}, timeout=300)
 
 
+@pytest.mark.slow
 async def test_indexer_process_indexes_and_writes_the_termination_message(project, tmp_path):
     repo = write_tree(tmp_path / "repo", {"app.py": "def main():\n    print('hi')\n"})
     message = tmp_path / "termination-log"
@@ -54,6 +55,7 @@ async def test_missing_source_fails_with_reason(project, tmp_path):
     ({"CODEBASE_MCP_DATABASE_URL": "postgresql://x@/y"}, "no project"),
     ({"CODEBASE_MCP_DATABASE_URL": "postgresql://x@/y", "CODEBASE_MCP_PROJECT_ID": "p"}, "exactly one source"),
 ])
+@pytest.mark.slow
 def test_missing_configuration_is_a_usage_error(env, expected):
     names = ("CODEBASE_MCP_DATABASE_URL", "CODEBASE_MCP_PROJECT_ID", "CODEBASE_MCP_SOURCE_PATH", "CODEBASE_MCP_GIT_URL")
     clean = dict.fromkeys(names, "")
@@ -62,6 +64,7 @@ def test_missing_configuration_is_a_usage_error(env, expected):
     assert expected in json.loads(result.stdout.strip().splitlines()[-1])["message"]
 
 
+@pytest.mark.slow
 async def test_unreachable_database_is_reported(tmp_path):
     result = run_indexer({
         "CODEBASE_MCP_DATABASE_URL": f"postgresql://nobody@/nodb?host={tmp_path}",
@@ -72,6 +75,7 @@ async def test_unreachable_database_is_reported(tmp_path):
     assert json.loads(result.stdout.strip().splitlines()[-1])["reason"] == "DatabaseError"
 
 
+@pytest.mark.slow
 def test_git_source_is_cloned_without_a_shell(project, tmp_path):
     origin = write_tree(tmp_path / "origin", {"lib.py": "def clone_me():\n    return 42\n"})
     subprocess.run(["git", "init", "-q", "-b", "main", str(origin)], check=True)

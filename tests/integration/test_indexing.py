@@ -42,6 +42,7 @@ async def chunk_rows(project, path: str):
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_polyglot_repository_is_chunked_by_symbol(project, polyglot_repo):
     summary = await project.index(polyglot_repo)
     assert summary.files_indexed >= 11 and summary.chunks_created > summary.files_indexed

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
 from codebase_indexer.grep import grep_code
 from codebase_indexer.pipeline import index_repository
@@ -11,6 +12,8 @@ from codebase_indexer.schema import LATEST_VERSION
 from codebase_indexer.symbols import find_symbol
 
 from .conftest import write_tree
+
+pytestmark = pytest.mark.slow  # each test indexes a repository (the real model) or drives a gateway
 
 REPO = {
     "app/service.py": "class Service:\n    def start(self):\n        return 'started'\n",

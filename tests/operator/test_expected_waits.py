@@ -4,12 +4,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pytest
+
 from codebase_operator.waits import ExpectedWaitsAtInfo, Waiting
 from tests.support.resources import RUNS, run_manifest
 
 from .test_operator_scenarios import NS, until_condition
 
 
+@pytest.mark.slow
 async def test_a_run_waiting_for_its_database_logs_no_error(k8s_cluster, codebase_operator, caplog):
     caplog.set_level(logging.INFO)
     await k8s_cluster.client.create(RUNS, NS, run_manifest("patient", "not-yet-created", mode="Full"))

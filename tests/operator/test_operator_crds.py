@@ -164,7 +164,7 @@ def test_short_names_and_printer_columns():
                       if not column.get("priority")]
                for kind, crd in crds().items()}
     assert columns["CodebaseProject"] == ["Ready", "Database", "Last run", "Age"]
-    assert columns["IndexingRun"] == ["Project", "Succeeded", "Reason", "Files", "Chunks", "Age"]
+    assert columns["IndexingRun"] == ["Project", "Succeeded", "Reason", "Files", "Chunks", "Shards", "Age"]
     ready = project["spec"]["versions"][0]["additionalPrinterColumns"][0]
     assert ready["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
 
@@ -187,3 +187,16 @@ def test_rbac_manifest_is_valid_and_grants_the_indexer_nothing():
 
 def test_crd_files_are_the_only_yaml_in_crds():
     assert sorted(path.name for path in CRDS_DIR.iterdir()) == ["codebaseprojects.yaml", "indexingruns.yaml"]
+
+
+def test_parallelism_is_bounded_by_the_schema_as_the_indexer_bounds_shards():
+    from codebase_indexer.shards import MAX_SHARDS
+
+    project, run = crds()["CodebaseProject"], crds()["IndexingRun"]
+    project_spec = project["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    run_spec = run["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    for field in (project_spec["indexing"]["properties"]["parallelism"], run_spec["parallelism"]):
+        assert (field["type"], field["minimum"], field["maximum"]) == ("integer", 1, MAX_SHARDS)
+    assert run_spec["parallelism"]["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
+    shards = [c for c in run["spec"]["versions"][0]["additionalPrinterColumns"] if c["name"] == "Shards"]
+    assert shards[0]["jsonPath"] == ".status.progress.shardSummary"

@@ -42,6 +42,7 @@ async def operator_with_metrics(operator_config):
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
 
 
+@pytest.mark.slow
 async def test_metrics_count_reconciles_jobs_and_run_durations(
         k8s_cluster, operator_with_metrics, test_kubelet, unique_project_id, drop_databases, repo):
     port = operator_with_metrics

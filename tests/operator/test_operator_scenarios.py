@@ -151,6 +151,7 @@ async def _has_event(cluster, name, reason):
 
 
 # 2. The original bug, made impossible: a run created before its project waits; no Job until the database is ready.
+@pytest.mark.slow
 async def test_run_before_project_waits_for_database_then_indexes_searchable_chunks(
         k8s_cluster, codebase_operator, test_kubelet, postgres_url, embedder, unique_project_id,
         drop_databases, repo):
@@ -187,6 +188,7 @@ async def test_run_before_project_waits_for_database_then_indexes_searchable_chu
 
 
 # 3. The indexer fails (bad source): Succeeded=False says why; a retry succeeds once the cause is fixed.
+@pytest.mark.slow
 async def test_failed_indexing_reports_the_reason_and_a_retry_succeeds(
         k8s_cluster, codebase_operator, test_kubelet, workspace_dir, unique_project_id, drop_databases):
     drop_databases.append(unique_project_id)
@@ -208,6 +210,7 @@ async def test_failed_indexing_reports_the_reason_and_a_retry_succeeds(
 
 
 # 4. The operator stops mid-run and starts again: exactly one Job, and the run completes.
+@pytest.mark.slow
 async def test_operator_restart_mid_run_keeps_exactly_one_job(
         k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
@@ -231,6 +234,7 @@ async def _job_finished(cluster, run_name):
 
 
 # 5. Two runs of one project: the second is Queued until the first ends.
+@pytest.mark.slow
 async def test_second_run_is_queued_until_the_first_ends(
         k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
@@ -253,6 +257,7 @@ async def test_second_run_is_queued_until_the_first_ends(
 
 
 # 6. Cancel: the Job is deleted and the reason is Cancelled (a running run and a queued one).
+@pytest.mark.slow
 async def test_cancel_deletes_the_job_and_reports_cancelled(
         k8s_cluster, codebase_operator, test_kubelet, postgres_url, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
@@ -294,6 +299,7 @@ async def _progress_is(cluster, name, expected):
 
 
 # 7. Deleting projects: Retain keeps the database, Delete drops it; neither is stuck terminating.
+@pytest.mark.slow
 async def test_delete_with_retain_keeps_and_with_delete_drops_the_database(
         k8s_cluster, codebase_operator, postgres_url, unique_project_id, drop_databases, repo):
     kept_id, dropped_id = f"{unique_project_id}-keep", f"{unique_project_id}-drop"
@@ -346,6 +352,7 @@ async def _roles(admin_url, names):
     (PROJECTS, project_manifest("wrong-db", "x", path="a", database={"name": "cb_proj_other_00000000"}), None),
 ], ids=["run-without-projectRef", "run-path-escapes-workspace", "run-bad-project-name",
         "project-two-sources", "project-blank-id", "project-foreign-database-name"])
+@pytest.mark.slow
 async def test_invalid_resources_get_invalid_spec_and_are_not_retried(
         k8s_cluster, codebase_operator, resource, manifest, rejected_by):
     name = manifest["metadata"]["name"]
@@ -364,6 +371,7 @@ async def test_invalid_resources_get_invalid_spec_and_are_not_retried(
     assert not await jobs_of(k8s_cluster, name)
 
 
+@pytest.mark.slow
 async def test_changing_the_project_id_of_a_ready_project_is_refused(
         k8s_cluster, codebase_operator, unique_project_id, drop_databases, repo, postgres_url):
     drop_databases.append(unique_project_id)

@@ -58,6 +58,7 @@ def test_the_chunks_of_one_file_are_bounded_without_building_them_all() -> None:
         chunk_file("bundle.ts", text, "typescript", max_chunks=2000)
 
 
+@pytest.mark.slow
 def test_a_one_mebibyte_one_line_file_is_bounded_in_memory(tmp_path) -> None:
     text = "".join(f"function f{i}(a){{return a+{i};}}" for i in range(31_000))[:1024 * 1024 - 1] + "\n"
     repo = write_tree(tmp_path / "repo", {"huge.ts": text})

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
@@ -19,6 +20,7 @@ from codebase_indexer.postgres import database_url
 from tests.gateway.conftest import SERVE, gateway_env, wait_for_job, write_repo
 
 
+@pytest.mark.slow
 async def test_four_runs_through_one_gateway_use_at_most_two_indexers(postgres_url, gate, tmp_path):
     projects = [f"slots-{i}-{uuid.uuid4().hex[:6]}" for i in range(4)]
     repos = [write_repo(tmp_path / p, {f"m{j}.py": f"def slot_{i}_{j}():\n    return {j}\n" for j in range(3)})

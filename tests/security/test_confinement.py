@@ -52,6 +52,7 @@ def gateway(postgres_url, area):
     stop_http_gateway(gateway)
 
 
+@pytest.mark.slow
 def test_http_refuses_to_start_without_an_allowed_root():
     environment = gateway_env({"CODEBASE_MCP_TOKEN": TOKEN})
     environment.pop("CODEBASE_MCP_ALLOWED_ROOTS", None)
@@ -83,6 +84,7 @@ OUTSIDE = ["/etc", "/etc/passwd", "/no/such/directory", "/proc/self/root", "/pro
 
 @pytest.mark.parametrize("tool, key", [("set_working_directory", "directory"), ("index_repository", "repo_path"),
                                        ("start_indexing_background", "repo_path")])
+@pytest.mark.slow
 async def test_outside_the_roots_every_path_gets_the_same_error(gateway, tool, key):
     """Existing, missing, a file, /proc: nothing tells the caller which of them exist."""
     async with gateway.client() as client:
@@ -95,6 +97,7 @@ async def test_outside_the_roots_every_path_gets_the_same_error(gateway, tool, k
     assert "does not exist" not in shape and "not a directory" not in shape
 
 
+@pytest.mark.slow
 async def test_a_link_out_of_the_roots_is_refused_without_showing_its_target(gateway, area):
     _, workspace = area
     async with gateway.client() as client:
@@ -107,6 +110,7 @@ async def test_a_link_out_of_the_roots_is_refused_without_showing_its_target(gat
     assert to_outside.replace("to-outside", "X") == to_nowhere.replace("to-nowhere", "X")
 
 
+@pytest.mark.slow
 async def test_inside_the_roots_errors_stay_precise(gateway, area):
     _, workspace = area
     async with gateway.client() as client:
@@ -118,6 +122,7 @@ async def test_inside_the_roots_errors_stay_precise(gateway, area):
                                                         {"repo_path": str(workspace / "loop-a")})
 
 
+@pytest.mark.slow
 async def test_a_config_above_the_allowed_root_does_not_choose_the_project(gateway, area):
     _, workspace = area
     async with gateway.client(mode="legacy") as client:

@@ -125,6 +125,7 @@ class GatewayConnections:
             await asyncio.sleep(0.01)
 
 
+@pytest.mark.slow
 async def test_searching_150_projects_stays_under_the_ceiling_and_indexing_still_works(
         many_projects, postgres_url, tmp_path):
     async with GatewayConnections(postgres_url) as seen, \
@@ -161,6 +162,7 @@ async def test_searching_150_projects_stays_under_the_ceiling_and_indexing_still
     assert 0 < seen.most <= CEILING, f"the gateway held {seen.most} connections; its ceiling is {CEILING}"
 
 
+@pytest.mark.slow
 def test_a_ceiling_below_the_minimum_is_refused_with_a_clear_error(postgres_url):
     result = subprocess.run([*SERVE, "--max-database-connections", "2"], env=gateway_env(),
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)

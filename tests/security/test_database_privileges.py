@@ -56,6 +56,7 @@ async def refused(url: str, statement: str | None = None) -> bool:
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_local_searches_run_as_a_reader_that_reaches_only_its_own_database(
         local_projects, postgres_url, tmp_path):
     first, second = local_projects
@@ -118,6 +119,7 @@ async def k8s_projects(postgres_url):
         await drop_project_database(postgres_url, project_id, namespace="default")
 
 
+@pytest.mark.slow
 async def test_kubernetes_reader_secret_is_read_only_and_all_the_gateway_needs(
         k8s_cluster, codebase_operator, workspace_dir, k8s_projects):
     names = [kubernetes_name(project_id) for project_id in k8s_projects]

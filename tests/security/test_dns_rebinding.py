@@ -53,6 +53,7 @@ def port_of(url: str) -> int:
     ("127.0.0.1:{port}", f"http://{ATTACKER}"),  # a cross-site request to the real address
     ("127.0.0.1:{port}", "null"),  # a sandboxed iframe or a file:// page
 ])
+@pytest.mark.slow
 def test_initialize_from_a_foreign_host_or_origin_gets_403(open_gateway, host, origin):
     port = port_of(open_gateway.url)
     headers = dict(MCP_HEADERS, Host=host.format(port=port))
@@ -68,6 +69,7 @@ def test_initialize_from_a_foreign_host_or_origin_gets_403(open_gateway, host, o
     assert "serverInfo" not in response.text
 
 
+@pytest.mark.slow
 async def test_a_rebinding_page_cannot_index_or_search(open_gateway, workspace):
     """What a page could do before: index the user's files, then read them back through search."""
     project = f"rebinding-{uuid.uuid4().hex[:8]}"
@@ -85,6 +87,7 @@ async def test_a_rebinding_page_cannot_index_or_search(open_gateway, workspace):
         assert jobs["jobs"] == []
 
 
+@pytest.mark.slow
 async def test_the_users_own_clients_still_work(open_gateway, workspace):
     port = port_of(open_gateway.url)
     for host, origin in [(None, None),  # a plain MCP client: Host 127.0.0.1:port, no Origin
@@ -96,12 +99,14 @@ async def test_the_users_own_clients_still_work(open_gateway, workspace):
             assert "projects" in (await user.call_tool("list_projects", {})).data
 
 
+@pytest.mark.slow
 def test_probes_are_guarded_too(open_gateway):
     base = open_gateway.url.rsplit("/mcp", 1)[0]
     assert httpx.get(f"{base}/healthz", headers={"Host": ATTACKER}, timeout=10).status_code == 403
     assert httpx.get(f"{base}/healthz", headers={"Host": "localhost"}, timeout=10).json() == {"ok": True}
 
 
+@pytest.mark.slow
 async def test_with_a_token_a_foreign_host_is_refused_as_well(postgres_url, workspace):
     gateway = start_http_gateway("--allowed-root", str(workspace), env={"CODEBASE_MCP_TOKEN": TOKEN})
     try:

@@ -37,6 +37,7 @@ def _modes(path: Path) -> dict[str, str]:
     return {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in (path, *path.parents)}
 
 
+@pytest.mark.slow
 def test_a_fresh_embedded_cluster_leaves_every_parent_mode_as_it_was():
     private = Path(tempfile.mkdtemp(prefix="codebase-mcp-private-"))  # 0700, like /root
     home = private / "user" / ".codebase-mcp"

@@ -53,6 +53,7 @@ def test_the_flag_and_its_environment_variable(monkeypatch):
     assert parse().allow_plaintext_git is True
 
 
+@pytest.mark.slow
 async def test_a_plaintext_project_is_refused_and_no_job_runs(k8s_cluster, codebase_operator, test_kubelet):
     await k8s_cluster.client.create(PROJECTS, "default", project_manifest(
         "insecure", "insecure-source", source={"git": {"url": "http://git.example.com/team/repo.git"}}))
@@ -66,6 +67,7 @@ async def test_a_plaintext_project_is_refused_and_no_job_runs(k8s_cluster, codeb
     assert not await jobs_of(k8s_cluster, "insecure-run")
 
 
+@pytest.mark.slow
 async def test_the_allow_flag_lets_a_plaintext_project_be_provisioned(
         k8s_cluster, configured_operator, unique_project_id, drop_databases):
     drop_databases.append(unique_project_id)

@@ -36,6 +36,7 @@ async def resolved_project(client) -> str:
     return str(caught.value).split("'")[1]
 
 
+@pytest.mark.slow
 async def test_with_sessions_each_client_keeps_its_own_working_directory(gateway, workspace):
     async with gateway.client(mode="legacy") as a, gateway.client(mode="legacy") as b:
         set_a = (await a.call_tool("set_working_directory", {"directory": str(workspace / "alpha")})).data
@@ -48,6 +49,7 @@ async def test_with_sessions_each_client_keeps_its_own_working_directory(gateway
         assert await resolved_project(b) == set_b["project_info"]["name"]
 
 
+@pytest.mark.slow
 async def test_without_sessions_the_result_says_the_directory_is_shared(gateway, workspace):
     """The sessionless protocol gives no connection to key on: the result says so, and how to stay
     independent of it, and what it says is what happens."""

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from codebase_indexer.postgres import database_url
 from tests.gateway.conftest import TOKEN, start_http_gateway, stop_http_gateway, wait_for_job, write_repo
@@ -14,6 +15,7 @@ from tests.gateway.conftest import TOKEN, start_http_gateway, stop_http_gateway,
 CANARY = "CODEBASE_TEST_CANARY_7f3a"
 
 
+@pytest.mark.slow
 async def test_the_indexer_does_not_inherit_the_token_or_other_gateway_variables(postgres_url, gate, tmp_path):
     repo = write_repo(tmp_path / "repo", {f"m{i}.py": f"def env_probe_{i}():\n    return {i}\n" for i in range(4)})
     gateway = start_http_gateway("--allowed-root", str(tmp_path),

@@ -28,6 +28,7 @@ async def _active_jobs(cluster):
                        for c in (job.get("status") or {}).get("conditions") or ())]
 
 
+@pytest.mark.slow
 async def test_runs_beyond_the_ceiling_wait_for_a_slot_and_start_when_one_frees(
         k8s_cluster, configured_operator, test_kubelet, unique_project_id, drop_databases, repo):
     await configured_operator(max_active_jobs=2)

@@ -13,6 +13,7 @@ GITHUB_TOKEN = "ghp_" + "R3dact3dT0kenR3dact3dT0kenR3dact3d12"  # the shape, not
 GIT_URL = f"https://alice:{GITHUB_TOKEN}@github.com/acme/private.git"
 
 
+@pytest.mark.slow
 async def test_a_git_url_with_a_token_given_as_repo_path_is_refused_without_the_token(postgres_url):
     async with stdio_client() as gateway:
         messages = []
@@ -25,6 +26,7 @@ async def test_a_git_url_with_a_token_given_as_repo_path_is_refused_without_the_
         assert "repo_path" in message and "github.com/acme/private.git" in message  # still says what was wrong
 
 
+@pytest.mark.slow
 async def test_a_failed_run_reports_its_path_error_without_the_token(postgres_url, session_home, tmp_path):
     # A folder named like a token, removed before the indexer reaches it: the run fails on the path.
     repo = write_repo(tmp_path / GITHUB_TOKEN, {"a.py": "def a():\n    return 1\n"})

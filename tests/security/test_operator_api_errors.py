@@ -62,6 +62,7 @@ async def test_conflicts_and_missing_objects_are_recognised_by_status_code(k8s_c
 
 # The operator killed right after creating a Job.
 
+@pytest.mark.slow
 async def test_a_restart_between_creating_a_job_and_recording_it_adopts_that_job(
         k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)

@@ -43,6 +43,7 @@ async def _assert_nothing_leaks(cluster, run_name, project_name, secrets):
 
 
 @pytest.mark.parametrize("kind", sorted(SECRET_URLS))
+@pytest.mark.slow
 async def test_a_failed_clone_reports_the_url_without_its_credentials(
         k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, kind):
     drop_databases.append(unique_project_id)
@@ -54,6 +55,7 @@ async def test_a_failed_clone_reports_the_url_without_its_credentials(
     assert "***" in message
 
 
+@pytest.mark.slow
 async def test_a_termination_message_with_credentials_is_redacted_when_read_back(
         k8s_cluster, configured_operator, test_kubelet, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)

@@ -15,6 +15,7 @@ import sys
 import uuid
 
 import asyncpg
+import pytest
 
 from codebase_indexer.provisioning import ensure_project_database
 from codebase_indexer.runs import read_run
@@ -51,6 +52,7 @@ async def index_state(url: str) -> dict:
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_a_second_run_waits_for_the_first_and_the_index_stays_whole(postgres_url, gate, tmp_path):
     project = await ensure_project_database(postgres_url, f"lock-wait-{uuid.uuid4().hex[:8]}")
     repo = write_repo(tmp_path / "repo", FILES)
@@ -74,6 +76,7 @@ async def test_a_second_run_waits_for_the_first_and_the_index_stays_whole(postgr
     assert first_run["finished_at"] <= second_run["started_at"]  # one after the other, never together
 
 
+@pytest.mark.slow
 async def test_a_second_run_through_the_gateway_fails_naming_the_run_that_holds_the_project(
         postgres_url, gate, tmp_path):
     from fastmcp import Client
@@ -102,6 +105,7 @@ async def test_a_second_run_through_the_gateway_fails_naming_the_run_that_holds_
     assert state["paths"] == sorted(FILES) and state["chunk_rows"] == len(FILES)
 
 
+@pytest.mark.slow
 async def test_a_killed_indexer_is_marked_failed_not_running_forever(postgres_url, gate, tmp_path):
     from fastmcp import Client
     from fastmcp.client.transports import StdioTransport

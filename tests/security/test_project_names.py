@@ -43,6 +43,7 @@ def _operator_accepts(check):
         return False
 
 
+@pytest.mark.slow
 async def test_a_project_with_a_dot_in_its_name_gets_its_runs(
         k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)

@@ -74,6 +74,7 @@ async def test_deleted_secrets_come_back_with_working_credentials(
     assert has_condition(await k8s_cluster.client.get(PROJECTS, NS, "ledger"), "Ready", "True")
 
 
+@pytest.mark.slow
 async def test_a_run_that_finds_the_secret_missing_restores_it_and_proceeds(
         k8s_cluster, codebase_operator, test_kubelet, project_id, workspace_dir):
     (workspace_dir / "ledger").mkdir()

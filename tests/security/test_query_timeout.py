@@ -47,6 +47,7 @@ async def project(postgres_url):
     await drop_project_database(postgres_url, project_id)
 
 
+@pytest.mark.slow
 async def test_a_search_held_up_for_seconds_is_cut_off_with_a_clear_error(project, postgres_url):
     arguments = {"query": "audit trail", "project_id": project.project_id, "mode": "lexical"}
     async with stdio_client("--statement-timeout", str(TIMEOUT_SECONDS)) as client:

@@ -66,6 +66,7 @@ async def search(client, project: str, query: str) -> list[dict]:
     return found.data["results"]
 
 
+@pytest.mark.slow
 async def test_secret_files_and_credential_chunks_are_left_out_and_counted(tmp_path):
     project = f"secrets-{uuid.uuid4().hex[:8]}"
     repo = repository(tmp_path, project)

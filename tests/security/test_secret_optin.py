@@ -22,6 +22,7 @@ def embedding(url: str = ATTACKER_URL, secret: str = "postgres-admin", key: str 
             "apiKeySecret": {"name": secret, "key": key}}
 
 
+@pytest.mark.slow
 async def test_a_secret_that_did_not_opt_in_is_refused_until_labelled(
         k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
@@ -51,6 +52,7 @@ async def test_a_secret_that_did_not_opt_in_is_refused_until_labelled(
     await until_condition(k8s_cluster, RUNS, "allowed", "Succeeded", "False", "Cancelled")
 
 
+@pytest.mark.slow
 async def test_git_credentials_and_the_operators_own_secrets(
         k8s_cluster, codebase_operator, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)
@@ -81,6 +83,7 @@ async def test_git_credentials_and_the_operators_own_secrets(
     assert "'nowhere', which does not exist" in condition(run, "Succeeded")["message"]
 
 
+@pytest.mark.slow
 async def test_an_operator_allow_list_refuses_other_embedding_urls(
         k8s_cluster, configured_operator, test_kubelet, unique_project_id, drop_databases, repo):
     drop_databases.append(unique_project_id)

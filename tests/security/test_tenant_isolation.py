@@ -54,6 +54,7 @@ async def can_connect(url: str) -> bool:
     return True
 
 
+@pytest.mark.slow
 async def test_same_project_id_in_two_namespaces_gets_two_databases(
         k8s_cluster, codebase_operator, shared_project_id):
     await k8s_cluster.client.create(PROJECTS, TEAM_A, project_manifest(
@@ -85,6 +86,7 @@ async def _gone(cluster, namespace, name):
     return await cluster.client.get(PROJECTS, namespace, name) is None
 
 
+@pytest.mark.slow
 async def test_a_second_claimant_in_the_same_namespace_is_refused_and_cannot_drop_the_data(
         k8s_cluster, codebase_operator, postgres_url, shared_project_id):
     await k8s_cluster.client.create(PROJECTS, TEAM_A, project_manifest(
@@ -116,6 +118,7 @@ async def test_a_second_claimant_in_the_same_namespace_is_refused_and_cannot_dro
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_a_role_the_operator_did_not_create_is_never_changed(
         k8s_cluster, codebase_operator, postgres_url, shared_project_id):
     squatted = project_names(shared_project_id, TEAM_A).owner_role

@@ -22,6 +22,7 @@ WEAK_TOKENS = {
 }
 
 
+@pytest.mark.slow
 def test_the_gateway_refuses_to_start_with_a_weak_token(tmp_path):
     token = WEAK_TOKENS["sixteen-spaces"]
     done = subprocess.run([*SERVE, "--transport", "http", "--host", "127.0.0.1", "--port", "1",

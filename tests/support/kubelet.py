@@ -18,6 +18,12 @@ does what those controllers would, and nothing the operator should do itself:
   deleted with their owner by the API emulator (k8s.py), as by the garbage collector.
 - `hold(run)` keeps a run's Pod pending (as during an image pull) until
   `release(run)`, so tests can act while a Job exists but has not finished.
+- Indexed Jobs (`completionMode: Indexed`) run one Pod per index, `parallelism` at a time, with
+  `JOB_COMPLETION_INDEX` set and the completion-index annotation; a failed index is retried alone
+  up to `backoffLimitPerIndex`, then listed in `failedIndexes`; more failed indexes than
+  `maxFailedIndexes` fail the Job at once, stopping the other Pods, as the Job controller does.
+- `crash(run, index, times)` kills that index's container right after it starts, `times` times
+  (as an OOM kill or a lost node would: exit code 137), so tests see per-index retries.
 """
 from __future__ import annotations
 
@@ -55,6 +61,8 @@ class TestKubelet:
         self.started: list[str] = []  # job names, in the order their first pod started
         self._jobs: dict[str, asyncio.Task[None]] = {}  # "namespace/name" → task
         self._gates: dict[str, asyncio.Event] = {}
+        self._crashes: dict[tuple[str, int], int] = {}
+        self.live: dict[str, int] = {}  # job name → containers running now
         self.errors: list[str] = []  # failures of the kubelet itself (not of the Jobs it runs)
         self._task: asyncio.Task[None] | None = None
 
@@ -65,6 +73,9 @@ class TestKubelet:
 
     def release(self, run_name: str) -> None:
         self._gates.setdefault(run_name, asyncio.Event()).set()
+
+    def crash(self, run_name: str, index: int, times: int = 1) -> None:
+        self._crashes[(run_name, index)] = times
 
     # Lifecycle.
 
@@ -117,6 +128,9 @@ class TestKubelet:
         await self._patch_job(namespace, name, {"active": 1, "startTime": utc_now()})
         if gate is not None:
             await gate.wait()
+        if spec.get("completionMode") == "Indexed":
+            await self._run_indexed_job(job)
+            return
         fail_job_codes = _fail_job_exit_codes(spec)
         attempts = int(spec.get("backoffLimit", 6)) + 1
         deadline = spec.get("activeDeadlineSeconds")
@@ -147,16 +161,99 @@ class TestKubelet:
                 "conditions": [_condition("FailureTarget", reason, message), _condition("Failed", reason, message)]})
             return
 
-    async def _run_pod(self, job: dict[str, Any], timeout: float | None) -> int | None:
+    async def _run_indexed_job(self, job: dict[str, Any]) -> None:
+        meta, spec = job["metadata"], job["spec"]
+        namespace, name = meta["namespace"], meta["name"]
+        run_name = (meta.get("labels") or {}).get(RUN_LABEL, "")
+        completions = int(spec.get("completions", 1))
+        slots = asyncio.Semaphore(int(spec.get("parallelism", completions)))
+        per_index = spec.get("backoffLimitPerIndex")
+        max_failed = spec.get("maxFailedIndexes")
+        fail_job_codes = _fail_job_exit_codes(spec)
+        loop = asyncio.get_running_loop()
+        deadline = spec.get("activeDeadlineSeconds")
+        expires = loop.time() + deadline if deadline else None
+        succeeded: set[int] = set()
+        failed: set[int] = set()
+        failures = 0
+
+        async def report() -> None:
+            await self._patch_job(namespace, name, {
+                "active": completions - len(succeeded) - len(failed), "succeeded": len(succeeded),
+                "failed": failures, "ready": 1, "completedIndexes": _ranges(succeeded),
+                "failedIndexes": _ranges(failed)})
+
+        async def run_index(index: int) -> None:
+            nonlocal failures
+            attempts = 0
+            async with slots:
+                while True:
+                    remaining = None if expires is None else max(0.0, expires - loop.time())
+                    exit_code = await self._run_pod(job, remaining, index=index,
+                                                    crash=self._take_crash(run_name, index))
+                    if exit_code == 0:
+                        succeeded.add(index)
+                        await report()
+                        return
+                    failures += 1
+                    attempts += 1
+                    if exit_code is None:
+                        raise _JobFailed("DeadlineExceeded", "Job was active longer than specified deadline")
+                    if exit_code in fail_job_codes:
+                        raise _JobFailed("PodFailurePolicy", f"Container indexer for pod {namespace}/{name}-{index} "
+                                                             f"failed with exit code {exit_code} matching FailJob rule "
+                                                             "at index 0")
+                    if per_index is not None and attempts > int(per_index):
+                        failed.add(index)
+                        await report()
+                        if max_failed is not None and len(failed) > int(max_failed):
+                            raise _JobFailed("MaxFailedIndexesExceeded", "Job has exceeded maxFailedIndexes")
+                        return
+
+        tasks = [asyncio.create_task(run_index(i)) for i in range(completions)]
+        try:
+            await asyncio.gather(*tasks)
+            outcome = _JobFailed("FailedIndexes", "Job has failed indexes") if failed else None
+        except _JobFailed as stop:
+            outcome = stop
+        finally:
+            for task in tasks:
+                task.cancel()  # their pods are stopped, as the Job controller deletes them
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if outcome is None:
+            await self._patch_job(namespace, name, {
+                "active": 0, "ready": 0, "succeeded": completions, "completedIndexes": _ranges(succeeded),
+                "completionTime": utc_now(),
+                "conditions": [_condition(type_, "CompletionsReached", "Reached expected number of succeeded pods")
+                               for type_ in ("SuccessCriteriaMet", "Complete")]})
+            return
+        await self._patch_job(namespace, name, {
+            "active": 0, "ready": 0, "failed": failures, "failedIndexes": _ranges(failed),
+            "conditions": [_condition("FailureTarget", outcome.reason, outcome.message),
+                           _condition("Failed", outcome.reason, outcome.message)]})
+
+    def _take_crash(self, run_name: str, index: int) -> bool:
+        left = self._crashes.get((run_name, index), 0)
+        if left:
+            self._crashes[(run_name, index)] = left - 1
+        return bool(left)
+
+    async def _run_pod(self, job: dict[str, Any], timeout: float | None, *, index: int | None = None,
+                       crash: bool = False) -> int | None:
         """Run one Pod of the Job to its end; its exit code, or None when the deadline killed it."""
         meta, template = job["metadata"], job["spec"]["template"]
         namespace = meta["namespace"]
-        pod_name = f"{meta['name']}-{secrets.token_hex(3)[:5]}"
+        indexed = f"-{index}" if index is not None else ""
+        pod_name = f"{meta['name']}{indexed}-{secrets.token_hex(3)[:5]}"
         labels = {**(template.get("metadata", {}).get("labels") or {}), "job-name": meta["name"],
                   "batch.kubernetes.io/job-name": meta["name"], "controller-uid": meta["uid"]}
+        annotations = {}
+        if index is not None:
+            labels["batch.kubernetes.io/job-completion-index"] = str(index)
+            annotations["batch.kubernetes.io/job-completion-index"] = str(index)
         await self.client.create("v1/pods", namespace, {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": pod_name, "namespace": namespace, "labels": labels,
+            "metadata": {"name": pod_name, "namespace": namespace, "labels": labels, "annotations": annotations,
                          "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
                                               "uid": meta["uid"], "controller": True,
                                               "blockOwnerDeletion": True}]},
@@ -166,6 +263,8 @@ class TestKubelet:
         sandbox = Path(tempfile.mkdtemp(prefix=f"{pod_name}-", dir=self.workdir))
         termination_file = sandbox / "termination-log"
         env = await self._environment(namespace, template["spec"], container, sandbox, termination_file)
+        if index is not None:
+            env["JOB_COMPLETION_INDEX"] = str(index)
         started = utc_now()
         await self.client.patch("v1/pods", namespace, pod_name, {"status": {
             "phase": "Running", "startTime": started,
@@ -179,6 +278,9 @@ class TestKubelet:
             process = await asyncio.create_subprocess_exec(
                 _resolve(command[0], env), *command[1:], env=env, stdout=log, stderr=asyncio.subprocess.STDOUT,
                 cwd=sandbox, start_new_session=True)
+            self.live[meta["name"]] = self.live.get(meta["name"], 0) + 1
+            if crash:
+                os.killpg(process.pid, signal.SIGKILL)
             try:
                 exit_code: int | None = await asyncio.wait_for(process.wait(), timeout)
             except TimeoutError:
@@ -187,6 +289,10 @@ class TestKubelet:
             except asyncio.CancelledError:  # the Job was deleted
                 await _stop(process)
                 raise
+            finally:
+                self.live[meta["name"]] -= 1
+        if exit_code is not None and exit_code < 0:  # killed by a signal: the container runtime says 128 + n
+            exit_code = 128 - exit_code
         message = _termination_message(termination_file, log_path, container, exit_code)
         await self.client.patch("v1/pods", namespace, pod_name, {"status": {
             "phase": "Succeeded" if exit_code == 0 else "Failed",
@@ -244,6 +350,25 @@ class TestKubelet:
         with contextlib.suppress(Exception):  # the Job may be gone (cancelled)
             await self.client.patch("batch/v1/jobs", namespace, name, {"status": dict(status)},
                                     subresource="status")
+
+
+class _JobFailed(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+def _ranges(indexes: set[int]) -> str:
+    """Indexes as the Job controller lists them: "0,2-4"."""
+    parts: list[str] = []
+    for index in sorted(indexes):
+        if parts and "-" not in parts[-1].split(",")[-1] and int(parts[-1]) == index - 1:
+            parts[-1] = f"{index - 1}-{index}"
+        elif parts and "-" in parts[-1] and int(parts[-1].split("-")[1]) == index - 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{index}"
+        else:
+            parts.append(str(index))
+    return ",".join(parts)
 
 
 def _finished(job: Mapping[str, Any]) -> bool:

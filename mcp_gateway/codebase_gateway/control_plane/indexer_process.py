@@ -1,4 +1,6 @@
-"""Run the indexer (`python -m codebase_indexer`) as a child process, exactly as a Job pod would."""
+"""Run the indexer (`python -m codebase_indexer`) as child processes, exactly as a Job's pods would:
+one, or one per shard of a run of parallelism N (with JOB_COMPLETION_INDEX and CODEBASE_MCP_SHARD_COUNT
+set as Kubernetes sets them in an Indexed Job)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,11 +10,12 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from codebase_indexer.configuration import as_environment, environment_names, variable
 from codebase_indexer.settings import EmbeddingSettings, IndexerSettings, use_offline_model
+from codebase_indexer.shards import SHARD_INDEX_ENV, WHOLE, Shard
 
 CANCELLED_EXIT_CODES = (143, -signal.SIGTERM)
 _LOG_TAIL_CHARS = 2_000
@@ -24,6 +27,7 @@ class IndexerOutcome:
     exit_code: int
     result: dict | None  # the indexer's last stdout line: {"ok": ..., "summary" | "reason", "message"}
     log_tail: str
+    shard: str = ""  # "shard i of N" when the run had several
 
     @property
     def succeeded(self) -> bool:
@@ -34,6 +38,10 @@ class IndexerOutcome:
         return self.exit_code in CANCELLED_EXIT_CODES
 
     def failure_message(self) -> str:
+        message = self._failure()
+        return f"{self.shard}: {message}" if self.shard else message
+
+    def _failure(self) -> str:
         if self.exit_code < 0 and not self.was_terminated:
             name = signal.Signals(-self.exit_code).name if -self.exit_code in _SIGNALS else -self.exit_code
             return (f"the indexer process was killed by signal {name} before it finished; "
@@ -71,11 +79,12 @@ _INHERITED_SETTING_NAMES = frozenset(
 
 
 def indexer_environment(*, database_url: str, project_id: str, source: Path, mode: str,
-                        run_id: str) -> dict[str, str]:
+                        run_id: str, shard: Shard = WHOLE) -> dict[str, str]:
     """The allow-listed part of the gateway's environment plus the run's own settings."""
     env = {name: value for name, value in os.environ.items() if _inherited(name)}
     env.update(as_environment(IndexerSettings, database_url=database_url, project_id=project_id,
-                              source_path=str(source), index_mode=mode, run_id=run_id))
+                              source_path=str(source), index_mode=mode, run_id=run_id, shard_count=shard.count))
+    env[SHARD_INDEX_ENV] = str(shard.index)  # the name Kubernetes gives it in an Indexed Job's pods
     use_offline_model(env)
     env.update(TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
     return env
@@ -103,6 +112,35 @@ async def run_indexer(env: dict[str, str], log_path: Path,
                     last_json = json.loads(text)
         exit_code = await process.wait()
     return IndexerOutcome(exit_code, last_json if isinstance(last_json, dict) else None, _tail(log_path))
+
+
+async def run_indexer_shards(envs: list[dict[str, str]], log_paths: list[Path],
+                             on_started: Callable[[asyncio.subprocess.Process], Awaitable[None]]) -> IndexerOutcome:
+    """Run one indexer per shard at once; the run's outcome. A shard that fails stops the others
+    (as `maxFailedIndexes: 0` does on Kubernetes) and its failure is the run's, naming the shard."""
+    processes: list[asyncio.subprocess.Process] = []
+    failures: list[IndexerOutcome] = []
+
+    async def started(process: asyncio.subprocess.Process) -> None:
+        processes.append(process)
+        await on_started(process)
+
+    async def shard(index: int) -> IndexerOutcome:
+        outcome = await run_indexer(envs[index], log_paths[index], started)
+        if len(envs) > 1:
+            outcome = replace(outcome, shard=f"shard {index} of {len(envs)}")
+        if not outcome.succeeded:
+            failures.append(outcome)
+            for process in processes:
+                if process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
+        return outcome
+
+    outcomes = await asyncio.gather(*(shard(i) for i in range(len(envs))))
+    if failures:
+        return failures[0]  # the first to fail; the others were stopped because of it
+    finished = [o for o in outcomes if not ((o.result or {}).get("summary") or {}).get("partial")]
+    return finished[-1] if finished else outcomes[-1]
 
 
 def _tail(path: Path) -> str:

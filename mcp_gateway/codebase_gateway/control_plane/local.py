@@ -28,11 +28,12 @@ from codebase_indexer.provisioning import ProjectDatabase, ensure_project_databa
 from codebase_indexer.runs import read_run
 from codebase_indexer.search import connection_budget
 from codebase_indexer.settings import home_dir
+from codebase_indexer.shards import MAX_SHARDS, Shard
 
 from ..projects import ResolvedProject
 from ..validation import is_within
 from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, iso
-from .indexer_process import IndexerOutcome, WarmIndexer, indexer_environment, run_indexer
+from .indexer_process import IndexerOutcome, WarmIndexer, indexer_environment, run_indexer, run_indexer_shards
 from .registry import Registry, ensure_registry
 from .watcher import Watcher, WatchSettings, WatchTarget
 
@@ -52,11 +53,14 @@ class LocalControlPlane:
     def __init__(self, admin_url: str | None = None, *, logs_dir: Path | None = None,
                  max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
                  limits: ConnectionLimits | None = None, watch: WatchSettings | None = None,
-                 watch_roots: list[Path] | None = None) -> None:
+                 watch_roots: list[Path] | None = None, parallelism: int = 1) -> None:
         if max_concurrent_runs < 1:
             raise ValueError(f"max_concurrent_runs must be at least 1, got {max_concurrent_runs}")
+        if not 1 <= parallelism <= MAX_SHARDS:
+            raise ValueError(f"parallelism must be from 1 to {MAX_SHARDS}, got {parallelism}")
         self._configured_admin_url = admin_url or ""
         self.max_concurrent_runs = max_concurrent_runs
+        self.parallelism = parallelism  # indexer processes (shards) per run
         self.admin_url = ""
         # Every connection of this gateway (registry, provisioning, searches) counts against it.
         limits = limits or ConnectionLimits(application_name=GATEWAY_APPLICATION_NAME)
@@ -68,7 +72,7 @@ class LocalControlPlane:
         self._wake = asyncio.Event()
         self._supervisor: asyncio.Task | None = None
         self._runs: dict[str, asyncio.Task] = {}
-        self._processes: dict[str, asyncio.subprocess.Process] = {}
+        self._processes: dict[str, list[asyncio.subprocess.Process]] = {}
         self._stopping = False
         self.watcher = Watcher(watch or WatchSettings(enabled=False), self)
         self._watch_roots = list(watch_roots or [])  # a gateway confined to roots watches nothing outside
@@ -97,8 +101,9 @@ class LocalControlPlane:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
-        for process in list(self._processes.values()):
-            _terminate(process)
+        for processes in list(self._processes.values()):
+            for process in processes:
+                _terminate(process)
         if self._runs:
             _, unfinished = await asyncio.wait(list(self._runs.values()), timeout=10)
             for task in unfinished:
@@ -200,7 +205,8 @@ class LocalControlPlane:
         except (OSError, asyncpg.PostgresError, RuntimeError):
             reachable = False
         return {"database_reachable": bool(reachable), "database": redact(self.admin_url),
-                "active_runs": len(self._processes), "max_concurrent_runs": self.max_concurrent_runs}
+                "active_runs": len(self._processes), "max_concurrent_runs": self.max_concurrent_runs,
+                "parallelism": self.parallelism}
 
     async def run_counts(self) -> dict[str, int]:
         return await self.registry.counts_by_state()
@@ -265,20 +271,28 @@ class LocalControlPlane:
         job_id = job["job_id"]
         try:
             project = await self._provision(job["project_id"])
-            env = indexer_environment(
+            shards = [Shard(index, self.parallelism) for index in range(self.parallelism)]
+            envs = [indexer_environment(
                 database_url=project.url, project_id=project.project_id, source=Path(job["repo_path"]),
-                mode="full" if job["force_reindex"] else "incremental", run_id=job_id,
-            )
+                mode="full" if job["force_reindex"] else "incremental", run_id=job_id, shard=shard,
+            ) for shard in shards]
+            logs = [self._logs_dir / (f"{job_id}.log" if shard.whole else f"{job_id}-shard{shard.index}.log")
+                    for shard in shards]
 
             async def started(process: asyncio.subprocess.Process) -> None:
-                self._processes[job_id] = process
-                await self.registry.set_running(job_id, process_id=process.pid,
-                                                status_message="indexing: starting the indexer")
+                processes = self._processes.setdefault(job_id, [])
+                processes.append(process)
+                if len(processes) == 1:  # the registry keeps one pid: the first shard's
+                    await self.registry.set_running(job_id, process_id=process.pid,
+                                                    status_message="indexing: starting the indexer")
 
-            # While watching, the warm indexer (its model already loaded) takes any run when it is
-            # free; otherwise a new indexer process does, as it always does without watching.
-            runner = self._warm.run if self._warm is not None and not self._warm.busy else run_indexer
-            outcome = await runner(env, self._logs_dir / f"{job_id}.log", started)
+            if self.parallelism == 1:
+                # While watching, the warm indexer (its model already loaded) takes any run when it is
+                # free; otherwise a new indexer process does, as it always does without watching.
+                runner = self._warm.run if self._warm is not None and not self._warm.busy else run_indexer
+                outcome = await runner(envs[0], logs[0], started)
+            else:  # one indexer process per shard; the warm indexer runs whole runs only
+                outcome = await run_indexer_shards(envs, logs, started)
             await self._record_outcome(job_id, outcome)
         except Exception as exc:
             log.exception("run %s failed", job_id)
@@ -321,8 +335,7 @@ class LocalControlPlane:
             log.exception("could not update the watches after %s", job_id)
 
     def _signal_cancel(self, job_id: str) -> None:
-        process = self._processes.get(job_id)
-        if process is not None:
+        for process in self._processes.get(job_id, ()):
             _terminate(process)
 
     async def _wait_finished(self, job_id: str, timeout: float) -> None:
