@@ -181,6 +181,8 @@ class _Indexer:
     skips: SkipCounter = field(default_factory=SkipCounter)
     chunk_skips: dict[str, int] = field(default_factory=dict)
     chunks_prepared: int = 0
+    stored_times: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    retimed: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # unchanged content, new time
     _recorded_model: tuple[str, int] | None = None
     _last_progress: float = 0.0
     _pool: ThreadPoolExecutor = field(
@@ -191,6 +193,7 @@ class _Indexer:
         await self._check_model()
         stored = {path: digest for path, digest in (await store.stored_file_hashes(self.conn)).items()
                   if self.shard.owns(path)}
+        self.stored_times = await store.stored_file_times(self.conn)
         # A run that wrote files and died before the whole-run step left this marker: the step
         # (whole_run.py) is then redone even when this run finds nothing to write.
         await runs.mark_whole_run_steps_pending(self.conn, self.run_id)
@@ -203,6 +206,7 @@ class _Indexer:
             await self._index_batches(self._batches(candidates, stored, seen))
         finally:
             self._pool.shutdown(wait=True)
+        await store.record_file_times(self.conn, self.retimed)
         gone = sorted(set(stored) - seen)
         await runs.record_gone(self.conn, self.run_id, self.shard, gone)  # deleted by the whole-run step
         self.summary.files_deleted = len(gone)
@@ -232,6 +236,8 @@ class _Indexer:
             if not self.full and stored.get(source.path) == source.content_hash:
                 seen.add(source.path)
                 self.summary.files_unchanged += 1
+                if self.stored_times.get(source.path) != (source.size, source.mtime_ns):
+                    self.retimed[source.path] = (source.size, source.mtime_ns)
                 continue
             write = self._prepared(source)
             if write is None:  # not seen: an earlier version of it leaves the index

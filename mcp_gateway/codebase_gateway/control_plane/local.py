@@ -194,6 +194,11 @@ class LocalControlPlane:
         return database_url(self.admin_url, names.database, user=names.reader_role,
                             password=local_reader_password(self.admin_url, names.database))
 
+    async def source_root(self, project_id: str) -> Path | None:
+        """The folder of the project's latest succeeded run: where its indexed files are on disk."""
+        path = await self.registry.indexed_repository(project_id)
+        return Path(path) if path else None
+
     async def health(self) -> dict:
         try:
             reachable = await self.registry.ping()
