@@ -27,7 +27,7 @@ from .control_plane.watcher import (
     WatchSettings,
     WatchTarget,
 )
-from .projects import find_config
+from .project_resolution import find_config
 from .validation import InvalidArgument
 
 

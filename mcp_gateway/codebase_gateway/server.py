@@ -40,7 +40,7 @@ from .control_plane.base import ControlPlane, JobStatus, RunRequest, UnknownJob,
 from .embedder import LazyEmbedder
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
-from .projects import ResolvedProject, find_config, resolve_project
+from .project_resolution import ResolvedProject, find_config, resolve_project
 from .sessions import WorkingDirectories, session_key, session_scope
 from .validation import InvalidArgument
 

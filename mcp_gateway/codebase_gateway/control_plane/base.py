@@ -9,7 +9,7 @@ from typing import Protocol
 from codebase_indexer.connections import ConnectionBudget
 from codebase_indexer.outcomes import FINISHED_STATES, tool_status
 
-from ..projects import ResolvedProject
+from ..project_resolution import ResolvedProject
 
 
 class UnknownJob(LookupError):
