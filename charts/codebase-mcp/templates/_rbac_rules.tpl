@@ -13,6 +13,10 @@
 - apiGroups: [codebase.mcp.dev]
   resources: [codebaseprojects, indexingruns]
   verbs: [get, list, watch, patch]
+# finished runs beyond a project's spec.runHistory are deleted
+- apiGroups: [codebase.mcp.dev]
+  resources: [indexingruns]
+  verbs: [delete]
 - apiGroups: [codebase.mcp.dev]
   resources: [codebaseprojects/status, indexingruns/status]
   verbs: [patch]
