@@ -13,10 +13,10 @@
 - apiGroups: [codebase.mcp.dev]
   resources: [codebaseprojects, indexingruns]
   verbs: [get, list, watch, patch]
-# finished runs beyond a project's spec.runHistory are deleted
+# runs it starts itself (refresh annotation, spec.refresh); finished ones beyond spec.runHistory deleted
 - apiGroups: [codebase.mcp.dev]
   resources: [indexingruns]
-  verbs: [delete]
+  verbs: [create, delete]
 - apiGroups: [codebase.mcp.dev]
   resources: [codebaseprojects/status, indexingruns/status]
   verbs: [patch]
