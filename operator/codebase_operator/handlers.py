@@ -54,13 +54,15 @@ async def refresh_requested(body: kopf.Body, type: str | None, memo: kopf.Memo, 
 
 async def start_rechecks(memo: kopf.Memo, **_: Any) -> None:
     memo["rechecks"] = asyncio.create_task(rechecks.recheck_forever(context(memo)), name="project-rechecks")
+    memo["refreshes"] = asyncio.create_task(refresh.refresh_forever(context(memo)), name="project-refreshes")
 
 
 async def stop_rechecks(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("rechecks")
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    for key in ("rechecks", "refreshes"):
+        task = memo.get(key)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 @metrics.counted("codebaseproject")

@@ -229,6 +229,8 @@ async def release(ctx: Context, namespace: str, project_name: str, run_name: str
             ops.append({"op": "remove", "path": "/status/activeRun"})
         if last_run is not None:
             ops.append({"op": "add", "path": "/status/lastRun", "value": dict(last_run)})
+            if last_run.get("succeeded"):
+                ops.append({"op": "add", "path": "/status/lastIndexedTime", "value": last_run["completionTime"]})
         if not ops or "status" not in project:
             return project
         try:

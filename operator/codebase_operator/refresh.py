@@ -1,4 +1,5 @@
-"""Runs the operator starts on its own: on request (`kubectl annotate cbp NAME codebase.mcp.dev/refresh=now`).
+"""Runs the operator starts on its own: on request (`kubectl annotate cbp NAME codebase.mcp.dev/refresh=now`)
+and on a schedule (`spec.refresh.interval`).
 
 A request is absorbed by a run of the project that is not finished yet: that run indexes the
 tree as it is when it starts, or is about to. Run names derive from the project's uid and the
@@ -6,20 +7,26 @@ request, so a handler that runs twice for one request creates one run.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime
 import hashlib
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from codebase_indexer import contract
+from codebase_indexer.postgres import redact
 
 from . import API_VERSION, kube, transitions
-from .specs import MAX_NAME_LENGTH
+from .context import Context
+from .specs import MAX_NAME_LENGTH, InvalidSpec
 
 Logger = logging.Logger | kopf.Logger
+log = logging.getLogger(__name__)
 _SUFFIX = "-refresh-"
 
 
@@ -87,3 +94,88 @@ async def on_refresh_annotation(api: Any, body: kopf.Body, logger: Logger) -> No
     with contextlib.suppress(kube.Conflict):
         await kube.json_patch(api, kube.CodebaseProject, body.metadata.namespace or "", body.metadata.name or "",
                               [{"op": "test", "path": pointer, "value": value}, {"op": "remove", "path": pointer}])
+
+
+# spec.refresh: {interval: "15m"}. One task of the operator checks the projects that ask for it
+# (a kopf timer would put a finalizer on every project, and a Retained project needs none).
+
+_INTERVAL = re.compile(r"^(?:(\d{1,4})h)?(?:(\d{1,5})m)?(?:(\d{1,6})s)?$")
+MAX_INTERVAL = 366 * 24 * 3600
+
+
+def parse_interval(text: Any) -> float:
+    """Seconds of a duration like "15m", "1h30m" or "90s"; InvalidSpec otherwise."""
+    found = _INTERVAL.match(text) if isinstance(text, str) and text else None
+    seconds = (int(found[1] or 0) * 3600 + int(found[2] or 0) * 60 + int(found[3] or 0)) if found else 0
+    if not found or not 0 < seconds <= MAX_INTERVAL:
+        raise InvalidSpec(f"spec.refresh.interval must be a duration like 15m, 1h or 1h30m (at most 366 days), "
+                          f"not {text!r}")
+    return float(seconds)
+
+
+def refresh_interval(project_spec: Mapping[str, Any], minimum: float) -> float | None:
+    """The project's refresh interval in seconds (raised to the operator's minimum), or None."""
+    spec = project_spec.get("refresh")
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise InvalidSpec("spec.refresh must be an object {interval}")
+    return max(parse_interval(spec.get("interval")), minimum)
+
+
+def _time(text: Any) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def next_refresh(status: Mapping[str, Any], interval: float) -> datetime.datetime | None:
+    """When the next run is due: an interval after the last success or the last run's end, whichever
+    is later (a failing project is not retried in a loop); None when it never ran (due now)."""
+    times = [t for t in (_time(status.get("lastIndexedTime")), _time((status.get("lastRun") or {}).get(
+        "completionTime"))) if t is not None]
+    return max(times) + datetime.timedelta(seconds=interval) if times else None
+
+
+def _rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def refresh_project(ctx: Context, project: Mapping[str, Any], now: datetime.datetime, logger: Logger) -> None:
+    """Start the project's run when it is due and none is unfinished; keep status.nextRefreshTime current."""
+    meta, status = project["metadata"], project.get("status") or {}
+    interval = refresh_interval(project.get("spec") or {}, ctx.config.min_refresh_interval)
+    if interval is None or transitions.reason_of(status, transitions.DATABASE_READY) != "DatabaseReady":
+        return
+    due = next_refresh(status, interval)
+    if due is None or due <= now:
+        await request_run(ctx.api, project, f"interval\0{_rfc3339(due) if due else 'first'}", "interval", logger)
+        due = now + datetime.timedelta(seconds=interval)  # if this run succeeds now; rewritten after it ends
+    if status.get("nextRefreshTime") != _rfc3339(due) and "status" in project:
+        await kube.json_patch(ctx.api, kube.CodebaseProject, meta["namespace"], meta["name"], [
+            {"op": "add", "path": "/status/nextRefreshTime", "value": _rfc3339(due)}], subresource="status")
+
+
+async def refresh_forever(ctx: Context) -> None:
+    while True:
+        await refresh_all(ctx)
+        await asyncio.sleep(ctx.config.refresh_check_interval)
+
+
+async def refresh_all(ctx: Context) -> None:
+    try:
+        listed = await kube.list_in_namespaces(ctx.api, kube.CodebaseProject, ctx.namespaces)
+    except Exception as exc:  # the API is unreachable for now: the next round tries again
+        log.warning(f"cannot list CodebaseProjects for spec.refresh: {redact(str(exc))}")
+        return
+    now = datetime.datetime.now(datetime.UTC)
+    for project in listed:
+        if (project.get("metadata") or {}).get("deletionTimestamp") or not (project.get("spec") or {}).get("refresh"):
+            continue
+        try:
+            await refresh_project(ctx, project, now, log)
+        except InvalidSpec as exc:
+            log.warning(f"project {project['metadata'].get('name')}: not refreshed: {exc}")
+        except Exception as exc:  # one broken project must not stop the others' refreshes
+            log.warning(f"refresh of project {project['metadata'].get('name')} failed: {redact(str(exc))}")
