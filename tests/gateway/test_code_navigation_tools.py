@@ -54,7 +54,7 @@ async def test_grep_code_with_an_explicit_project(local_gateway, indexed):
     assert result["total_count"] == lines_holding(repo, "capacity") > 2
     assert result["matches"][0] == {"file_path": "backend/inventory.py", "line": 21, "column": 24,
                                     "line_text": "    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:",
-                                    "symbol": "Inventory.__init__"}
+                                    "symbol": "Inventory.__init__", "stale": False}
     regex = await call(local_gateway, "grep_code", {"pattern": r"^func \(s \*Store\) \w+", "regex": True,
                                                     "project_id": project})
     assert [(m["line"], m["symbol"]) for m in regex["matches"]] == [(29, "Store.Get"), (40, "Store.Put")]
