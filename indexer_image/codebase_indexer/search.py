@@ -138,7 +138,26 @@ async def _hybrid_scores(pool, embedder, query, where, params, limit, candidates
 
 async def _embedded_semantic_leg(conn, embedder, query, where, params, k):
     vector = (await asyncio.to_thread(embedder.embed, [query]))[0]
-    return vector, await _semantic_hits(conn, vector, where, params, k)
+    return await feedback_semantic_hits(conn, vector, where, params, k)
+
+
+async def feedback_semantic_hits(conn, vector: np.ndarray, where: str, params: list, k: int,
+                                 depth: int = ranking.FEEDBACK_DEPTH,
+                                 weight: float = ranking.FEEDBACK_WEIGHT) -> tuple[np.ndarray, list]:
+    """The dense leg with pseudo-relevance feedback: (the query vector moved towards its `depth`
+    nearest chunks by `weight`, its nearest chunks). Without feedback, the query's own."""
+    hits = await _semantic_hits(conn, vector, where, params, k)
+    if depth <= 0 or weight <= 0 or not hits:
+        return vector, hits
+    rows = await conn.fetch("SELECT embedding FROM chunks WHERE id = ANY($1::bigint[])",
+                            [chunk_id for chunk_id, _ in hits[:depth]])
+    moved = ranking.moved_towards(vector, np.stack([_as_array(r["embedding"]) for r in rows]), weight)
+    return moved, await _semantic_hits(conn, moved, where, params, k)
+
+
+def _as_array(value) -> np.ndarray:
+    # pgvector's codec gives a Vector for a vector column fetched on its own.
+    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
 
 
 async def _lexical_leg(conn, query, where, params, k):
@@ -287,15 +306,17 @@ async def _semantic_hits(conn, vector: np.ndarray, where: str, params: list, k: 
     return [(row["id"], 1.0 - row["distance"]) for row in rows]
 
 
-async def _weighted_lexemes(conn, query: str) -> list[tuple[str, float]]:
-    """The query's rarest stemmed lexemes that occur in the project, with their IDF."""
+async def _weighted_lexemes(conn, query: str, terms: int = LEXICAL_TERMS,
+                            stop_words: frozenset[str] = ranking.LEXICAL_STOP_WORDS) -> list[tuple[str, float]]:
+    """The query's rarest stemmed lexemes that occur in the project, with their IDF
+    (words of doc-comment phrasing left out: ranking.lexical_query)."""
     rows = await conn.fetch(
         "WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', $1))), "
         "n AS (SELECT coalesce((SELECT (value #>> '{}')::float8 FROM project_meta "
         "      WHERE key = 'lexical_documents'), 1) AS total) "
         "SELECT s.lexeme, ln(1 + (n.total - s.df + 0.5) / (s.df + 0.5)) AS idf "
         "FROM q JOIN lexeme_stats s USING (lexeme), n ORDER BY s.df, s.lexeme LIMIT $2",
-        searchable_text(query), LEXICAL_TERMS,
+        searchable_text(ranking.lexical_query(query, stop_words)), terms,
     )
     return [(row["lexeme"], row["idf"]) for row in rows if _LEXEME.match(row["lexeme"])]
 
