@@ -13,6 +13,7 @@ class SourceFile:
     size: int  # bytes on disk
     content_hash: str  # sha256 hex of the raw bytes
     text: str  # decoded content (UTF-8, or a safe fallback decoding)
+    mtime_ns: int | None = None  # modification time of the bytes read (freshness.py compares it)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from . import runs, store, whole_run
+from . import index_runs, store, whole_run
 from .chunking import TooManyChunks, parse_file
 from .credentials import find_credential
 from .embedding import Embedder
@@ -104,11 +104,11 @@ async def index_repository(
         await migrate(conn)
         run_id = run_id or uuid.uuid4().hex
         await _lock_project(conn, project_id, run_id, shard, lock_wait_seconds, should_cancel or (lambda: False))
-        await runs.fail_abandoned_runs(conn, run_id)
+        await index_runs.fail_abandoned_runs(conn, run_id)
         database = await conn.fetchval("SELECT current_database()")
         summary = IndexSummary(project_id=project_id, database_name=database,
                                mode="full" if full else "incremental")
-        await runs.start_run(conn, run_id, summary.mode, shard)
+        await index_runs.start_run(conn, run_id, summary.mode, shard)
         indexer = _Indexer(conn=conn, root=root, embedder=embedder, summary=summary, full=full,
                            scan_options=scan_options or ScanOptions(), run_id=run_id, shard=shard,
                            on_progress=on_progress, should_cancel=should_cancel or (lambda: False),
@@ -134,11 +134,11 @@ async def _lock_project(conn: asyncpg.Connection, project_id: str, run_id: str, 
                         wait_seconds: float, should_cancel: Callable[[], bool]) -> None:
     """Wait up to `wait_seconds` for the project's write lock; raise ProjectBusy naming the holder."""
     deadline = time.monotonic() + max(0.0, wait_seconds)
-    while not await runs.try_lock_project(conn, run_id, shard):
+    while not await index_runs.try_lock_project(conn, run_id, shard):
         if should_cancel():
             raise IndexingCancelled("indexing was cancelled while waiting for the project")
         if time.monotonic() >= deadline:
-            holder = await runs.lock_holder(conn)
+            holder = await index_runs.lock_holder(conn)
             if holder == run_id:  # our own run: another process is working this shard
                 raise ProjectBusy(f"{shard} of run {run_id} is already being indexed by another process")
             raise ProjectBusy(
@@ -161,8 +161,8 @@ def _checked_source(source: Path) -> Path:
 async def _record_end(conn: asyncpg.Connection, run_id: str, shard: Shard, state: str, error: str) -> None:
     """The shard ended without success: so did the run (naming the shard when there are several)."""
     with contextlib.suppress(Exception):  # the connection itself may be what failed; the caller reports the error
-        await runs.finish_shard(conn, run_id, shard, state, error=error)
-        await runs.finish_run(conn, run_id, state, error=error if shard.whole else f"{shard}: {error}")
+        await index_runs.finish_shard(conn, run_id, shard, state, error=error)
+        await index_runs.finish_run(conn, run_id, state, error=error if shard.whole else f"{shard}: {error}")
 
 
 @dataclass
@@ -181,6 +181,8 @@ class _Indexer:
     skips: SkipCounter = field(default_factory=SkipCounter)
     chunk_skips: dict[str, int] = field(default_factory=dict)
     chunks_prepared: int = 0
+    stored_times: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    retimed: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # unchanged content, new time
     _recorded_model: tuple[str, int] | None = None
     _last_progress: float = 0.0
     _pool: ThreadPoolExecutor = field(
@@ -191,9 +193,10 @@ class _Indexer:
         await self._check_model()
         stored = {path: digest for path, digest in (await store.stored_file_hashes(self.conn)).items()
                   if self.shard.owns(path)}
+        self.stored_times = await store.stored_file_times(self.conn)
         # A run that wrote files and died before the whole-run step left this marker: the step
         # (whole_run.py) is then redone even when this run finds nothing to write.
-        await runs.mark_whole_run_steps_pending(self.conn, self.run_id)
+        await index_runs.mark_whole_run_steps_pending(self.conn, self.run_id)
         listed = await asyncio.to_thread(list_candidates, self.root, self.scan_options, self.skips)
         candidates = [candidate for candidate in listed if self.shard.owns(candidate.path)]
         self.progress.files_total = self.summary.files_total = len(candidates)
@@ -203,8 +206,9 @@ class _Indexer:
             await self._index_batches(self._batches(candidates, stored, seen))
         finally:
             self._pool.shutdown(wait=True)
+        await store.record_file_times(self.conn, self.retimed)
         gone = sorted(set(stored) - seen)
-        await runs.record_gone(self.conn, self.run_id, self.shard, gone)  # deleted by the whole-run step
+        await index_runs.record_gone(self.conn, self.run_id, self.shard, gone)  # deleted by the whole-run step
         self.summary.files_deleted = len(gone)
         self.summary.files_skipped = self.skips.total()
         self.summary.skipped_by_reason = dict(sorted(self.skips.counts.items()))
@@ -232,6 +236,8 @@ class _Indexer:
             if not self.full and stored.get(source.path) == source.content_hash:
                 seen.add(source.path)
                 self.summary.files_unchanged += 1
+                if self.stored_times.get(source.path) != (source.size, source.mtime_ns):
+                    self.retimed[source.path] = (source.size, source.mtime_ns)
                 continue
             write = self._prepared(source)
             if write is None:  # not seen: an earlier version of it leaves the index
@@ -315,7 +321,7 @@ class _Indexer:
         if not force and now - self._last_progress < PROGRESS_INTERVAL_SECONDS:
             return
         self._last_progress = now
-        await runs.record_progress(self.conn, self.run_id, self.progress, self.shard)
+        await index_runs.record_progress(self.conn, self.run_id, self.progress, self.shard)
         if self.on_progress is not None:
             self.on_progress(replace(self.progress))
 

@@ -469,7 +469,7 @@ def read_source(candidate: Candidate, skips: SkipCounter) -> SourceFile | None:
     bytes and the decoded text (CRLF normalised to LF).
     """
     try:
-        data = _read_regular_file(candidate)
+        data, mtime_ns = _read_regular_file(candidate)
     except _Skip as skip:
         skips.add(skip.reason, candidate.path)
         return None
@@ -487,11 +487,12 @@ def read_source(candidate: Candidate, skips: SkipCounter) -> SourceFile | None:
         size=len(data),
         content_hash=hashlib.sha256(data).hexdigest(),
         text=decode_text(data).replace("\r\n", "\n"),
+        mtime_ns=mtime_ns,
     )
 
 
-def _read_regular_file(candidate: Candidate) -> bytes:
-    """The file's bytes, if it is still a regular file within the size limit."""
+def _read_regular_file(candidate: Candidate) -> tuple[bytes, int]:
+    """The file's bytes and modification time, if it is still a regular file within the size limit."""
     descriptor = _open_regular_file(candidate.abs_path)
     try:
         opened = os.fstat(descriptor)
@@ -504,7 +505,7 @@ def _read_regular_file(candidate: Candidate) -> bytes:
         os.close(descriptor)
     if len(data) > candidate.max_size:  # grew between fstat and read
         raise _Skip("too_large")
-    return data
+    return data, opened.st_mtime_ns
 
 
 def _open_regular_file(path: str | Path) -> int:

@@ -146,6 +146,11 @@ MIGRATIONS: list[tuple[int, str]] = [
         PRIMARY KEY (run_id, path)
     );
     """),
+    (7, """
+    -- The file's modification time when it was read (ns since the epoch): with `size`, what a
+    -- search compares with the disk to say whether a result is stale (freshness.py).
+    ALTER TABLE files ADD COLUMN mtime_ns bigint;
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

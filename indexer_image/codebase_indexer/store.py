@@ -82,6 +82,21 @@ async def stored_file_hashes(conn: asyncpg.Connection) -> dict[str, str]:
     return {row["path"]: row["content_hash"] for row in rows}
 
 
+async def stored_file_times(conn: asyncpg.Connection) -> dict[str, tuple[int, int | None]]:
+    """(size, mtime_ns) of every indexed file, as read when it was indexed."""
+    rows = await conn.fetch("SELECT path, size, mtime_ns FROM files")
+    return {row["path"]: (row["size"], row["mtime_ns"]) for row in rows}
+
+
+async def record_file_times(conn: asyncpg.Connection, times: dict[str, tuple[int, int | None]]) -> None:
+    """Files whose content did not change but whose time did (touched, checked out again)."""
+    if times:
+        await conn.execute(
+            "UPDATE files SET size = t.size, mtime_ns = t.mtime_ns FROM unnest($1::text[], $2::bigint[], "
+            "$3::bigint[]) AS t(path, size, mtime_ns) WHERE files.path = t.path",
+            list(times), [size for size, _ in times.values()], [mtime for _, mtime in times.values()])
+
+
 async def cached_vectors(conn: asyncpg.Connection, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
     if not hashes:
         return {}
@@ -103,9 +118,9 @@ async def write_files(conn: asyncpg.Connection, files: list[FileWrite], model: s
             "WITH gone AS (DELETE FROM files WHERE path = ANY($1::text[]) RETURNING chunk_count) "
             "SELECT coalesce(sum(chunk_count), 0) FROM gone", paths)
         file_ids = await conn.fetch(
-            "INSERT INTO files (path, extension, language, content_hash, size, content, chunk_count) "
-            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::int[]) "
-            "RETURNING id, path",
+            "INSERT INTO files (path, extension, language, content_hash, size, content, chunk_count, mtime_ns) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::int[], "
+            "$8::bigint[]) RETURNING id, path",
             paths,
             [_extension(p) for p in paths],
             [f.source.language for f in files],
@@ -113,6 +128,7 @@ async def write_files(conn: asyncpg.Connection, files: list[FileWrite], model: s
             [f.source.size for f in files],
             [f.source.text for f in files],
             [len(f.chunks) for f in files],
+            [f.source.mtime_ns for f in files],
         )
         id_of = {row["path"]: row["id"] for row in file_ids}
         await conn.copy_records_to_table(

@@ -14,7 +14,7 @@ from dataclasses import fields
 
 import asyncpg
 
-from . import runs, store
+from . import index_runs, store
 from .models import IndexSummary
 from .outcomes import SUCCEEDED
 from .shards import Shard
@@ -27,22 +27,22 @@ async def finish_shard(conn: asyncpg.Connection, run_id: str, shard: Shard,
     """Record the shard's success; if it is the last, do the whole-run step and return the run's summary."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _FINISH_LOCK_KEY)
-        await runs.finish_shard(conn, run_id, shard, SUCCEEDED, summary=summary)
-        parts = await runs.shard_summaries(conn, run_id, shard.count)
+        await index_runs.finish_shard(conn, run_id, shard, SUCCEEDED, summary=summary)
+        parts = await index_runs.shard_summaries(conn, run_id, shard.count)
         if parts is None:
             return None
         total = combined(summary, parts)
-        gone = await runs.gone_paths(conn, run_id)
+        gone = await index_runs.gone_paths(conn, run_id)
         total.chunks_deleted += await store.delete_files(conn, gone)
         total.files_deleted = len(gone)
-        if total.files_indexed or gone or await runs.whole_run_steps_pending(conn, run_id):
+        if total.files_indexed or gone or await index_runs.whole_run_steps_pending(conn, run_id):
             await store.refresh_lexeme_stats(conn)
         total.duration_seconds = round(float(await conn.fetchval(
             "SELECT extract(epoch FROM clock_timestamp() - started_at) FROM index_runs WHERE run_id = $1",
             run_id) or 0.0), 3)
-        await runs.finish_run(conn, run_id, SUCCEEDED, summary=total)
-        await runs.clear_whole_run_steps_pending(conn)
-        await runs.clear_gone(conn, run_id)
+        await index_runs.finish_run(conn, run_id, SUCCEEDED, summary=total)
+        await index_runs.clear_whole_run_steps_pending(conn)
+        await index_runs.clear_gone(conn, run_id)
     return total
 
 

@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 from codebase_indexer import grep as grep_plane
@@ -19,7 +20,14 @@ from codebase_indexer.provisioning import ProjectDatabase, ensure_project_databa
 from codebase_indexer.search import MODES, SearchError, search_code
 from codebase_indexer.settings import project_lock_wait_seconds, use_offline_model
 
-from .projects import find_config
+from .control_plane.watcher import (
+    DEFAULT_DEBOUNCE_SECONDS,
+    DEFAULT_MAX_DELAY_SECONDS,
+    RepositoryWatch,
+    WatchSettings,
+    WatchTarget,
+)
+from .project_resolution import find_config
 from .validation import InvalidArgument
 
 
@@ -35,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("path", type=Path)
     index.add_argument("--project", help="project name (default: .codebase-mcp/config.json, else the folder's name)")
     index.add_argument("--full", action="store_true", help="re-index every file, not only changed ones")
+    index.add_argument("--watch", action="store_true",
+                       help="then keep watching: re-index incrementally whenever files change, one status line "
+                            "a run, until Ctrl-C")
+    index.add_argument("--watch-debounce", type=float, default=DEFAULT_DEBOUNCE_SECONDS, metavar="SECONDS",
+                       help="with --watch: run once files stop changing for this long "
+                            f"(default {DEFAULT_DEBOUNCE_SECONDS:g})")
     index.set_defaults(handler=_index_command)
 
     search = commands.add_parser("search", help="search an indexed project")
@@ -139,9 +153,68 @@ def _index_command(args: argparse.Namespace) -> int:
     if not path.is_dir():
         raise CliError(f"{args.path} is not a directory")
     project_id = project_for(path, args.project)
+    if args.watch:
+        try:
+            settings = WatchSettings(debounce_seconds=args.watch_debounce,
+                                     max_delay_seconds=max(args.watch_debounce, DEFAULT_MAX_DELAY_SECONDS))
+        except ValueError as exc:
+            raise CliError(f"--watch-debounce: {exc}") from None
+        return asyncio.run(_index_and_watch(path, project_id, args.full, settings))
     summary = asyncio.run(_index(path, project_id, args.full))
     print(_summary_text(summary))
     return 0
+
+
+async def _index_and_watch(path: Path, project_id: str, full: bool, settings: WatchSettings) -> int:
+    """Index, then re-index on every settled change until interrupted or the folder goes away."""
+    project = await ensure_project_database(admin_database_url(), project_id)
+    runs = TerminalRuns(path, project_id, project.url, create_embedder(), sys.stdout)
+    print(_summary_text(await runs.index(full=full)), flush=True)
+    watch = RepositoryWatch(WatchTarget(project_id, path), runs, settings)
+    watch.start()
+    print(f"watching {path} for changes (Ctrl-C to stop)", flush=True)
+    try:
+        while watch.running:
+            await asyncio.sleep(0.5)
+    finally:
+        await watch.stop()
+        await runs.wait()
+    print(f"error: {watch.status.message}", file=sys.stderr)
+    return 1
+
+
+class TerminalRuns:
+    """The watch's runs in this process (watcher.RunStarter): one at a time, one line each."""
+
+    def __init__(self, path: Path, project_id: str, url: str, embedder, out) -> None:
+        self.path, self.project_id, self.url, self.embedder, self.out = path, project_id, url, embedder, out
+        self._active: asyncio.Task | None = None
+        self._count = 0
+
+    async def index(self, *, full: bool = False) -> IndexSummary:
+        return await index_repository(self.url, self.path, project_id=self.project_id, embedder=self.embedder,
+                                      full=full, lock_wait_seconds=project_lock_wait_seconds())
+
+    async def project_run_state(self, project_id: str) -> str | None:
+        return "running" if self._active is not None and not self._active.done() else None
+
+    async def start_watch_run(self, target: WatchTarget) -> str:
+        self._count += 1
+        self._active = asyncio.create_task(self._run())
+        return f"run {self._count}"
+
+    async def wait(self) -> None:
+        if self._active is not None:
+            await asyncio.gather(self._active, return_exceptions=True)
+
+    async def _run(self) -> None:
+        moment = time.strftime("%H:%M:%S")
+        try:
+            summary = await self.index()
+        except (IndexingError, EmbeddingError, OSError) as exc:
+            print(f"{moment} run {self._count} failed: {exc}", file=self.out, flush=True)
+            return
+        print(f"{moment} run {self._count}: {summary_sentence(summary.to_dict())}", file=self.out, flush=True)
 
 
 async def _index(path: Path, project_id: str, full: bool) -> IndexSummary:

@@ -27,6 +27,7 @@ from codebase_indexer import grep as grep_plane
 from codebase_indexer import symbols as symbol_plane
 from codebase_indexer.credentials import redact
 from codebase_indexer.embedding import EmbeddingError
+from codebase_indexer.freshness import mark_stale, recorded_times
 from codebase_indexer.grep import MAX_GREP_LIMIT, MAX_PATTERN_CHARS
 from codebase_indexer.postgres import database_of
 from codebase_indexer.search import MAX_GLOB_CHARS, MAX_LIMIT, SearchError, SearchMode
@@ -39,7 +40,7 @@ from .control_plane.base import ControlPlane, JobStatus, RunRequest, UnknownJob,
 from .embedder import LazyEmbedder
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
-from .projects import ResolvedProject, find_config, resolve_project
+from .project_resolution import ResolvedProject, find_config, resolve_project
 from .sessions import WorkingDirectories, session_key, session_scope
 from .validation import InvalidArgument
 
@@ -178,6 +179,15 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         except UnknownJob:
             raise ToolError(f"unknown job_id {job_id!r}: list_indexing_jobs shows the known jobs") from None
 
+    async def mark_results_stale(project_id: str, url: str, results: list[dict]) -> None:
+        """Each result's `stale`: did its file change on disk after it was indexed (freshness.py)."""
+        root = await control_plane.source_root(project_id)
+        recorded = {}
+        if root is not None and results:
+            async with control_plane.connection_budget.pool(url) as pool, pool.acquire() as conn:
+                recorded = await recorded_times(conn, (r["file_path"] for r in results))
+        mark_stale(results, root, recorded)
+
     @tool
     async def set_working_directory(
         directory: Annotated[str, Field(description="Absolute path of the directory you work in")],
@@ -276,6 +286,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             file_type=file_type, directory=directory,
             limit=limit, mode=mode, budget=control_plane.connection_budget,
         )
+        await mark_results_stale(project.project_id, url, response["results"])
         metrics.observe_search(time.perf_counter() - started)
         return validation.capped_search_response(response)
 
@@ -303,6 +314,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             url, pattern, project_id=project.project_id, database_name=database_of(url), regex=regex,
             case_sensitive=case_sensitive, language=language or None, file_type=file_type,
             directory=directory, path_glob=path_glob or None, limit=limit, budget=control_plane.connection_budget)
+        await mark_results_stale(project.project_id, url, response["matches"])
         return validation.capped_matches(response, "matches")
 
     @tool

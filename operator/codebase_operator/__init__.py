@@ -3,7 +3,7 @@
 Layers, from the outside in:
 - `command`: the CLI (`codebase-operator`, `codebase-mcp operator`).
 - `handlers`: the kopf registry; thin handlers that delegate.
-- `projects`, `runs`: the reconcile steps, with their side effects (API, database).
+- `codebase_projects`, `indexing_runs`: the reconcile steps of each kind, with their side effects (API, database).
 - `kube`: pykube classes and the client (blocking calls run in threads).
 - `jobs`, `transitions`, `conditions`: pure functions (Job manifests, status changes).
 """

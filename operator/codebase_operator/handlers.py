@@ -9,7 +9,7 @@ import kopf
 
 from codebase_indexer import contract
 
-from . import GROUP, VERSION, kube, metrics, projects, rechecks, runs, transitions, waits
+from . import GROUP, VERSION, codebase_projects, indexing_runs, kube, metrics, rechecks, transitions, waits
 from .context import Context
 
 PROJECTS = (GROUP, VERSION, contract.PROJECTS)
@@ -42,7 +42,7 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 @metrics.counted("codebaseproject")
 async def reconcile_project(body: kopf.Body, patch: kopf.Patch, retry: int, memo: kopf.Memo,
                             logger: kopf.Logger, **_: Any) -> None:
-    await projects.reconcile(context(memo), body, patch, retry, logger)
+    await codebase_projects.reconcile(context(memo), body, patch, retry, logger)
 
 
 async def start_rechecks(memo: kopf.Memo, **_: Any) -> None:
@@ -59,19 +59,19 @@ async def stop_rechecks(memo: kopf.Memo, **_: Any) -> None:
 @metrics.counted("codebaseproject")
 async def drop_project_database(body: kopf.Body, retry: int, memo: kopf.Memo, logger: kopf.Logger,
                                 **_: Any) -> None:
-    await projects.drop(context(memo), body, retry, logger)
+    await codebase_projects.drop(context(memo), body, retry, logger)
 
 
 @metrics.counted("indexingrun")
 async def start_run(body: kopf.Body, patch: kopf.Patch, retry: int, memo: kopf.Memo,
                     logger: kopf.Logger, **_: Any) -> None:
-    await runs.start(context(memo), body, patch, retry, logger)
+    await indexing_runs.start(context(memo), body, patch, retry, logger)
 
 
 @metrics.counted("indexingrun")
 async def watch_run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger,
                     **_: Any) -> None:
-    await runs.watch(context(memo), body, patch, logger)
+    await indexing_runs.watch(context(memo), body, patch, logger)
 
 
 def is_running(status: kopf.Status, **_: Any) -> bool:

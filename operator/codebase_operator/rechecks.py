@@ -13,7 +13,7 @@ import logging
 
 from codebase_indexer.postgres import redact
 
-from . import kube, projects
+from . import codebase_projects, kube
 from .context import Context
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,6 @@ async def recheck_all(ctx: Context) -> None:
         if (project.get("metadata") or {}).get("deletionTimestamp"):
             continue
         try:
-            await projects.recheck(ctx, project, log)
+            await codebase_projects.recheck(ctx, project, log)
         except Exception as exc:  # one broken project must not stop the others' re-checks
             log.warning(f"re-check of project {project['metadata'].get('name')} failed: {redact(str(exc))}")

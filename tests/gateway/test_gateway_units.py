@@ -10,7 +10,7 @@ import pytest
 from codebase_gateway import validation
 from codebase_gateway.auth import InsecureHttpConfiguration, http_auth, is_loopback
 from codebase_gateway.metrics import Metrics
-from codebase_gateway.projects import find_config, resolve_project
+from codebase_gateway.project_resolution import find_config, resolve_project
 
 
 def write_config(directory: Path, text: str) -> Path:

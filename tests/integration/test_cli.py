@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -45,3 +46,29 @@ async def test_unknown_project_and_bad_path_give_clear_errors(postgres_url, tmp_
     assert missing == 1 and "has not been indexed" in capsys.readouterr().err
     bad = await asyncio.to_thread(cli_main, ["index", str(tmp_path / "nope")])
     assert bad == 1 and "is not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_index_watch_prints_one_line_per_run_and_stops_when_the_folder_goes(postgres_url, tmp_path, unique_project_id):
+    repo = write_tree(tmp_path / "shop", {"cart.py": "def add_item_to_cart(cart, item):\n    cart.append(item)\n",
+                                          ".gitignore": "*.log\n"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "codebase_gateway.cli", "index", str(repo), "--project", unique_project_id,
+         "--watch", "--watch-debounce", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        lines = iter(process.stdout.readline, "")
+        summary = "".join(next(lines) for _ in range(3))  # the index's summary, as without --watch
+        assert f"project {unique_project_id}" in summary and "indexed 2 files" in summary, summary
+        assert next(lines).startswith(f"watching {repo}")
+
+        (repo / "cart.py").write_text("def remove_item_from_cart(cart, item):\n    cart.remove(item)\n")
+        (repo / "notes.log").write_text("not indexed\n")
+        run = next(lines)
+        assert " run 1: indexed 1 files" in run and "0 deleted" in run, run
+
+        shutil.rmtree(repo)
+        assert process.wait(timeout=60) == 1
+        assert f"the repository folder {repo}" in process.stderr.read()
+    finally:
+        process.kill()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from codebase_indexer.index_runs import read_run
 from codebase_indexer.pipeline import IndexingCancelled, SourceNotFound
-from codebase_indexer.runs import read_run
 
 from .conftest import write_tree
 

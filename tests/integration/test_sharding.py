@@ -8,8 +8,8 @@ import uuid
 import asyncpg
 import pytest
 
+from codebase_indexer.index_runs import read_run
 from codebase_indexer.provisioning import ensure_project_database
-from codebase_indexer.runs import read_run
 from codebase_indexer.shards import Shard, shard_of
 
 from .conftest import Project, write_tree

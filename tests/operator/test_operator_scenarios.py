@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from codebase_indexer import runs as runs_table
+from codebase_indexer import index_runs as runs_table
 from codebase_indexer.identifiers import database_name, owner_role_name
 from codebase_indexer.models import Progress
 from codebase_indexer.postgres import database_url

@@ -17,8 +17,8 @@ import uuid
 import asyncpg
 import pytest
 
+from codebase_indexer.index_runs import read_run
 from codebase_indexer.provisioning import ensure_project_database
-from codebase_indexer.runs import read_run
 from tests.gateway.conftest import SERVE, gateway_env, registry_job, wait_for_job, write_repo
 
 FILES = {f"pkg/mod{i}.py": f"def lock_probe_{i}(value):\n    return value * {i}\n" for i in range(12)}

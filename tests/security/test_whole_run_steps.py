@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from codebase_indexer import runs, store
+from codebase_indexer import index_runs, store
 from tests.integration.conftest import Project, write_tree
 
 PARSER = "def parse_shipping_manifest(text):\n    return [line.split(',') for line in text.splitlines()]\n"
@@ -39,6 +39,6 @@ async def test_the_next_run_repairs_what_a_crash_after_the_last_commit_left(proj
     assert (await project.search("obsolete helper", mode="lexical"))["results"] == []
     conn = await store.connect(project.database.url)
     try:
-        assert not await runs.whole_run_steps_pending(conn)
+        assert not await index_runs.whole_run_steps_pending(conn)
     finally:
         await conn.close()

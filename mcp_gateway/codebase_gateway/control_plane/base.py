@@ -9,7 +9,7 @@ from typing import Protocol
 from codebase_indexer.connections import ConnectionBudget
 from codebase_indexer.outcomes import FINISHED_STATES, tool_status
 
-from ..projects import ResolvedProject
+from ..project_resolution import ResolvedProject
 
 
 class UnknownJob(LookupError):
@@ -103,6 +103,10 @@ class ControlPlane(Protocol):
 
     async def project_database_url(self, project_id: str) -> str:
         """Connection URL of an existing project's database; raise UnknownProject otherwise."""
+
+    async def source_root(self, project_id: str) -> Path | None:
+        """The folder the gateway can stat to tell stale results (freshness.py), or None when it
+        cannot see the project's files (Kubernetes)."""
 
     async def health(self) -> dict:
         """At least `database_reachable`; anything else worth showing in `health://status`."""

@@ -132,6 +132,11 @@ class KubernetesControlPlane:
         return sorted((project_info(item, self.namespace) for item in await self._list(PROJECTS)),
                       key=lambda p: p.name)
 
+    async def source_root(self, project_id: str) -> Path | None:
+        """None: the repository is in the indexer pods' workspace or a git remote, not here; results
+        say `stale: null` (spec.refresh keeps a project's index following its source instead)."""
+        return None
+
     async def project_database_url(self, project_id: str) -> str:
         """The reader Secret's URL: searches run as the project's read-only role."""
         project_name = kubernetes_name(project_id)

@@ -22,15 +22,15 @@ import asyncpg
 from codebase_indexer import credentials
 from codebase_indexer.connections import GATEWAY_APPLICATION_NAME, ConnectionLimits
 from codebase_indexer.identifiers import project_names
+from codebase_indexer.index_runs import read_run
 from codebase_indexer.outcomes import SUCCEEDED, summary_sentence
 from codebase_indexer.postgres import admin_database_url, database_url, redact
 from codebase_indexer.provisioning import ProjectDatabase, ensure_project_database, local_reader_password
-from codebase_indexer.runs import read_run
 from codebase_indexer.search import connection_budget
 from codebase_indexer.settings import home_dir
 from codebase_indexer.shards import MAX_SHARDS, Shard
 
-from ..projects import ResolvedProject
+from ..project_resolution import ResolvedProject
 from ..validation import is_within
 from .base import JobStatus, ProjectInfo, RunRequest, UnknownJob, UnknownProject, iso
 from .indexer_process import IndexerOutcome, WarmIndexer, indexer_environment, run_indexer, run_indexer_shards
@@ -193,6 +193,11 @@ class LocalControlPlane:
             await self._provision(project_id)
         return database_url(self.admin_url, names.database, user=names.reader_role,
                             password=local_reader_password(self.admin_url, names.database))
+
+    async def source_root(self, project_id: str) -> Path | None:
+        """The folder of the project's latest succeeded run: where its indexed files are on disk."""
+        path = await self.registry.indexed_repository(project_id)
+        return Path(path) if path else None
 
     async def health(self) -> dict:
         try:

@@ -148,6 +148,12 @@ class Registry:
             ") latest ORDER BY completed_at DESC, project_id")
         return [(r["project_id"], r["repo_path"]) for r in rows]
 
+    async def indexed_repository(self, project_id: str) -> str | None:
+        """The folder of the project's latest succeeded run."""
+        return await self._pool.fetchval(
+            "SELECT repo_path FROM indexing_jobs WHERE project_id = $1 AND state = 'succeeded' "
+            "ORDER BY completed_at DESC, job_id LIMIT 1", project_id)
+
     async def project_run_state(self, project_id: str) -> str | None:
         """'running' if a run of the project is active, else 'pending' if one is queued, else None."""
         return await self._pool.fetchval(

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from codebase_indexer.configuration import load
+from codebase_indexer.configuration import InvalidSetting, load
 from codebase_indexer.scanning import ChangeFilter, ScanOptions
 from codebase_indexer.settings import IndexerSettings
 
@@ -83,8 +83,11 @@ class RunStarter(Protocol):
 
 
 def scan_options_from_env() -> ScanOptions:
-    """The include/exclude globs the indexer children get from the same environment."""
-    settings = load(IndexerSettings)
+    """The include/exclude globs the indexer children read from the same environment."""
+    try:
+        settings = load(IndexerSettings)
+    except InvalidSetting:  # the runs report it; the watch then filters less, never more
+        return ScanOptions()
     return ScanOptions(include=settings.include, exclude=settings.exclude)
 
 

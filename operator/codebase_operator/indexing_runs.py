@@ -19,11 +19,11 @@ from typing import Any, NoReturn, cast
 import kopf
 
 from codebase_indexer.identifiers import database_name
+from codebase_indexer.index_runs import read_run
 from codebase_indexer.outcomes import SUCCEEDED
 from codebase_indexer.postgres import database_url, redact
-from codebase_indexer.runs import read_run
 
-from . import conditions, jobs, kube, metrics, projects, transitions
+from . import codebase_projects, conditions, jobs, kube, metrics, transitions
 from .bodies import namespace_of
 from .config import OperatorConfig
 from .context import Context
@@ -179,7 +179,7 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
 async def _restore_project(ctx: Context, project: Mapping[str, Any], logger: Logger) -> None:
     """Something the project owns is missing (a deleted Secret): provision it again now, not at the next check."""
     try:
-        await projects.provision(ctx, project)
+        await codebase_projects.provision(ctx, project)
         logger.info(f"restored what project {project['metadata']['name']} was missing")
     except Exception as exc:  # the run keeps waiting; the project's own reconcile reports why
         logger.warning(f"cannot restore project {project['metadata']['name']}: {redact(str(exc))}")
