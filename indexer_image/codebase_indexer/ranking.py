@@ -80,6 +80,13 @@ def moved_towards(query: np.ndarray, neighbours: np.ndarray, weight: float) -> n
     return moved / norm if norm else np.asarray(query, dtype=np.float32)
 
 
+# search_code's `alternatives` (the caller's other phrasings): the dense leg searches with
+# q + ALTERNATIVES_WEIGHT x mean(their vectors). `bench/tune_alternatives.py`, 2026-12-02, with one
+# rule-written alternative per query (a hypothetical signature of the query's content words): weight
+# 0.25 / 0.5 / 1.0 -> tuning mean 0.5614 / 0.5598 / 0.5538, none 0.5607.
+ALTERNATIVES_WEIGHT = 0.25
+
+
 # Words of doc-comment phrasing ("Returns the given value", "Creates a new instance of ...") that
 # say nothing about which code is meant; the lexical leg leaves them out of the query. A fixed list,
 # written before measuring; whether to use it was chosen by `bench/tune_lexical.py`, 2026-12-02.

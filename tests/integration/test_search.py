@@ -194,3 +194,21 @@ async def test_lexical_leg_leaves_doc_comment_phrasing_out_of_the_query(indexed)
     assert {lexeme for lexeme, _ in phrased} == {"access", "token"}
     assert "return" in {lexeme for lexeme, _ in unfiltered}
     assert [lexeme for lexeme, _ in alone] == ["return"]
+
+
+async def test_alternatives_steer_the_semantic_search(indexed):
+    """An alternative phrasing from the caller (here a hypothetical snippet) moves the query towards
+    the code it describes; bad alternatives are refused with what to change."""
+    def lead(result: dict) -> float:  # how far render_report is ahead of render_other
+        score = {r["symbol"]: r["similarity_score"] for r in result["results"]}
+        return score["render_report"] - score["render_other"]
+
+    query = "render the rows"
+    plain = await indexed.search(query, mode="semantic", limit=6)
+    steered = await indexed.search(query, mode="semantic", limit=6,
+                                   alternatives=["def render_report(rows): return '\\n'.join(str(r) for r in rows)"])
+    assert lead(steered) > lead(plain) + 0.02
+    with pytest.raises(SearchError, match="at most 5"):
+        await indexed.search(query, alternatives=["x"] * 6)
+    with pytest.raises(SearchError, match=r"alternatives\[1\] is empty"):
+        await indexed.search(query, alternatives=["fine", "  "])
