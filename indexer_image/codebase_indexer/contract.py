@@ -22,6 +22,10 @@ USABLE_LABEL = f"{GROUP}/usable"
 PROJECT_ID_ANNOTATION = f"{GROUP}/project-id"
 REPO_PATH_ANNOTATION = f"{GROUP}/repo-path"
 FINALIZER = f"{GROUP}/finalizer"
+# `kubectl annotate cbp NAME codebase.mcp.dev/refresh=now`: the operator starts a run, then removes it.
+REFRESH_ANNOTATION = f"{GROUP}/refresh"
+# On the runs the operator creates by itself: what started them (manual, interval).
+TRIGGER_LABEL = f"{GROUP}/trigger"
 
 # The key of a project's Secrets (owner and reader) that holds its database URL.
 DATABASE_URL_KEY = "url"

@@ -51,6 +51,10 @@ class OperatorConfig:
     # How often a project's database, roles and Secrets are checked (and restored when missing).
     recheck_interval: float = 60.0
     retry_max_delay: float = 60.0
+    # How often projects with spec.refresh are checked for a due run.
+    refresh_check_interval: float = 15.0
+    # The shortest spec.refresh.interval honoured (a shorter one is raised to it).
+    min_refresh_interval: float = 60.0
     # Embedding URLs (prefixes or hosts) a project may send its code and API key to; empty: any.
     allowed_embedding_urls: tuple[str, ...] = ()
     # http:// and git:// sources send code (and credentials) unencrypted: refused unless allowed.
@@ -66,7 +70,8 @@ class OperatorConfig:
                              "CODEBASE_MCP_ADMIN_DATABASE_URL, or its _FILE variant)")
         if not PurePosixPath(self.workspace_root).is_absolute():
             raise ValueError(f"--workspace-root must be an absolute path, not {self.workspace_root!r}")
-        if self.poll_interval <= 0 or self.retry_max_delay <= 0 or self.recheck_interval <= 0:
+        if min(self.poll_interval, self.retry_max_delay, self.recheck_interval, self.refresh_check_interval,
+               self.min_refresh_interval) <= 0:
             raise ValueError("intervals must be positive")
         if not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"--metrics-port must be 0 (off) or a TCP port up to 65535, not {self.metrics_port}")

@@ -9,7 +9,7 @@ import kopf
 
 from codebase_indexer import contract
 
-from . import GROUP, VERSION, codebase_projects, indexing_runs, kube, metrics, rechecks, transitions, waits
+from . import GROUP, VERSION, codebase_projects, indexing_runs, kube, metrics, rechecks, refresh, transitions, waits
 from .context import Context
 
 PROJECTS = (GROUP, VERSION, contract.PROJECTS)
@@ -45,15 +45,24 @@ async def reconcile_project(body: kopf.Body, patch: kopf.Patch, retry: int, memo
     await codebase_projects.reconcile(context(memo), body, patch, retry, logger)
 
 
+@metrics.counted("codebaseproject")
+async def refresh_requested(body: kopf.Body, type: str | None, memo: kopf.Memo, logger: kopf.Logger,
+                            **_: Any) -> None:
+    if type != "DELETED":
+        await refresh.on_refresh_annotation(context(memo).api, body, logger)
+
+
 async def start_rechecks(memo: kopf.Memo, **_: Any) -> None:
     memo["rechecks"] = asyncio.create_task(rechecks.recheck_forever(context(memo)), name="project-rechecks")
+    memo["refreshes"] = asyncio.create_task(refresh.refresh_forever(context(memo)), name="project-refreshes")
 
 
 async def stop_rechecks(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("rechecks")
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    for key in ("rechecks", "refreshes"):
+        task = memo.get(key)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 @metrics.counted("codebaseproject")
@@ -92,6 +101,10 @@ def build_registry(*, poll_interval: float, error_backoff: float) -> kopf.Operat
     for decorator in (kopf.on.resume, kopf.on.create):
         decorator(*PROJECTS, backoff=error_backoff, registry=registry)(reconcile_project)
     kopf.on.update(*PROJECTS, field="spec", backoff=error_backoff, registry=registry)(reconcile_project)
+    # `kubectl annotate cbp NAME codebase.mcp.dev/refresh=now`; the handler removes the annotation.
+    # An event handler: kopf's change detection ignores annotations under its storage prefix (our group).
+    kopf.on.event(*PROJECTS, annotations={contract.REFRESH_ANNOTATION: kopf.PRESENT},
+                  registry=registry)(refresh_requested)
     # What a project owns is re-checked by one task of the operator, not a kopf timer: a timer
     # would put a finalizer on every project, and a Retained project needs none.
     kopf.on.startup(registry=registry)(start_rechecks)

@@ -23,7 +23,7 @@ from codebase_indexer.index_runs import read_run
 from codebase_indexer.outcomes import SUCCEEDED
 from codebase_indexer.postgres import database_url, redact
 
-from . import codebase_projects, conditions, jobs, kube, metrics, transitions
+from . import codebase_projects, conditions, jobs, kube, metrics, run_history, transitions
 from .bodies import namespace_of
 from .config import OperatorConfig
 from .context import Context
@@ -48,7 +48,7 @@ async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, lo
         return
     if body.spec.get("cancel"):
         _enter(body, patch, status, transitions.cancelled("cancelled before it started"))
-        await release(ctx, namespace, project_name, name)
+        await _prune_history(ctx, body, patch, status, await release(ctx, namespace, project_name, name), logger)
         return
 
     project = await kube.get(ctx.api, kube.CodebaseProject, namespace, project_name)
@@ -75,7 +75,7 @@ async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, lo
         manifest = jobs.build_job(body, project, source, ctx.config)
     except InvalidSpec as exc:
         _enter(body, patch, status, transitions.invalid_spec(str(exc)))
-        await release(ctx, namespace, project_name, name)
+        await _prune_history(ctx, body, patch, status, await release(ctx, namespace, project_name, name), logger)
         return
 
     blocker = await claim(ctx, project, body)
@@ -147,10 +147,10 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
         if job is not None:
             await kube.delete(ctx.api, kube.Job, namespace, job_name)
         await _finish(ctx, body, patch, status, transitions.cancelled(f"cancelled: the Job {job_name} was deleted"),
-                      summary=None)
+                      summary=None, logger=logger)
         return
     if job is None:
-        await _finish(ctx, body, patch, status, transitions.job_lost(job_name), summary=None)
+        await _finish(ctx, body, patch, status, transitions.job_lost(job_name), summary=None, logger=logger)
         return
 
     state = jobs.job_state(job)
@@ -173,7 +173,8 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
     if current is not None:
         status["progress"] = current
     await _finish(ctx, body, patch, status, transitions.finished(
-        state, report, shards=shards, failed_indexes=jobs.failed_indexes(job)), summary=transitions.summary(report))
+        state, report, shards=shards, failed_indexes=jobs.failed_indexes(job)),
+        summary=transitions.summary(report), logger=logger)
 
 
 async def _restore_project(ctx: Context, project: Mapping[str, Any], logger: Logger) -> None:
@@ -228,6 +229,8 @@ async def release(ctx: Context, namespace: str, project_name: str, run_name: str
             ops.append({"op": "remove", "path": "/status/activeRun"})
         if last_run is not None:
             ops.append({"op": "add", "path": "/status/lastRun", "value": dict(last_run)})
+            if last_run.get("succeeded"):
+                ops.append({"op": "add", "path": "/status/lastIndexedTime", "value": last_run["completionTime"]})
         if not ops or "status" not in project:
             return project
         try:
@@ -241,7 +244,7 @@ async def release(ctx: Context, namespace: str, project_name: str, run_name: str
 
 
 async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any],
-                  state: transitions.State, *, summary: Mapping[str, Any] | None) -> None:
+                  state: transitions.State, *, summary: Mapping[str, Any] | None, logger: Logger) -> None:
     now = conditions.now_rfc3339()
     fields: dict[str, Any] = {"progress": transitions.final_progress(summary, status.get("progress"))}
     if summary:
@@ -255,6 +258,17 @@ async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapp
         kopf.event(cast(kopf.Body, project), type=state.event_type,  # kopf reads the raw object's metadata
                    reason=f"Run{state.reason}",
                    message=f"run {body.metadata.name}: {state.message}")
+    await _prune_history(ctx, body, patch, status, project, logger)
+
+
+async def _prune_history(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any],
+                         project: Mapping[str, Any] | None, logger: Logger) -> None:
+    """After this run finished: its project's older finished runs beyond spec.runHistory go."""
+    if project is None:
+        return
+    finished = {"metadata": dict(body.metadata), "spec": dict(body.spec),
+                "status": {**status, **dict(patch.get("status") or {})}}
+    await run_history.prune(ctx, project, finished, logger)
 
 
 async def _run_row(ctx: Context, run: kopf.Body, project_name: str) -> dict[str, Any] | None:

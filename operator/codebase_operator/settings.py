@@ -79,6 +79,11 @@ class OperatorSettings:
     recheck_interval: float = setting(60.0, metavar="SECONDS", old_env=("CODEBASE_RECHECK_INTERVAL",),
                                       help="how often each project's database, roles and Secrets are checked "
                                            "and restored when missing")
+    refresh_check_interval: float = setting(15.0, metavar="SECONDS",
+                                            help="how often projects with spec.refresh are checked for a due run")
+    min_refresh_interval: float = setting(60.0, metavar="SECONDS",
+                                          help="the shortest spec.refresh.interval honoured; a shorter one is "
+                                               "raised to it")
     retry_max_delay: float = setting(60.0, metavar="SECONDS", old_env=("CODEBASE_RETRY_MAX_DELAY",),
                                      help="cap of the exponential backoff of waiting runs and failed provisioning")
     verbose: bool = setting(False, short="-v", env=False, help="debug logging")
@@ -115,6 +120,8 @@ class OperatorSettings:
             poll_interval=self.poll_interval,
             recheck_interval=self.recheck_interval,
             retry_max_delay=self.retry_max_delay,
+            refresh_check_interval=self.refresh_check_interval,
+            min_refresh_interval=self.min_refresh_interval,
             allowed_embedding_urls=self.allowed_embedding_urls,
             allow_plaintext_git=self.allow_plaintext_git,
             max_active_jobs=self.max_active_jobs,

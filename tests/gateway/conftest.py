@@ -45,7 +45,8 @@ def stdio_client(*args: str, env: dict[str, str] | None = None, **client_options
 def in_process_server(*serve_args: str, embedder: Embedder | None = None) -> FastMCP:
     """What `codebase-mcp serve ARGS` serves, built by the same flag parsing and checks, without a
     process. `embedder` shares the session's model instead of loading another copy."""
-    _auth, _middleware, control_plane, roots = checked_configuration(parse_settings(list(serve_args)))
+    environ = {"CODEBASE_MCP_WATCH": "false", **os.environ}  # as gateway_env: watching only where a test asks
+    _auth, _middleware, control_plane, roots = checked_configuration(parse_settings(list(serve_args), environ))
     query_embedder = LazyEmbedder(lambda: embedder) if embedder is not None else None
     return create_server(control_plane, allowed_roots=roots, embedder=query_embedder)
 

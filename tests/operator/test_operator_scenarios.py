@@ -177,6 +177,7 @@ async def test_run_before_project_waits_for_database_then_indexes_searchable_chu
     assert "activeRun" not in project["status"]
     assert project["status"]["lastRun"]["name"] == "first" and project["status"]["lastRun"]["succeeded"] is True
     assert project["status"]["lastRun"]["chunks"] == summary["chunksCreated"]
+    assert project["status"]["lastIndexedTime"] == project["status"]["lastRun"]["completionTime"]
 
     from codebase_indexer.search import search_code
     url = database_url(postgres_url, database_name(unique_project_id, NS))

@@ -13,6 +13,10 @@
 - apiGroups: [codebase.mcp.dev]
   resources: [codebaseprojects, indexingruns]
   verbs: [get, list, watch, patch]
+# runs it starts itself (refresh annotation, spec.refresh); finished ones beyond spec.runHistory deleted
+- apiGroups: [codebase.mcp.dev]
+  resources: [indexingruns]
+  verbs: [create, delete]
 - apiGroups: [codebase.mcp.dev]
   resources: [codebaseprojects/status, indexingruns/status]
   verbs: [patch]

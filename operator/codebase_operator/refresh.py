@@ -1,0 +1,181 @@
+"""Runs the operator starts on its own: on request (`kubectl annotate cbp NAME codebase.mcp.dev/refresh=now`)
+and on a schedule (`spec.refresh.interval`).
+
+A request is absorbed by a run of the project that is not finished yet: that run indexes the
+tree as it is when it starts, or is about to. Run names derive from the project's uid and the
+request, so a handler that runs twice for one request creates one run.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from codebase_indexer import contract
+from codebase_indexer.postgres import redact
+
+from . import API_VERSION, kube, transitions
+from .context import Context
+from .specs import MAX_NAME_LENGTH, InvalidSpec
+
+Logger = logging.Logger | kopf.Logger
+log = logging.getLogger(__name__)
+_SUFFIX = "-refresh-"
+
+
+def run_name(project_name: str, project_uid: str, request: str) -> str:
+    """A valid resource name, the same for the same project and request."""
+    digest = hashlib.sha256(f"{project_uid}\0{request}".encode()).hexdigest()[:10]
+    prefix = project_name[:MAX_NAME_LENGTH - len(_SUFFIX) - len(digest)].rstrip("-.")
+    return f"{prefix}{_SUFFIX}{digest}"
+
+
+def run_manifest(project: Mapping[str, Any], name: str, trigger: str) -> dict[str, Any]:
+    meta = project["metadata"]
+    return {
+        "apiVersion": API_VERSION, "kind": contract.RUN_KIND,
+        "metadata": {
+            "name": name, "namespace": meta["namespace"],
+            "labels": {contract.PROJECT_LABEL: meta["name"], contract.TRIGGER_LABEL: trigger},
+            # Deleted with its project (garbage collection); not a controller reference.
+            "ownerReferences": [{"apiVersion": API_VERSION, "kind": contract.PROJECT_KIND,
+                                 "name": meta["name"], "uid": meta["uid"]}],
+        },
+        "spec": {"projectRef": {"name": meta["name"]}, "mode": "Incremental"},
+    }
+
+
+def unfinished_runs(runs: list[dict[str, Any]], project_name: str) -> list[str]:
+    """The project's runs that are active or waiting (not finished, not cancelled, not being deleted)."""
+    return sorted(run["metadata"]["name"] for run in runs
+                  if ((run.get("spec") or {}).get("projectRef") or {}).get("name") == project_name
+                  and not transitions.is_finished(run.get("status"))
+                  and not (run.get("spec") or {}).get("cancel")
+                  and not run["metadata"].get("deletionTimestamp"))
+
+
+async def request_run(api: Any, project: Mapping[str, Any], request: str, trigger: str,
+                      logger: Logger) -> tuple[str, bool]:
+    """Create a run of the project unless one is not finished yet: (run name, created)."""
+    meta = project["metadata"]
+    pending = unfinished_runs(await kube.list_all(api, kube.IndexingRun, meta["namespace"]), meta["name"])
+    if pending:
+        return pending[0], False
+    name = run_name(meta["name"], meta["uid"], request)
+    _, created = await kube.create(api, kube.IndexingRun, run_manifest(project, name, trigger))
+    if created:
+        logger.info(f"created IndexingRun {name} ({trigger})")
+    return name, created
+
+
+async def on_refresh_annotation(api: Any, body: kopf.Body, logger: Logger) -> None:
+    """The manual trigger: one run (or the unfinished one absorbs it); then the annotation is removed.
+
+    Removed only while it still has the value seen here, so a newer request is not lost: its own
+    watch event handles it.
+    """
+    value = (body.metadata.annotations or {}).get(contract.REFRESH_ANNOTATION)
+    if value is None or body.metadata.get("deletionTimestamp"):
+        return
+    request = f"manual\0{body.metadata.get('resourceVersion', '')}\0{value}"
+    name, created = await request_run(api, body, request, "manual", logger)
+    message = (f"refresh requested: created run {name}" if created
+               else f"refresh requested: run {name} is not finished yet and absorbs it")
+    kopf.event(body, type="Normal", reason="RefreshRequested", message=message)
+    pointer = "/metadata/annotations/" + contract.REFRESH_ANNOTATION.replace("~", "~0").replace("/", "~1")
+    # Changed meanwhile (a newer request, or removed already): that change's own event handles it.
+    with contextlib.suppress(kube.Conflict):
+        await kube.json_patch(api, kube.CodebaseProject, body.metadata.namespace or "", body.metadata.name or "",
+                              [{"op": "test", "path": pointer, "value": value}, {"op": "remove", "path": pointer}])
+
+
+# spec.refresh: {interval: "15m"}. One task of the operator checks the projects that ask for it
+# (a kopf timer would put a finalizer on every project, and a Retained project needs none).
+
+_INTERVAL = re.compile(r"^(?:(\d{1,4})h)?(?:(\d{1,5})m)?(?:(\d{1,6})s)?$")
+MAX_INTERVAL = 366 * 24 * 3600
+
+
+def parse_interval(text: Any) -> float:
+    """Seconds of a duration like "15m", "1h30m" or "90s"; InvalidSpec otherwise."""
+    found = _INTERVAL.match(text) if isinstance(text, str) and text else None
+    seconds = (int(found[1] or 0) * 3600 + int(found[2] or 0) * 60 + int(found[3] or 0)) if found else 0
+    if not found or not 0 < seconds <= MAX_INTERVAL:
+        raise InvalidSpec(f"spec.refresh.interval must be a duration like 15m, 1h or 1h30m (at most 366 days), "
+                          f"not {text!r}")
+    return float(seconds)
+
+
+def refresh_interval(project_spec: Mapping[str, Any], minimum: float) -> float | None:
+    """The project's refresh interval in seconds (raised to the operator's minimum), or None."""
+    spec = project_spec.get("refresh")
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise InvalidSpec("spec.refresh must be an object {interval}")
+    return max(parse_interval(spec.get("interval")), minimum)
+
+
+def _time(text: Any) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def next_refresh(status: Mapping[str, Any], interval: float) -> datetime.datetime | None:
+    """When the next run is due: an interval after the last success or the last run's end, whichever
+    is later (a failing project is not retried in a loop); None when it never ran (due now)."""
+    times = [t for t in (_time(status.get("lastIndexedTime")), _time((status.get("lastRun") or {}).get(
+        "completionTime"))) if t is not None]
+    return max(times) + datetime.timedelta(seconds=interval) if times else None
+
+
+def _rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def refresh_project(ctx: Context, project: Mapping[str, Any], now: datetime.datetime, logger: Logger) -> None:
+    """Start the project's run when it is due and none is unfinished; keep status.nextRefreshTime current."""
+    meta, status = project["metadata"], project.get("status") or {}
+    interval = refresh_interval(project.get("spec") or {}, ctx.config.min_refresh_interval)
+    if interval is None or transitions.reason_of(status, transitions.DATABASE_READY) != "DatabaseReady":
+        return
+    due = next_refresh(status, interval)
+    if due is None or due <= now:
+        await request_run(ctx.api, project, f"interval\0{_rfc3339(due) if due else 'first'}", "interval", logger)
+        due = now + datetime.timedelta(seconds=interval)  # if this run succeeds now; rewritten after it ends
+    if status.get("nextRefreshTime") != _rfc3339(due) and "status" in project:
+        await kube.json_patch(ctx.api, kube.CodebaseProject, meta["namespace"], meta["name"], [
+            {"op": "add", "path": "/status/nextRefreshTime", "value": _rfc3339(due)}], subresource="status")
+
+
+async def refresh_forever(ctx: Context) -> None:
+    while True:
+        await refresh_all(ctx)
+        await asyncio.sleep(ctx.config.refresh_check_interval)
+
+
+async def refresh_all(ctx: Context) -> None:
+    try:
+        listed = await kube.list_in_namespaces(ctx.api, kube.CodebaseProject, ctx.namespaces)
+    except Exception as exc:  # the API is unreachable for now: the next round tries again
+        log.warning(f"cannot list CodebaseProjects for spec.refresh: {redact(str(exc))}")
+        return
+    now = datetime.datetime.now(datetime.UTC)
+    for project in listed:
+        if (project.get("metadata") or {}).get("deletionTimestamp") or not (project.get("spec") or {}).get("refresh"):
+            continue
+        try:
+            await refresh_project(ctx, project, now, log)
+        except InvalidSpec as exc:
+            log.warning(f"project {project['metadata'].get('name')}: not refreshed: {exc}")
+        except Exception as exc:  # one broken project must not stop the others' refreshes
+            log.warning(f"refresh of project {project['metadata'].get('name')} failed: {redact(str(exc))}")
