@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePosixPath
 
+import numpy as np
+
 from .lexical import identifier_parts
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 # English function words carry no evidence about which code is meant ("the", "of", "a", ...).
-_STOP_WORDS = frozenset((
+STOP_WORDS = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "if", "in", "into",
     "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were", "will", "with",
     "which", "when", "where", "what", "who", "whose", "not", "no", "given", "value", "values",
@@ -61,6 +63,58 @@ DEFAULT_RULES = RankingRules(
 )
 
 
+# Pseudo-relevance feedback on the dense leg (Rocchio): the query vector q becomes
+# q + FEEDBACK_WEIGHT x mean(its FEEDBACK_DEPTH nearest chunk vectors), and the dense leg is searched
+# again with it. Off: `bench/tune_feedback.py`, 2026-12-02, found no depth (3 / 5 / 10) and weight
+# (0.25 / 0.5 / 1.0) that lifts the tuning mean (0.5590 without; best 0.5554 at 5 / 0.25). A single
+# target per query is what such feedback helps least: the nearest chunks are mostly other functions.
+FEEDBACK_DEPTH = 0
+FEEDBACK_WEIGHT = 0.0
+
+
+def moved_towards(query: np.ndarray, neighbours: np.ndarray, weight: float) -> np.ndarray:
+    """q + weight x mean(neighbours), scaled back to unit length (the chunk vectors are unit length):
+    feedback's and the alternative phrasings' query vector."""
+    moved = np.asarray(query, dtype=np.float32) + weight * np.asarray(neighbours, dtype=np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(moved))
+    return moved / norm if norm else np.asarray(query, dtype=np.float32)
+
+
+# search_code's `alternatives` (the caller's other phrasings): the dense leg searches with
+# q + ALTERNATIVES_WEIGHT x mean(their vectors). `bench/tune_alternatives.py`, 2026-12-02, with one
+# rule-written alternative per query (a hypothetical signature of the query's content words): weight
+# 0.25 / 0.5 / 1.0 -> tuning mean 0.5614 / 0.5598 / 0.5538, none 0.5607.
+ALTERNATIVES_WEIGHT = 0.25
+
+
+# Words of doc-comment phrasing ("Returns the given value", "Creates a new instance of ...") that
+# say nothing about which code is meant; the lexical leg leaves them out of the query. A fixed list,
+# written before measuring; whether to use it was chosen by `bench/tune_lexical.py`, 2026-12-02.
+DOC_STOP_WORDS = frozenset((
+    "return", "returns", "returned", "given", "specified", "provided", "whether", "object", "objects",
+    "instance", "method", "function", "argument", "arguments", "parameter", "parameters", "value",
+    "values", "used", "use", "using", "should", "can", "may", "must", "also", "any", "each", "every",
+    "all", "some", "one", "new", "otherwise", "true", "false", "none", "null", "if", "else"))
+# `bench/tune_lexical.py`, 2026-12-02 (stop list none / doc x LEXICAL_TERMS 4 / 6 / 8 / 10): tuning mean
+# 0.5590 without, 0.5607 with (LEXICAL_TERMS stays 6, the best with either list).
+LEXICAL_STOP_WORDS: frozenset[str] = DOC_STOP_WORDS
+
+
+def lexical_query(query: str, stop_words: frozenset[str] = LEXICAL_STOP_WORDS) -> str:
+    """The query without its stop words (plain words only, "Returns" or "the": an identifier such
+    as `get_value` or `Value.x` is never dropped); the query itself when nothing would be left."""
+    tokens = query.split()
+    kept = [t for t in tokens if not _plain_stop_word(t.strip(_PUNCTUATION), stop_words)]
+    return " ".join(kept) if kept and len(kept) < len(tokens) else query
+
+
+_PUNCTUATION = ",.;:!?()[]{}\"'`"
+
+
+def _plain_stop_word(word: str, stop_words: frozenset[str]) -> bool:
+    return word.isalpha() and (word.islower() or word.istitle()) and word.lower() in stop_words
+
+
 def _stem(word: str) -> str:
     """A crude English stem, enough to match "parses"/"parsing" to the identifier part "parse"."""
     for suffix in ("ing", "es", "ed", "s"):
@@ -76,7 +130,7 @@ def query_words(query: str) -> frozenset[str]:
     words: set[str] = set()
     for token in _WORD.findall(query):
         for part in identifier_parts(token) or [token.lower()]:
-            if part not in _STOP_WORDS and len(part) > 1:
+            if part not in STOP_WORDS and len(part) > 1:
                 words.add(_stem(part))
     return frozenset(words)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -22,6 +23,7 @@ SearchMode = Literal["hybrid", "semantic", "lexical"]
 MODES: tuple[str, ...] = get_args(SearchMode)
 MAX_LIMIT = 50
 MAX_QUERY_CHARS = 2000
+MAX_ALTERNATIVES = 5  # each is embedded with the query: a few cost little, dozens would not
 CONTEXT_LINES = 3
 # Fusion and the rules after it live in ranking.py (DEFAULT_RULES).
 HNSW_EF_SEARCH = 100
@@ -55,14 +57,19 @@ async def search_code(url: str, embedder: Embedder, query: str, *, project_id: s
                       database_name: str, language: str | None = None,
                       file_type: str | None = None, directory: str | None = None,
                       path_glob: str | None = None, limit: int = 10,
-                      mode: str = "hybrid", budget: ConnectionBudget | None = None) -> dict:
+                      mode: str = "hybrid", budget: ConnectionBudget | None = None,
+                      alternatives: Sequence[str] = ()) -> dict:
     """Search one project; returns the `search_code` result object.
+
+    `alternatives` are other phrasings of the query (or a hypothetical snippet) from the caller:
+    the dense leg searches with the query vector moved towards theirs (ranking.ALTERNATIVES_WEIGHT).
 
     `budget` holds the process's database connections (the gateway passes its own); without
     one, a default budget of this event loop is used.
     """
     started = time.perf_counter()
     query = _checked_query(query)
+    phrasings = (query, *checked_alternatives(alternatives))
     limit = _checked_limit(limit)
     if mode not in MODES:
         raise SearchError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -72,7 +79,7 @@ async def search_code(url: str, embedder: Embedder, query: str, *, project_id: s
         async with budget.pool(url) as pool:
             async with pool.acquire() as conn:
                 await _check_model(conn, embedder)
-            results = await _search(pool, embedder, query, where, params, limit, mode)
+            results = await _search(pool, embedder, phrasings, where, params, limit, mode)
     except asyncpg.QueryCanceledError:
         raise SearchError(
             f"the search was stopped by the {budget.limits.statement_timeout:g} s statement timeout; "
@@ -102,12 +109,12 @@ async def _check_model(conn, embedder) -> None:
         )
 
 
-async def _search(pool, embedder, query, where, params, limit, mode) -> list[dict]:
-    candidates = max(limit * 4, 40)
+async def _search(pool, embedder, phrasings, where, params, limit, mode) -> list[dict]:
+    query, candidates = phrasings[0], max(limit * 4, 40)
     if mode == "hybrid":
-        scores = await _hybrid_scores(pool, embedder, query, where, params, limit, candidates)
+        scores = await _hybrid_scores(pool, embedder, phrasings, where, params, limit, candidates)
     elif mode == "semantic":
-        scores = dict(await _with_connection(pool, _semantic_leg, embedder, query, where, params, candidates))
+        scores = dict(await _with_connection(pool, _semantic_leg, embedder, phrasings, where, params, candidates))
     else:
         scores = _relative_scores(await _with_connection(pool, _lexical_hits, query, where, params, candidates))
     ranked_ids = sorted(scores, key=lambda i: -scores[i])
@@ -126,19 +133,46 @@ async def _identifier_first(conn, query, mode, where, params, ranked_ids, scores
 
 # --- hybrid: both legs' candidates, each scored by both legs, ordered by ranking.ranked -----------
 
-async def _hybrid_scores(pool, embedder, query, where, params, limit, candidates) -> dict[int, float]:
+async def _hybrid_scores(pool, embedder, phrasings, where, params, limit, candidates) -> dict[int, float]:
+    query = phrasings[0]
     # The legs run side by side on their own connections: hybrid costs the slower one, not the sum.
     (vector, semantic), (lexemes, lexical) = await asyncio.gather(
-        _with_connection(pool, _embedded_semantic_leg, embedder, query, where, params, candidates),
+        _with_connection(pool, _embedded_semantic_leg, embedder, phrasings, where, params, candidates),
         _with_connection(pool, _lexical_leg, query, where, params, candidates))
     async with pool.acquire() as conn:
         found = await hybrid_candidates(conn, vector, lexemes, semantic, lexical)
     return dict(ranking.ranked(found, query)[:limit])
 
 
-async def _embedded_semantic_leg(conn, embedder, query, where, params, k):
-    vector = (await asyncio.to_thread(embedder.embed, [query]))[0]
-    return vector, await _semantic_hits(conn, vector, where, params, k)
+async def _embedded_semantic_leg(conn, embedder, phrasings, where, params, k):
+    return await feedback_semantic_hits(conn, await _query_vector(embedder, phrasings), where, params, k)
+
+
+async def _query_vector(embedder, phrasings: tuple[str, ...]) -> np.ndarray:
+    """The query's vector, moved towards its alternative phrasings' when there are any."""
+    vectors = await asyncio.to_thread(embedder.embed, list(phrasings))
+    if len(phrasings) == 1:
+        return vectors[0]
+    return ranking.moved_towards(vectors[0], np.stack(vectors[1:]), ranking.ALTERNATIVES_WEIGHT)
+
+
+async def feedback_semantic_hits(conn, vector: np.ndarray, where: str, params: list, k: int,
+                                 depth: int = ranking.FEEDBACK_DEPTH,
+                                 weight: float = ranking.FEEDBACK_WEIGHT) -> tuple[np.ndarray, list]:
+    """The dense leg with pseudo-relevance feedback: (the query vector moved towards its `depth`
+    nearest chunks by `weight`, its nearest chunks). Without feedback, the query's own."""
+    hits = await _semantic_hits(conn, vector, where, params, k)
+    if depth <= 0 or weight <= 0 or not hits:
+        return vector, hits
+    rows = await conn.fetch("SELECT embedding FROM chunks WHERE id = ANY($1::bigint[])",
+                            [chunk_id for chunk_id, _ in hits[:depth]])
+    moved = ranking.moved_towards(vector, np.stack([_as_array(r["embedding"]) for r in rows]), weight)
+    return moved, await _semantic_hits(conn, moved, where, params, k)
+
+
+def _as_array(value) -> np.ndarray:
+    # pgvector's codec gives a Vector for a vector column fetched on its own.
+    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
 
 
 async def _lexical_leg(conn, query, where, params, k):
@@ -172,9 +206,24 @@ async def _with_connection(pool, leg, *args):
         return await leg(conn, *args)
 
 
-async def _semantic_leg(conn, embedder, query, where, params, k) -> list[tuple[int, float]]:
-    vector = (await asyncio.to_thread(embedder.embed, [query]))[0]
-    return await _semantic_hits(conn, vector, where, params, k)
+async def _semantic_leg(conn, embedder, phrasings, where, params, k) -> list[tuple[int, float]]:
+    return await _semantic_hits(conn, await _query_vector(embedder, phrasings), where, params, k)
+
+
+def checked_alternatives(alternatives: Sequence[str] | None) -> tuple[str, ...]:
+    """At most MAX_ALTERNATIVES non-empty strings of at most MAX_QUERY_CHARS characters each."""
+    alternatives = list(alternatives or ())
+    if len(alternatives) > MAX_ALTERNATIVES:
+        raise SearchError(f"alternatives holds {len(alternatives)} phrasings; give at most {MAX_ALTERNATIVES}")
+    checked = []
+    for index, text in enumerate(alternatives):
+        if not isinstance(text, str) or not text.strip():
+            raise SearchError(f"alternatives[{index}] is empty or not text: give another phrasing of the query")
+        if len(text) > MAX_QUERY_CHARS:
+            raise SearchError(f"alternatives[{index}] is {len(text)} characters long; "
+                              f"keep each under {MAX_QUERY_CHARS}")
+        checked.append(text.strip())
+    return tuple(checked)
 
 
 def _checked_query(query: str) -> str:
@@ -287,15 +336,17 @@ async def _semantic_hits(conn, vector: np.ndarray, where: str, params: list, k: 
     return [(row["id"], 1.0 - row["distance"]) for row in rows]
 
 
-async def _weighted_lexemes(conn, query: str) -> list[tuple[str, float]]:
-    """The query's rarest stemmed lexemes that occur in the project, with their IDF."""
+async def _weighted_lexemes(conn, query: str, terms: int = LEXICAL_TERMS,
+                            stop_words: frozenset[str] = ranking.LEXICAL_STOP_WORDS) -> list[tuple[str, float]]:
+    """The query's rarest stemmed lexemes that occur in the project, with their IDF
+    (words of doc-comment phrasing left out: ranking.lexical_query)."""
     rows = await conn.fetch(
         "WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', $1))), "
         "n AS (SELECT coalesce((SELECT (value #>> '{}')::float8 FROM project_meta "
         "      WHERE key = 'lexical_documents'), 1) AS total) "
         "SELECT s.lexeme, ln(1 + (n.total - s.df + 0.5) / (s.df + 0.5)) AS idf "
         "FROM q JOIN lexeme_stats s USING (lexeme), n ORDER BY s.df, s.lexeme LIMIT $2",
-        searchable_text(query), LEXICAL_TERMS,
+        searchable_text(ranking.lexical_query(query, stop_words)), terms,
     )
     return [(row["lexeme"], row["idf"]) for row in rows if _LEXEME.match(row["lexeme"])]
 

@@ -30,7 +30,7 @@ from codebase_indexer.embedding import EmbeddingError
 from codebase_indexer.freshness import mark_stale, recorded_times
 from codebase_indexer.grep import MAX_GREP_LIMIT, MAX_PATTERN_CHARS
 from codebase_indexer.postgres import database_of
-from codebase_indexer.search import MAX_GLOB_CHARS, MAX_LIMIT, SearchError, SearchMode
+from codebase_indexer.search import MAX_ALTERNATIVES, MAX_GLOB_CHARS, MAX_LIMIT, SearchError, SearchMode
 from codebase_indexer.search import search_code as run_search
 from codebase_indexer.settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
 from codebase_indexer.symbols import MAX_READ_LINES, MAX_SYMBOL_LIMIT, SymbolKind, SymbolMatch
@@ -274,9 +274,14 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, strict=True,
                                     description=f"Number of results, 1 to {MAX_LIMIT}")] = 10,
         mode: Annotated[SearchMode, Field(description="hybrid (default), semantic or lexical")] = "hybrid",
+        alternatives: Annotated[list[str] | None, Field(
+            max_length=MAX_ALTERNATIVES,
+            description=f"Up to {MAX_ALTERNATIVES} other phrasings of the query or a hypothetical signature or "
+                        "snippet of the code sought; the semantic search blends them with the query")] = None,
     ) -> dict:
         """Search indexed code; results carry path, line range, symbol, snippet, score and context."""
         text = validation.query(query)
+        phrasings = validation.alternatives(alternatives)
         file_type, directory = validation.file_type(file_type), validation.directory_prefix(directory)
         project, url = await project_database(ctx, project_id)
         started = time.perf_counter()
@@ -284,7 +289,7 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
             url, await embedder.get(), text, project_id=project.project_id,
             database_name=database_of(url), language=language or None,
             file_type=file_type, directory=directory,
-            limit=limit, mode=mode, budget=control_plane.connection_budget,
+            limit=limit, mode=mode, budget=control_plane.connection_budget, alternatives=phrasings,
         )
         await mark_results_stale(project.project_id, url, response["results"])
         metrics.observe_search(time.perf_counter() - started)

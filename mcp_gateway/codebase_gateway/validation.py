@@ -13,7 +13,7 @@ from typing import overload
 
 from codebase_indexer.identifiers import InvalidProjectId, normalize_project_id
 from codebase_indexer.outcomes import TOOL_STATUSES, state_of_tool_status
-from codebase_indexer.search import MAX_QUERY_CHARS, SearchError, file_extension
+from codebase_indexer.search import MAX_QUERY_CHARS, SearchError, checked_alternatives, file_extension
 
 # search_code's arguments are checked here against the data plane's own bounds, before the
 # project is resolved, so that a bad argument is an MCP error whatever the project. Bounds a
@@ -114,6 +114,14 @@ def query(value: str) -> str:
         raise InvalidArgument(f"query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}. "
                         "Shorten it to the essential words")
     return text
+
+
+def alternatives(value: list[str] | None) -> tuple[str, ...]:
+    """search_code's other phrasings of the query, by the data plane's bounds."""
+    try:
+        return checked_alternatives(value)
+    except SearchError as exc:
+        raise InvalidArgument(str(exc)) from None
 
 
 def file_type(value: str | None) -> str | None:

@@ -149,6 +149,8 @@ HOSTILE_CALLS = [
     ("search_code", {"query": "q", "mode": "fuzzy"}, "mode"),
     ("search_code", {"query": "q", "file_type": ".py"}, "starts with a dot"),
     ("search_code", {"query": "q", "directory": "../outside"}, r"'\.\.'"),
+    ("search_code", {"query": "q", "alternatives": ["a"] * 6}, "alternatives"),
+    ("search_code", {"query": "q", "alternatives": ["fine", " "]}, r"alternatives\[1\] is empty"),
     ("get_indexing_status", {"job_id": "job-doesnotexist"}, "unknown job_id"),
     ("cancel_indexing_job", {"job_id": "'; DROP TABLE indexing_jobs; --"}, "unknown job_id"),
     ("list_indexing_jobs", {"status": "exploded"}, "status must be one of"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from codebase_indexer import store
+from codebase_indexer import ranking, store
 from codebase_indexer.search import SearchError
 
 from .conftest import write_tree
@@ -150,3 +150,65 @@ async def test_hybrid_candidates_carry_both_legs_scores(indexed):
     for c in found:
         assert abs(c.cosine - everything[c.chunk_id]) < 1e-4
     assert {c.chunk_id for c in found} == {i for i, _ in semantic} | {i for i, _ in lexical}
+
+
+async def test_feedback_moves_the_dense_query_towards_its_nearest_chunks(indexed):
+    """Pseudo-relevance feedback reads the nearest chunks' vectors back from the index and searches
+    again with the moved query; depth 0 is the plain dense leg."""
+    import asyncpg
+    import numpy as np
+    from pgvector.asyncpg import register_vector
+
+    from codebase_indexer import search
+
+    vector = indexed.embedder.embed(["open a database connection pool"])[0]
+    conn = await asyncpg.connect(indexed.database.url)
+    await register_vector(conn)
+    try:
+        plain_vector, plain = await search.feedback_semantic_hits(conn, vector, "TRUE", [], 5, 0, 0.5)
+        moved, hits = await search.feedback_semantic_hits(conn, vector, "TRUE", [], 5, 1, 0.5)
+        nearest = await conn.fetchval("SELECT embedding FROM chunks WHERE id = $1", plain[0][0])
+    finally:
+        await conn.close()
+    nearest = nearest.to_numpy() if hasattr(nearest, "to_numpy") else np.asarray(nearest)
+    assert plain_vector is vector
+    assert abs(float(np.linalg.norm(moved)) - 1.0) < 1e-5
+    assert float(moved @ nearest) > float(vector @ nearest)  # moved towards the nearest chunk
+    assert hits[0][0] == plain[0][0] and hits[0][1] > plain[0][1]
+
+
+async def test_lexical_leg_leaves_doc_comment_phrasing_out_of_the_query(indexed):
+    """"Returns" is in every chunk of code (`return`): the lexical leg drops it from a query phrased
+    like a doc comment, yet keeps it when it is the whole query."""
+    import asyncpg
+
+    from codebase_indexer import search
+
+    conn = await asyncpg.connect(indexed.database.url)
+    try:
+        phrased = await search._weighted_lexemes(conn, "Returns the access token", stop_words=ranking.DOC_STOP_WORDS)
+        unfiltered = await search._weighted_lexemes(conn, "Returns the access token", stop_words=frozenset())
+        alone = await search._weighted_lexemes(conn, "returns", stop_words=ranking.DOC_STOP_WORDS)
+    finally:
+        await conn.close()
+    assert {lexeme for lexeme, _ in phrased} == {"access", "token"}
+    assert "return" in {lexeme for lexeme, _ in unfiltered}
+    assert [lexeme for lexeme, _ in alone] == ["return"]
+
+
+async def test_alternatives_steer_the_semantic_search(indexed):
+    """An alternative phrasing from the caller (here a hypothetical snippet) moves the query towards
+    the code it describes; bad alternatives are refused with what to change."""
+    def lead(result: dict) -> float:  # how far render_report is ahead of render_other
+        score = {r["symbol"]: r["similarity_score"] for r in result["results"]}
+        return score["render_report"] - score["render_other"]
+
+    query = "render the rows"
+    plain = await indexed.search(query, mode="semantic", limit=6)
+    steered = await indexed.search(query, mode="semantic", limit=6,
+                                   alternatives=["def render_report(rows): return '\\n'.join(str(r) for r in rows)"])
+    assert lead(steered) > lead(plain) + 0.02
+    with pytest.raises(SearchError, match="at most 5"):
+        await indexed.search(query, alternatives=["x"] * 6)
+    with pytest.raises(SearchError, match=r"alternatives\[1\] is empty"):
+        await indexed.search(query, alternatives=["fine", "  "])

@@ -3,7 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 
-from codebase_indexer.ranking import DEFAULT_RULES, Candidate, name_words, query_words, ranked
+import numpy as np
+
+from codebase_indexer.ranking import (
+    DEFAULT_RULES,
+    DOC_STOP_WORDS,
+    Candidate,
+    lexical_query,
+    moved_towards,
+    name_words,
+    query_words,
+    ranked,
+)
 
 
 def candidate(chunk_id: int, path: str = "pkg/a.py", symbol: str | None = None, cosine: float = 0.5,
@@ -46,3 +57,19 @@ def test_name_match_boost_raises_the_chunk_named_like_the_query() -> None:
 def test_no_candidates_rank_to_nothing() -> None:
     assert ranked([], "query") == []
     assert order([], fusion="score") == []
+
+
+def test_feedback_moves_the_query_towards_its_neighbours_and_keeps_unit_length() -> None:
+    query = np.array([1.0, 0.0, 0.0])
+    neighbours = np.array([[0.0, 1.0, 0.0], [0.0, 0.6, 0.8]])
+    moved = moved_towards(query, neighbours, 0.5)
+    assert abs(float(np.linalg.norm(moved)) - 1.0) < 1e-6
+    assert float(moved @ neighbours.mean(axis=0)) > float(query @ neighbours.mean(axis=0))
+    assert float(moved @ query) > 0.8  # still mostly the query at weight 0.5
+
+
+def test_lexical_query_drops_doc_phrasing_but_never_an_identifier() -> None:
+    assert lexical_query("Returns the given value as a new Header object.", DOC_STOP_WORDS) == "the as a Header"
+    assert lexical_query("Return get_value of Value.object", DOC_STOP_WORDS) == "get_value of Value.object"
+    assert lexical_query("Returns the value", frozenset()) == "Returns the value"
+    assert lexical_query("returns given value", DOC_STOP_WORDS) == "returns given value"  # nothing left

@@ -1,0 +1,80 @@
+"""Tune the lexical leg's query side: doc-comment stop words (ranking.DOC_STOP_WORDS) and how many
+of the query's rarest lexemes are kept (search.LEXICAL_TERMS).
+
+Needs the quality section's indexes (run `bench/run_bench.py --sections quality` once first).
+Each variant runs the legs, the fusion and the rules search_code runs (search._weighted_lexemes,
+search.hybrid_candidates, ranking.ranked with DEFAULT_RULES). The grid runs on the tuning packages
+only; --confirm scores today's constants and the variant before this work on every package.
+
+    python bench/tune_lexical.py              # grid, tuning packages
+    python bench/tune_lexical.py --confirm    # chosen constants against none, every package
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import asyncpg  # noqa: E402
+from corpora import PACKAGES, fetched  # noqa: E402
+from embedding_cache import CachedEmbedder  # noqa: E402
+from pgvector.asyncpg import register_vector  # noqa: E402
+from quality import rank_of, scores, stripped_project  # noqa: E402
+from run_bench import existing_project, fresh_project  # noqa: E402
+from tune_feedback import print_means, ranked_results  # noqa: E402
+from tune_ranking import BENCH_DIR, CANDIDATES  # noqa: E402  (sets the bench's environment)
+
+from codebase_indexer import ranking, search  # noqa: E402
+from codebase_indexer.embedding import LocalEmbedder  # noqa: E402
+
+STOP_LISTS = {"none": frozenset(), "doc": ranking.DOC_STOP_WORDS}
+GRID = {"stop": tuple(STOP_LISTS), "terms": (4, 6, 8, 10)}
+
+
+async def package_mrr(package, embedder, variants: list[tuple[str, int]]) -> dict[tuple[str, int], float]:
+    project, queries = await stripped_project(package, fetched(package, BENCH_DIR), BENCH_DIR / "quality",
+                                              embedder, fresh_project, existing_project)
+    conn = await asyncpg.connect(project.url)
+    await register_vector(conn)
+    ranks: dict[tuple[str, int], list] = {v: [] for v in variants}
+    try:
+        for query, vector in zip(queries, embedder.embed([q.text for q in queries]), strict=True):
+            vector, semantic = await search.feedback_semantic_hits(conn, vector, "TRUE", [], CANDIDATES)
+            for stop, terms in variants:
+                lexemes = await search._weighted_lexemes(conn, query.text, terms, STOP_LISTS[stop])
+                lexical = await search._ranked_lexical_hits(conn, lexemes, "TRUE", [], CANDIDATES)
+                found = await search.hybrid_candidates(conn, vector, lexemes, semantic, lexical)
+                ranks[(stop, terms)].append(rank_of(query, await ranked_results(conn, found, query.text)))
+    finally:
+        await conn.close()
+    return {v: scores(r)["mrr"] for v, r in ranks.items()}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--confirm", action="store_true", help="score the chosen constants on every package")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    embedder = CachedEmbedder(LocalEmbedder(), BENCH_DIR / "embedding-cache.sqlite")
+    chosen = ("doc" if ranking.LEXICAL_STOP_WORDS else "none", search.LEXICAL_TERMS)
+    if args.confirm:
+        variants, packages = list(dict.fromkeys([("none", 6), chosen])), list(PACKAGES)
+    else:
+        variants, packages = list(itertools.product(*GRID.values())), [p for p in PACKAGES if not p.held_out]
+    per_package = {}
+    for package in packages:
+        per_package[package.name] = await package_mrr(package, embedder, variants)
+        print(f"  {package.name:15s} " + "  ".join(f"{s}/{t}: {m:.3f}"
+                                                    for (s, t), m in per_package[package.name].items()),
+              flush=True)
+    print_means(packages, per_package, variants)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
