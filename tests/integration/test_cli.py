@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -56,15 +58,30 @@ def test_index_watch_prints_one_line_per_run_and_stops_when_the_folder_goes(post
         [sys.executable, "-m", "codebase_gateway.cli", "index", str(repo), "--project", unique_project_id,
          "--watch", "--watch-debounce", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    try:
-        lines = iter(process.stdout.readline, "")
-        summary = "".join(next(lines) for _ in range(3))  # the index's summary, as without --watch
-        assert f"project {unique_project_id}" in summary and "indexed 2 files" in summary, summary
-        assert next(lines).startswith(f"watching {repo}")
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
 
-        (repo / "cart.py").write_text("def remove_item_from_cart(cart, item):\n    cart.remove(item)\n")
+    def next_line(timeout: float = 120) -> str:  # never blocks the suite: a missing line fails the test
+        return lines.get(timeout=timeout)
+
+    try:
+        summary = "".join(next_line() for _ in range(3))  # the index's summary, as without --watch
+        assert f"project {unique_project_id}" in summary and "indexed 2 files" in summary, summary
+        assert next_line().startswith(f"watching {repo}")
+
+        # The watch is registered a moment after that line (watchfiles gives no signal): a save in that
+        # moment is not seen, so the edit is repeated until one is (known gap, see docs/freshness.md).
         (repo / "notes.log").write_text("not indexed\n")
-        run = next(lines)
+        for attempt in range(6):
+            edit = f"def remove_item_from_cart(cart, item):\n    cart.remove(item)  # save {attempt}\n"
+            (repo / "cart.py").write_text(edit)
+            try:
+                run = next_line(timeout=10)
+                break
+            except queue.Empty:
+                continue
+        else:
+            raise AssertionError("no run line after six saves")
         assert " run 1: indexed 1 files" in run and "0 deleted" in run, run
 
         shutil.rmtree(repo)
