@@ -46,8 +46,9 @@ def outcome(run: Mapping[str, Any]) -> bool | None:
 
 
 def expired(runs: Iterable[Mapping[str, Any]], project_name: str, keep_succeeded: int,
-            keep_failed: int) -> list[str]:
-    """Names of the project's finished runs beyond the limits, oldest first."""
+            keep_failed: int, newest: str | None = None) -> list[str]:
+    """Names of the project's finished runs beyond the limits, oldest first. `newest` is the run that
+    has just finished: newer than every other whatever their (one-second) timestamps say."""
     finished: dict[bool, list[Mapping[str, Any]]] = {True: [], False: []}
     for run in runs:
         meta = run.get("metadata") or {}
@@ -59,14 +60,17 @@ def expired(runs: Iterable[Mapping[str, Any]], project_name: str, keep_succeeded
             finished[result].append(run)
     doomed: list[Mapping[str, Any]] = []
     for result, keep in ((True, keep_succeeded), (False, keep_failed)):
-        newest_first = sorted(finished[result], key=_finish_order, reverse=True)
+        newest_first = sorted(finished[result], key=lambda run: _finish_order(run, newest), reverse=True)
         doomed.extend(newest_first[keep:])
-    return [run["metadata"]["name"] for run in sorted(doomed, key=_finish_order)]
+    return [run["metadata"]["name"] for run in sorted(doomed, key=lambda run: _finish_order(run, newest))]
 
 
-def _finish_order(run: Mapping[str, Any]) -> tuple[str, str, str]:
+def _finish_order(run: Mapping[str, Any], newest: str | None) -> tuple[bool, str, str, str]:
     meta, status = run.get("metadata") or {}, run.get("status") or {}
-    return (status.get("completionTime") or "", meta.get("creationTimestamp") or "", meta.get("name") or "")
+    # A run refused before it started (InvalidSpec) has no completionTime: its condition says when.
+    condition = conditions.find(status.get("conditions"), transitions.SUCCEEDED) or {}
+    finished_at = status.get("completionTime") or condition.get("lastTransitionTime") or ""
+    return (meta.get("name") == newest, finished_at, meta.get("creationTimestamp") or "", meta.get("name") or "")
 
 
 async def prune(ctx: Context, project: Mapping[str, Any], just_finished: Mapping[str, Any],
@@ -84,7 +88,7 @@ async def prune(ctx: Context, project: Mapping[str, Any], just_finished: Mapping
     try:
         stored = await kube.list_all(ctx.api, kube.IndexingRun, namespace)
         runs = [run for run in stored if run["metadata"]["name"] != name] + [just_finished]
-        doomed = expired(runs, project_name, keep_succeeded, keep_failed)
+        doomed = expired(runs, project_name, keep_succeeded, keep_failed, newest=name)
         for doomed_name in doomed:
             await kube.delete(ctx.api, kube.IndexingRun, namespace, doomed_name)
     except kube.API_ERRORS as exc:

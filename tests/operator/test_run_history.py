@@ -37,6 +37,15 @@ def test_expired_keeps_the_newest_of_each_outcome_and_never_an_active_run():
     assert run_history.expired(runs, "q", 0, 0) == ["other"]
 
 
+def test_the_run_that_just_finished_is_never_taken_for_an_older_one():
+    """Runs refused within one second (InvalidSpec: no completionTime, one-second timestamps) tie on
+    time; the one whose end is being written is still the newest, and the older one goes."""
+    older, newest = (finished_run(name, "p", False, "2026-12-01T02:00:00Z") for name in ("owner-creds", "missing"))
+    for run in (older, newest):
+        del run["status"]["completionTime"]
+    assert run_history.expired([older, newest], "p", 3, 1, newest="missing") == ["owner-creds"]
+
+
 def test_limits_default_to_three_and_one_and_refuse_bad_values():
     assert run_history.limits({}) == (3, 1)
     assert run_history.limits({"runHistory": {"succeeded": 0, "failed": 5}}) == (0, 5)
