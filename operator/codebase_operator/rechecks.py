@@ -8,33 +8,17 @@ missing do the same at once).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from codebase_indexer.postgres import redact
-
-from . import codebase_projects, kube
+from . import codebase_projects, sweeps
 from .context import Context
 
 log = logging.getLogger(__name__)
 
 
 async def recheck_forever(ctx: Context) -> None:
-    while True:
-        await asyncio.sleep(ctx.config.recheck_interval)
-        await recheck_all(ctx)
+    await sweeps.every(lambda: ctx.config.recheck_interval, lambda: recheck_all(ctx), first_wait=True)
 
 
 async def recheck_all(ctx: Context) -> None:
-    try:
-        listed = await kube.list_in_namespaces(ctx.api, kube.CodebaseProject, ctx.namespaces)
-    except Exception as exc:  # the API is unreachable for now: the next round tries again
-        log.warning(f"cannot list CodebaseProjects for the periodic re-check: {redact(str(exc))}")
-        return
-    for project in listed:
-        if (project.get("metadata") or {}).get("deletionTimestamp"):
-            continue
-        try:
-            await codebase_projects.recheck(ctx, project, log)
-        except Exception as exc:  # one broken project must not stop the others' re-checks
-            log.warning(f"re-check of project {project['metadata'].get('name')} failed: {redact(str(exc))}")
+    await sweeps.sweep_projects(ctx, "periodic re-check", lambda project: codebase_projects.recheck(ctx, project, log))

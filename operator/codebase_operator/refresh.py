@@ -7,7 +7,6 @@ request, so a handler that runs twice for one request creates one run.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import hashlib
@@ -19,9 +18,8 @@ from typing import Any
 import kopf
 
 from codebase_indexer import contract
-from codebase_indexer.postgres import redact
 
-from . import API_VERSION, kube, transitions
+from . import API_VERSION, kube, sweeps, transitions
 from .context import Context
 from .specs import MAX_NAME_LENGTH, InvalidSpec
 
@@ -158,24 +156,10 @@ async def refresh_project(ctx: Context, project: Mapping[str, Any], now: datetim
 
 
 async def refresh_forever(ctx: Context) -> None:
-    while True:
-        await refresh_all(ctx)
-        await asyncio.sleep(ctx.config.refresh_check_interval)
+    await sweeps.every(lambda: ctx.config.refresh_check_interval, lambda: refresh_all(ctx), first_wait=False)
 
 
 async def refresh_all(ctx: Context) -> None:
-    try:
-        listed = await kube.list_in_namespaces(ctx.api, kube.CodebaseProject, ctx.namespaces)
-    except Exception as exc:  # the API is unreachable for now: the next round tries again
-        log.warning(f"cannot list CodebaseProjects for spec.refresh: {redact(str(exc))}")
-        return
     now = datetime.datetime.now(datetime.UTC)
-    for project in listed:
-        if (project.get("metadata") or {}).get("deletionTimestamp") or not (project.get("spec") or {}).get("refresh"):
-            continue
-        try:
-            await refresh_project(ctx, project, now, log)
-        except InvalidSpec as exc:
-            log.warning(f"project {project['metadata'].get('name')}: not refreshed: {exc}")
-        except Exception as exc:  # one broken project must not stop the others' refreshes
-            log.warning(f"refresh of project {project['metadata'].get('name')} failed: {redact(str(exc))}")
+    await sweeps.sweep_projects(ctx, "refresh", lambda project: refresh_project(ctx, project, now, log),
+                                wanted=lambda project: bool((project.get("spec") or {}).get("refresh")))
