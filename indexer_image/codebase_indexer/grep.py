@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from .connections import ConnectionBudget
-from .search import SearchError, SearchFilters, default_budget, filter_clause
+from .search import SearchError, SearchFilters, answered_from, checked_limit, default_budget, filter_clause
 
 MAX_PATTERN_CHARS = 1000
 MAX_GREP_LIMIT = 500
@@ -72,9 +72,7 @@ async def grep_code(url: str, pattern: str, *, project_id: str, database_name: s
         "matches": [_match(row) for row in rows],
         "total_count": total,
         "truncated": total > len(rows),
-        "project_id": project_id,
-        "database_name": database_name,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        **answered_from(project_id, database_name, started),
     }
 
 
@@ -96,12 +94,6 @@ def checked_pattern(pattern: str) -> str:
     if len(pattern) > MAX_PATTERN_CHARS:
         raise SearchError(f"pattern is {len(pattern)} characters long; the limit is {MAX_PATTERN_CHARS}")
     return pattern
-
-
-def checked_limit(limit: int, maximum: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
-        raise SearchError(f"limit must be a whole number from 1 to {maximum}, not {limit!r}")
-    return limit
 
 
 def like_escape(text: str) -> str:

@@ -70,7 +70,7 @@ async def search_code(url: str, embedder: Embedder, query: str, *, project_id: s
     started = time.perf_counter()
     query = _checked_query(query)
     phrasings = (query, *checked_alternatives(alternatives))
-    limit = _checked_limit(limit)
+    limit = checked_limit(limit, MAX_LIMIT)
     if mode not in MODES:
         raise SearchError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
     where, params = _filter_clause(SearchFilters(language, file_type, directory, path_glob))
@@ -88,9 +88,7 @@ async def search_code(url: str, embedder: Embedder, query: str, *, project_id: s
     return {
         "results": results,
         "total_count": len(results),
-        "project_id": project_id,
-        "database_name": database_name,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        **answered_from(project_id, database_name, started),
     }
 
 
@@ -234,10 +232,16 @@ def _checked_query(query: str) -> str:
     return query.strip()
 
 
-def _checked_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise SearchError(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {limit!r}")
+def checked_limit(limit: int, maximum: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
+        raise SearchError(f"limit must be a whole number from 1 to {maximum}, not {limit!r}")
     return limit
+
+
+def answered_from(project_id: str, database_name: str, started: float) -> dict:
+    """The closing fields of every read tool's answer: where it was answered from and how long it took."""
+    return {"project_id": project_id, "database_name": database_name,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
 def _filter_clause(filters: SearchFilters, language_column: str = "c.language") -> tuple[str, list]:

@@ -12,8 +12,8 @@ from typing import Literal, get_args
 import asyncpg
 
 from .connections import ConnectionBudget
-from .grep import checked_limit, index_errors, like_escape
-from .search import SearchError, default_budget
+from .grep import index_errors, like_escape
+from .search import SearchError, answered_from, checked_limit, default_budget
 
 SymbolMatch = Literal["exact", "prefix", "fuzzy"]
 SYMBOL_MATCHES: tuple[str, ...] = get_args(SymbolMatch)
@@ -60,9 +60,7 @@ async def find_symbol(url: str, name: str, *, project_id: str, database_name: st
         "symbols": [_symbol(row) for row in rows],
         "total_count": total,
         "truncated": total > len(rows),
-        "project_id": project_id,
-        "database_name": database_name,
-        "latency_ms": _since(started),
+        **answered_from(project_id, database_name, started),
     }
 
 
@@ -114,9 +112,7 @@ async def get_file_outline(url: str, file_path: str, *, project_id: str, databas
         "line_count": file["line_count"],
         "symbols": _nested(rows),
         "symbol_count": len(rows),
-        "project_id": project_id,
-        "database_name": database_name,
-        "latency_ms": _since(started),
+        **answered_from(project_id, database_name, started),
     }
 
 
@@ -155,9 +151,7 @@ async def read_code(url: str, file_path: str, *, project_id: str, database_name:
         "withheld_lines": [n for n in range(first, last + 1) if n not in stored],
         "truncated": truncated,
         "next_start_line": last + 1 if truncated else None,
-        "project_id": project_id,
-        "database_name": database_name,
-        "latency_ms": _since(started),
+        **answered_from(project_id, database_name, started),
     }
 
 
@@ -283,7 +277,3 @@ def _symbol(row: asyncpg.Record) -> dict:
         "end_line": row["end_line"],
         "signature": row["signature"],
     }
-
-
-def _since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
