@@ -32,8 +32,13 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each with its own embedded PostgreSQL,
+# model and emulator; a test module stays in one process, so its shared fixtures are built once.
+# The workers keep every core busy, so each model runs on one thread (more would only contend).
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/pytest
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 demo: install
 	$(BIN)/python -m codebase_gateway.demo "$(REPO)"

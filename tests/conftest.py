@@ -16,6 +16,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test`), the modules with the most slow tests come first, so the
+    workers hand out the long modules early and no long one is left running alone at the end.
+    Each module stays whole and in its own order; a plain `pytest` keeps the collection order."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow_tests: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        slow_tests[module] = slow_tests.get(module, 0) + (item.get_closest_marker("slow") is not None)
+    first_seen = {module: position for position, module in enumerate(dict.fromkeys(slow_tests))}
+    items.sort(key=lambda item: (-slow_tests[item.nodeid.split("::", 1)[0]],
+                                 first_seen[item.nodeid.split("::", 1)[0]]))
+
+
 @pytest.fixture(scope="session")
 def session_home():
     """`$CODEBASE_MCP_HOME` for the whole session, so no test touches the user's own.
