@@ -32,10 +32,11 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The suite runs in TEST_WORKERS processes (pytest-xdist), each with its own embedded PostgreSQL,
+# The suite runs in TEST_WORKERS processes (pytest-xdist; three beat two on a 2-core machine, as
+# much of the suite waits on child processes), each with its own embedded PostgreSQL,
 # model and emulator; a test module stays in one process, so its shared fixtures are built once.
 # The workers keep every core busy, so each model runs on one thread (more would only contend).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 test: lint
 	OMP_NUM_THREADS=1 $(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope

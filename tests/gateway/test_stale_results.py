@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import uuid
 
+import pytest
+
 from .conftest import wait_for_job, write_repo
 
 
@@ -13,6 +15,7 @@ async def results_by_path(client, project: str, token: str) -> dict[str, dict]:
     return {r["file_path"]: r for r in found["results"]}
 
 
+@pytest.mark.slow  # a gateway process and two index runs through the real model
 async def test_results_say_stale_when_their_file_changed_after_indexing(stdio_gateway, tmp_path):
     client, project, token = stdio_gateway, f"stale-{uuid.uuid4().hex[:8]}", f"zq{uuid.uuid4().hex[:10]}"
     text = f"def {token}_a():\n    return 1\n"
