@@ -22,13 +22,13 @@ def pytest_collection_modifyitems(config, items):
     Each module stays whole and in its own order; a plain `pytest` keeps the collection order."""
     if not hasattr(config, "workerinput"):
         return
+    def module(item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
     slow_tests: dict[str, int] = {}
     for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        slow_tests[module] = slow_tests.get(module, 0) + (item.get_closest_marker("slow") is not None)
-    first_seen = {module: position for position, module in enumerate(dict.fromkeys(slow_tests))}
-    items.sort(key=lambda item: (-slow_tests[item.nodeid.split("::", 1)[0]],
-                                 first_seen[item.nodeid.split("::", 1)[0]]))
+        slow_tests[module(item)] = slow_tests.get(module(item), 0) + (item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: -slow_tests[module(item)])  # stable: ties keep the collection order
 
 
 @pytest.fixture(scope="session")
