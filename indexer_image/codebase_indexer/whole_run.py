@@ -14,7 +14,7 @@ from dataclasses import fields
 
 import asyncpg
 
-from . import index_runs, store
+from . import index_runs, shard_plans, store
 from .models import IndexSummary
 from .outcomes import SUCCEEDED
 from .shards import Shard
@@ -43,6 +43,7 @@ async def finish_shard(conn: asyncpg.Connection, run_id: str, shard: Shard,
         await index_runs.finish_run(conn, run_id, SUCCEEDED, summary=total)
         await index_runs.clear_whole_run_steps_pending(conn)
         await index_runs.clear_gone(conn, run_id)
+        await shard_plans.delete_plans(conn)
     return total
 
 
