@@ -115,10 +115,10 @@ def measure_balance(download_sdist: Callable[[str], Path]) -> tuple[list[str], d
     work, candidates = repository_work(download_sdist(BALANCE_SDIST))
     chunked = time.perf_counter() - started
     started = time.perf_counter()
-    weights = file_weights(candidates)  # what a full run's planning shard reads, before any shard embeds
+    weights = file_weights(candidates)  # what a full run's shards read to make the plan, before any embeds
     weighed = time.perf_counter() - started
     lines, by_chars = balance_report(f"{BALANCE_SDIST} sdist", work, weights)
-    lines.append(f"  the planning shard weighed {len(weights)} files in {weighed:.2f}s "
+    lines.append(f"  weighing {len(weights)} files for the plan took {weighed:.2f}s "
                  f"(chunking them all, for this measurement only, took {chunked:.0f}s)")
     return lines, by_chars, sum(w.chunks for w in work.values())
 

@@ -1,14 +1,16 @@
 """A run's assignment plan: which shard owns each file of the tree, computed once and kept in the database.
 
-The first shard of a run (N > 1) to get here weighs every file it listed and assigns them with
-`shards.assign`; the plan is stored in `index_run_plans` / `index_run_plan_files` under a short
-transaction lock, so every other shard, and a retried shard (same run id), reads the same plan
-instead of making its own. A file's weight is what embedding it costs, which the bytes the model
-will read track closely: a file the indexer will skip (binary, minified, generated) or that is
-unchanged since it was indexed (an incremental run) weighs almost nothing, since its owner only
-reads it. Reading every file once costs the planning shard about a second per 40 MB, against
-the minutes the shards then spend embedding. The whole-run step deletes the plan (`delete_plans`);
-a plan a failed run left is deleted by the next run's planning shard.
+A shard of a run (N > 1) that finds no plan weighs every file it listed and assigns them with
+`shards.assign`; the first such plan is stored in `index_run_plans` / `index_run_plan_files`
+under a short transaction lock, and every shard (the others that made one too, a later one, a
+retried one: same run id) then reads and follows that stored plan.
+
+A file's weight is what embedding it costs, which the bytes the model will read track closely:
+a file the indexer will skip (binary, minified, generated) or that is unchanged since it was
+indexed (an incremental run) weighs almost nothing, since its owner only reads it. Reading every
+file once costs about a second per 40 MB, against the minutes the shards then spend embedding.
+The whole-run step deletes the plan (`delete_plans`); a plan a failed run left is deleted when
+the next run stores its own.
 """
 from __future__ import annotations
 
@@ -48,13 +50,15 @@ async def planned_owner(conn: asyncpg.Connection, run_id: str, shard: Shard, can
         return shard
     plan = await read_plan(conn, run_id, shard.count)
     if plan is None:
+        # Weighed outside the lock: shards starting together read the tree at once rather than in
+        # turn, and no transaction stays open while files are read. The first plan stored wins.
+        mine = assign(await asyncio.to_thread(file_weights, candidates, stored_hashes), shard.count)
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _PLAN_LOCK_KEY)
             plan = await read_plan(conn, run_id, shard.count)
             if plan is None:
-                weights = await asyncio.to_thread(file_weights, candidates, stored_hashes)
-                plan = assign(weights, shard.count)
-                await _store_plan(conn, run_id, shard.count, plan)
+                await _store_plan(conn, run_id, shard.count, mine)
+                plan = mine
     return PlannedShard(shard, plan)
 
 
