@@ -8,9 +8,12 @@ import uuid
 import asyncpg
 import pytest
 
+from codebase_indexer import index_runs
 from codebase_indexer.index_runs import read_run
 from codebase_indexer.provisioning import ensure_project_database
-from codebase_indexer.shard_plans import read_plan
+from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates
+from codebase_indexer.schema import migrate
+from codebase_indexer.shard_plans import planned_owner, read_plan
 from codebase_indexer.shards import Shard, shard_of
 
 from .conftest import Project, write_tree
@@ -192,3 +195,24 @@ async def test_shards_share_one_plan_that_survives_a_retry_and_leaves_later_file
         await conn.close()
     await index_sharded(project, repo, 2)
     assert theirs in {path for path, _ in (await snapshot(project))["files"]}
+
+
+async def test_shards_planning_at_once_all_follow_the_first_plan_stored_and_a_dead_runs_plan_goes(project, tmp_path):
+    repo = write_tree(tmp_path / "repo", MIXED)
+    listed = list_candidates(repo, ScanOptions(), SkipCounter())
+    connections = [await asyncpg.connect(project.database.url) for _ in range(4)]
+    try:
+        await migrate(connections[0])
+        await index_runs.start_run(connections[0], "run-dead", "full", Shard(0, 4))
+        await planned_owner(connections[0], "run-dead", Shard(0, 4), listed)  # its run then failed
+        await index_runs.start_run(connections[0], "run-racing", "full", Shard(0, 4))
+        # Each shard saw a different tree (files came and went while they listed): one plan wins.
+        owners = await asyncio.gather(*(planned_owner(conn, "run-racing", Shard(i, 4), listed[i:])
+                                        for i, conn in enumerate(connections)))
+        assert len({tuple(sorted(owner.plan.items())) for owner in owners}) == 1
+        assert all(sum(owner.owns(c.path) for owner in owners) == 1 for c in listed)
+        assert await read_plan(connections[0], "run-racing", 4) == owners[0].plan
+        assert await read_plan(connections[0], "run-dead", 4) is None
+    finally:
+        for conn in connections:
+            await conn.close()

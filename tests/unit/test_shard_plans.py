@@ -3,6 +3,7 @@ hundred files per shard with a heavy tail), gives every file exactly one owner, 
 same tree, and leaves paths it does not name (new files, files known only to the index) to the hash."""
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import subprocess
@@ -91,8 +92,7 @@ def test_weights_are_the_bytes_to_embed_and_skipped_or_unchanged_files_weigh_alm
     full = file_weights(candidates)
     assert full["code.py"] == full["same.py"] > size["code.py"]
     assert full["blob.dat"] <= 1 + size["blob.dat"] // READ_COST_DIVISOR
-    import hashlib
-
+    assert file_weights(list_candidates(tmp_path, ScanOptions(), SkipCounter())) == full  # same tree, same plan
     stored = {"same.py": hashlib.sha256((tmp_path / "same.py").read_bytes()).hexdigest()}
     incremental = file_weights(candidates, stored)
     assert incremental["code.py"] == full["code.py"]
