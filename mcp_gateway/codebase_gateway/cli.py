@@ -129,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     use_offline_model()
     parser = build_parser()
     args, unparsed = parser.parse_known_args(argv)
-    delegated = getattr(args, "delegated", None)
+    delegated: tuple[str, str] | None = getattr(args, "delegated", None)
     if delegated is None and unparsed:
         parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
     try:
-        return _run_delegated(*delegated, unparsed) if delegated else args.handler(args)
+        if delegated is not None:
+            name, module_name = delegated
+            return _run_delegated(name, module_name, unparsed)
+        return args.handler(args)
     except (CliError, InvalidArgument, InvalidProjectId, IndexingError, SearchError, EmbeddingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
