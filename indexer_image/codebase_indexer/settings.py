@@ -120,8 +120,9 @@ class IndexerSettings:
                                       default_text="`$JOB_COMPLETION_INDEX` (Kubernetes sets it in an Indexed "
                                                    "Job's pods), else 0",
                                       help="this process's shard of the run, 0-based (docs/sharding.md)")
-    shard_count: int = setting(1, metavar="N", help="how many shards the run has (1 to 64); each indexes the "
-                                                    "files whose path hash falls in its share")
+    shard_count: int = setting(1, metavar="N", help="how many shards the run has (1 to 64); each indexes its share "
+                                                    "of the files (the run's assignment plan, by weight; see "
+                                                    "sharding.md)")
     include: tuple[str, ...] = setting((), flag=True, old_env=("CODEBASE_INCLUDE",), metavar="GLOB",
                                        help="only files matching these globs are indexed")
     exclude: tuple[str, ...] = setting((), old_env=("CODEBASE_EXCLUDE",), metavar="GLOB",
