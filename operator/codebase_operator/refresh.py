@@ -19,9 +19,9 @@ import kopf
 
 from codebase_indexer import contract
 
-from . import API_VERSION, kube, sweeps, transitions
+from . import API_VERSION, conditions, events, git_remote, kube, sweeps, transitions
 from .context import Context
-from .specs import MAX_NAME_LENGTH, InvalidSpec
+from .specs import MAX_NAME_LENGTH, InvalidSpec, project_source
 
 Logger = logging.Logger | kopf.Logger
 log = logging.getLogger(__name__)
@@ -129,10 +129,12 @@ def _time(text: Any) -> datetime.datetime | None:
 
 
 def next_refresh(status: Mapping[str, Any], interval: float) -> datetime.datetime | None:
-    """When the next run is due: an interval after the last success or the last run's end, whichever
-    is later (a failing project is not retried in a loop); None when it never ran (due now)."""
-    times = [t for t in (_time(status.get("lastIndexedTime")), _time((status.get("lastRun") or {}).get(
-        "completionTime"))) if t is not None]
+    """When the next run is due: an interval after the last success, the last run's end or the last
+    check of a git remote, whichever is latest (a failing project or remote is not retried in a loop);
+    None when it never ran (due now)."""
+    times = [t for t in (_time(status.get("lastIndexedTime")),
+                         _time((status.get("lastRun") or {}).get("completionTime")),
+                         _time((status.get("remote") or {}).get("checkedTime"))) if t is not None]
     return max(times) + datetime.timedelta(seconds=interval) if times else None
 
 
@@ -140,19 +142,82 @@ def _rfc3339(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+Outcome = tuple[dict[str, Any], transitions.State | None]  # status fields to write, the remote's condition
+
+
 async def refresh_project(ctx: Context, project: Mapping[str, Any], now: datetime.datetime, logger: Logger) -> None:
-    """Start the project's run when it is due and none is unfinished; keep status.nextRefreshTime current."""
-    meta, status = project["metadata"], project.get("status") or {}
+    """Start the project's run when it is due and none is unfinished (for a git source, only when the
+    remote's commit moved); keep status.nextRefreshTime current."""
+    status = project.get("status") or {}
     interval = refresh_interval(project.get("spec") or {}, ctx.config.min_refresh_interval)
     if interval is None or transitions.reason_of(status, transitions.DATABASE_READY) != "DatabaseReady":
         return
     due = next_refresh(status, interval)
+    fields: dict[str, Any] = {}
+    remote_state: transitions.State | None = None
     if due is None or due <= now:
-        await request_run(ctx.api, project, f"interval\0{_rfc3339(due) if due else 'first'}", "interval", logger)
+        fields, remote_state = await _refresh_due(ctx, project, due, now, logger)
         due = now + datetime.timedelta(seconds=interval)  # if this run succeeds now; rewritten after it ends
-    if status.get("nextRefreshTime") != _rfc3339(due) and "status" in project:
-        await kube.json_patch(ctx.api, kube.CodebaseProject, meta["namespace"], meta["name"], [
-            {"op": "add", "path": "/status/nextRefreshTime", "value": _rfc3339(due)}], subresource="status")
+    if status.get("nextRefreshTime") != _rfc3339(due):
+        fields["nextRefreshTime"] = _rfc3339(due)
+    if fields or remote_state is not None:
+        await _write_status(ctx, project, fields, remote_state)
+
+
+async def _refresh_due(ctx: Context, project: Mapping[str, Any], due: datetime.datetime | None,
+                       now: datetime.datetime, logger: Logger) -> Outcome:
+    """A due refresh: nothing while a run is unfinished; a git source asks its remote first."""
+    meta, status = project["metadata"], project.get("status") or {}
+    if unfinished_runs(await kube.list_all(ctx.api, kube.IndexingRun, meta["namespace"]), meta["name"]):
+        return {}, None
+    request, trigger = f"interval\0{_rfc3339(due) if due else 'first'}", "interval"
+    source = project_source(project.get("spec") or {})
+    if source.git_url is None:
+        await request_run(ctx.api, project, request, trigger, logger)
+        return {}, None
+    what = source.git_ref or "HEAD"
+    try:
+        commit = await git_remote.remote_commit(
+            source, await git_remote.source_credentials(ctx, meta["namespace"], source))
+    except git_remote.RemoteCheckFailed as exc:
+        # No run: the clone would most likely fail the same way. The next check is an interval away.
+        state = transitions.remote_check_failed(f"cannot ask the git remote where {what} is ({exc}); "
+                                                f"no run now, the next check is in one refresh interval")
+        logger.warning(f"project {meta['namespace']}/{meta['name']}: {state.message}")
+        if transitions.is_news(status, state, transitions.REMOTE_CHECKED):
+            await kube.create_new(ctx.api, kube.Event,
+                                  events.event_manifest(project, state.event_type, state.reason, state.message))
+        return {"remote": {**(status.get("remote") or {}), "checkedTime": _rfc3339(now)}}, state
+    remote = {"commit": commit, "checkedTime": _rfc3339(now)}
+    if commit == status.get("lastIndexedCommit"):
+        return {"remote": remote}, transitions.commit_unchanged(what, commit)
+    name, _ = await request_run(ctx.api, project, f"{request}\0{commit}", trigger, logger)
+    return {"remote": remote}, transitions.commit_moved(what, commit, name)
+
+
+async def _write_status(ctx: Context, project: Mapping[str, Any], fields: Mapping[str, Any],
+                        remote_state: transitions.State | None) -> None:
+    """Write the fields (and the remote's condition) onto the project as it is now: the conditions list
+    is replaced whole, so the write tests the resourceVersion it read and reads again on a conflict."""
+    meta = project["metadata"]
+    for _ in range(3):
+        fresh = await kube.get(ctx.api, kube.CodebaseProject, meta["namespace"], meta["name"])
+        if fresh is None or "status" not in fresh or fresh["metadata"].get("uid") != meta.get("uid"):
+            return
+        ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion",
+                                      "value": fresh["metadata"].get("resourceVersion")}]
+        ops += [{"op": "add", "path": f"/status/{key}", "value": value} for key, value in fields.items()]
+        if remote_state is not None:
+            ops.append({"op": "add", "path": "/status/conditions", "value": conditions.set_condition(
+                fresh["status"].get("conditions"), type_=transitions.REMOTE_CHECKED, status=remote_state.status,
+                reason=remote_state.reason, message=remote_state.message,
+                observed_generation=fresh["metadata"].get("generation"))})
+        try:
+            await kube.json_patch(ctx.api, kube.CodebaseProject, meta["namespace"], meta["name"], ops,
+                                  subresource="status")
+            return
+        except kube.Conflict:
+            continue
 
 
 async def refresh_forever(ctx: Context) -> None:
