@@ -11,7 +11,6 @@ import contextlib
 import datetime
 import hashlib
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,8 +19,9 @@ import kopf
 from codebase_indexer import contract
 
 from . import API_VERSION, conditions, events, git_remote, kube, sweeps, transitions
+from .cadence import Cadence, parse_interval, refresh_cadence, refresh_interval
 from .context import Context
-from .specs import MAX_NAME_LENGTH, InvalidSpec, project_source
+from .specs import MAX_NAME_LENGTH, project_source
 
 Logger = logging.Logger | kopf.Logger
 log = logging.getLogger(__name__)
@@ -94,32 +94,9 @@ async def on_refresh_annotation(api: Any, body: kopf.Body, logger: Logger) -> No
                               [{"op": "test", "path": pointer, "value": value}, {"op": "remove", "path": pointer}])
 
 
-# spec.refresh: {interval: "15m"}. One task of the operator checks the projects that ask for it
-# (a kopf timer would put a finalizer on every project, and a Retained project needs none).
-
-_INTERVAL = re.compile(r"^(?:(\d{1,4})h)?(?:(\d{1,5})m)?(?:(\d{1,6})s)?$")
-MAX_INTERVAL = 366 * 24 * 3600
-
-
-def parse_interval(text: Any) -> float:
-    """Seconds of a duration like "15m", "1h30m" or "90s"; InvalidSpec otherwise."""
-    found = _INTERVAL.match(text) if isinstance(text, str) and text else None
-    seconds = (int(found[1] or 0) * 3600 + int(found[2] or 0) * 60 + int(found[3] or 0)) if found else 0
-    if not found or not 0 < seconds <= MAX_INTERVAL:
-        raise InvalidSpec(f"spec.refresh.interval must be a duration like 15m, 1h or 1h30m (at most 366 days), "
-                          f"not {text!r}")
-    return float(seconds)
-
-
-def refresh_interval(project_spec: Mapping[str, Any], minimum: float) -> float | None:
-    """The project's refresh interval in seconds (raised to the operator's minimum), or None."""
-    spec = project_spec.get("refresh")
-    if spec is None:
-        return None
-    if not isinstance(spec, Mapping):
-        raise InvalidSpec("spec.refresh must be an object {interval}")
-    return max(parse_interval(spec.get("interval")), minimum)
-
+# spec.refresh: {interval: "15m"} or {schedule: "0 * * * *"}. One task of the operator checks the projects
+# that ask for it (a kopf timer would put a finalizer on every project, and a Retained project needs none).
+__all__ = ["parse_interval", "refresh_interval", "refresh_cadence", "next_refresh", "refresh_all"]
 
 def _time(text: Any) -> datetime.datetime | None:
     try:
@@ -128,14 +105,16 @@ def _time(text: Any) -> datetime.datetime | None:
         return None
 
 
-def next_refresh(status: Mapping[str, Any], interval: float) -> datetime.datetime | None:
-    """When the next run is due: an interval after the last success, the last run's end or the last
-    check of a git remote, whichever is latest (a failing project or remote is not retried in a loop);
-    None when it never ran (due now)."""
+def next_refresh(status: Mapping[str, Any], cadence: Cadence | float) -> datetime.datetime | None:
+    """When the next run is due: the cadence's next time after the last success, the last run's end
+    or the last check of a git remote, whichever is latest (a failing project or remote is not
+    retried in a loop); None when it never ran (due now)."""
+    if not isinstance(cadence, Cadence):
+        cadence = Cadence("interval", float(cadence))
     times = [t for t in (_time(status.get("lastIndexedTime")),
                          _time((status.get("lastRun") or {}).get("completionTime")),
                          _time((status.get("remote") or {}).get("checkedTime"))) if t is not None]
-    return max(times) + datetime.timedelta(seconds=interval) if times else None
+    return cadence.after(max(times)) if times else None
 
 
 def _rfc3339(moment: datetime.datetime) -> str:
@@ -149,28 +128,28 @@ async def refresh_project(ctx: Context, project: Mapping[str, Any], now: datetim
     """Start the project's run when it is due and none is unfinished (for a git source, only when the
     remote's commit moved); keep status.nextRefreshTime current."""
     status = project.get("status") or {}
-    interval = refresh_interval(project.get("spec") or {}, ctx.config.min_refresh_interval)
-    if interval is None or transitions.reason_of(status, transitions.DATABASE_READY) != "DatabaseReady":
+    cadence = refresh_cadence(project.get("spec") or {}, ctx.config.min_refresh_interval)
+    if cadence is None or transitions.reason_of(status, transitions.DATABASE_READY) != "DatabaseReady":
         return
-    due = next_refresh(status, interval)
+    due = next_refresh(status, cadence)
     fields: dict[str, Any] = {}
     remote_state: transitions.State | None = None
     if due is None or due <= now:
-        fields, remote_state = await _refresh_due(ctx, project, due, now, logger)
-        due = now + datetime.timedelta(seconds=interval)  # if this run succeeds now; rewritten after it ends
+        fields, remote_state = await _refresh_due(ctx, project, cadence.trigger, due, now, logger)
+        due = cadence.after(now)  # if this run succeeds now; rewritten after it ends
     if status.get("nextRefreshTime") != _rfc3339(due):
         fields["nextRefreshTime"] = _rfc3339(due)
     if fields or remote_state is not None:
         await _write_status(ctx, project, fields, remote_state)
 
 
-async def _refresh_due(ctx: Context, project: Mapping[str, Any], due: datetime.datetime | None,
+async def _refresh_due(ctx: Context, project: Mapping[str, Any], trigger: str, due: datetime.datetime | None,
                        now: datetime.datetime, logger: Logger) -> Outcome:
     """A due refresh: nothing while a run is unfinished; a git source asks its remote first."""
     meta, status = project["metadata"], project.get("status") or {}
     if unfinished_runs(await kube.list_all(ctx.api, kube.IndexingRun, meta["namespace"]), meta["name"]):
         return {}, None
-    request, trigger = f"interval\0{_rfc3339(due) if due else 'first'}", "interval"
+    request = f"{trigger}\0{_rfc3339(due) if due else 'first'}"
     source = project_source(project.get("spec") or {})
     if source.git_url is None:
         await request_run(ctx.api, project, request, trigger, logger)
@@ -224,7 +203,8 @@ async def refresh_forever(ctx: Context) -> None:
     await sweeps.every(lambda: ctx.config.refresh_check_interval, lambda: refresh_all(ctx), first_wait=False)
 
 
-async def refresh_all(ctx: Context) -> None:
-    now = datetime.datetime.now(datetime.UTC)
+async def refresh_all(ctx: Context, now: datetime.datetime | None = None) -> None:
+    """One sweep: every project with spec.refresh, as of `now` (the current time unless a test gives one)."""
+    now = now or datetime.datetime.now(datetime.UTC)
     await sweeps.sweep_projects(ctx, "refresh", lambda project: refresh_project(ctx, project, now, log),
                                 wanted=lambda project: bool((project.get("spec") or {}).get("refresh")))
