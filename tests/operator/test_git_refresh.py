@@ -1,5 +1,7 @@
 """Scheduled refreshes of git sources: the operator asks the remote for the ref's commit (`git ls-remote`,
 no clone) and starts a run only when it moved; `status.lastIndexedCommit` records what a run indexed.
+The scenario here is the issue's measure: after 10 refreshes, as many Jobs as the commit moved (+ the
+first), and the history limits hold.
 
 The remote is a local bare repository. The project names it by an https:// URL (the operator refuses
 file://); git's own `url.<base>.insteadOf`, given to the operator's process and to the test kubelet's
@@ -100,41 +102,51 @@ async def indexed(cluster, name, commit):
     return status if status.get("lastIndexedCommit") == commit else None
 
 
+MOVES = (4, 8)  # the refreshes (1 to 10) before which a new commit is pushed
+
+
 @pytest.mark.slow
-async def test_unchanged_commit_starts_no_run_a_moved_one_exactly_one_and_the_manual_trigger_always_one(
+async def test_ten_scheduled_refreshes_start_a_job_only_when_the_commit_moved_and_keep_the_history_limits(
         k8s_cluster, codebase_operator, test_kubelet, unique_project_id, drop_databases, remote):
+    """The first refresh indexes (never indexed); an unchanged commit starts no run and no Job; a moved one
+    exactly one, which records the commit; finished runs beyond spec.runHistory are deleted; the manual
+    trigger runs although the commit did not move."""
     drop_databases.append(unique_project_id)
-    await git_project(k8s_cluster, "shop", unique_project_id, refresh={"interval": "1s"})
-    first = remote.head()
-    # Never indexed: the first check starts a run; it records the commit it indexed.
-    status = await eventually(lambda: indexed(k8s_cluster, "shop", first), timeout=60, interval=0.2,
-                              message="the first run indexed the remote's commit")
-    assert status["lastIndexedCommitShort"] == first[:12]
-    [run] = await runs_of(k8s_cluster, "shop")
-    assert (await get(k8s_cluster, RUNS, run))["status"]["commit"] == first
+    await git_project(k8s_cluster, "shop", unique_project_id, refresh={"interval": "1s"},
+                      runHistory={"succeeded": 2, "failed": 1})
+    head = remote.head()
+    status = await eventually(lambda: indexed(k8s_cluster, "shop", head), timeout=60, interval=0.2,
+                              message="refresh 1: the first run indexed the remote's commit")
+    assert status["lastIndexedCommitShort"] == head[:12]
+    [first_run] = await runs_of(k8s_cluster, "shop")
+    assert (await get(k8s_cluster, RUNS, first_run))["status"]["commit"] == head
+    for refresh_number in range(2, 11):
+        if refresh_number in MOVES:
+            head = remote.push("billing/invoice.py", f"def total(lines):\n    return {refresh_number}\n")
+        status = await eventually(lambda before=status["remote"]["checkedTime"], commit=head: _checked_and_indexed(
+            k8s_cluster, "shop", before, commit), timeout=60, interval=0.2, message=f"refresh {refresh_number}")
+        if refresh_number not in MOVES:
+            assert condition({"status": status}, "RemoteChecked")["reason"] == "CommitUnchanged"
 
-    # Unchanged: checks go on (one an interval), and none starts a run or a Job.
-    moment = status["lastIndexedTime"]
-    status = await eventually(lambda: checked_after(k8s_cluster, "shop", moment), timeout=10, interval=0.2,
-                              message="a check after the first run")
-    status = await eventually(lambda: checked_after(k8s_cluster, "shop", status["remote"]["checkedTime"]),
-                              timeout=10, interval=0.2, message="a second check after the first run")
-    assert condition({"status": status}, "RemoteChecked")["reason"] == "CommitUnchanged"
-    assert await runs_of(k8s_cluster, "shop") == [run] and len(test_kubelet.started) == 1
+    assert len(set(test_kubelet.started)) == len(MOVES) + 1  # a Job per moved commit, and the first
+    runs = await runs_of(k8s_cluster, "shop")
+    assert len(runs) == 2 and status["lastRun"]["name"] in runs  # runHistory.succeeded: the newest 2 kept
 
-    # Moved: exactly one run, which indexes the new commit.
-    moved = remote.push("billing/invoice.py", "def compute_invoice_total(lines):\n    return 0\n")
-    status = await eventually(lambda: indexed(k8s_cluster, "shop", moved), timeout=60, interval=0.2,
-                              message="the moved commit indexed")
-    status = await eventually(lambda: checked_after(k8s_cluster, "shop", status["lastIndexedTime"]),
-                              timeout=10, interval=0.2, message="a check after the second run")
-    assert len(await runs_of(k8s_cluster, "shop")) == 2 and len(test_kubelet.started) == 2
-
-    # The manual trigger never asks the remote: one run, although the commit did not move.
     await annotate(k8s_cluster, "shop")
     runs = await eventually(lambda: _at_least(runs_of(k8s_cluster, "shop"), 3), timeout=15, interval=0.2,
-                            message="the run the refresh annotation asked for")
+                            message="the run the refresh annotation asked for, the commit unchanged")
     assert len(runs) == 3
+    manual = next(run for run in await k8s_cluster.client.list(RUNS, NS)
+                  if run["metadata"]["labels"].get(contract.TRIGGER_LABEL) == "manual")
+    await k8s_cluster.client.patch(RUNS, NS, manual["metadata"]["name"], {"spec": {"cancel": True}})  # not needed
+
+
+async def _checked_and_indexed(cluster, name, before, commit):
+    """The status once the remote was checked after `before` and `commit` is indexed, with no run unfinished."""
+    status = await checked_after(cluster, name, before)
+    if status is None or status.get("lastIndexedCommit") != commit or status.get("activeRun"):
+        return None
+    return status
 
 
 async def _at_least(listing, count):
