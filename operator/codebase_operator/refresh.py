@@ -21,7 +21,7 @@ from codebase_indexer import contract
 from . import API_VERSION, conditions, events, git_remote, kube, sweeps, transitions
 from .cadence import Cadence, parse_interval, refresh_cadence, refresh_interval
 from .context import Context
-from .specs import MAX_NAME_LENGTH, project_source
+from .specs import MAX_NAME_LENGTH, InvalidSpec, check_git_url, project_source
 
 Logger = logging.Logger | kopf.Logger
 log = logging.getLogger(__name__)
@@ -156,9 +156,10 @@ async def _refresh_due(ctx: Context, project: Mapping[str, Any], trigger: str, d
         return {}, None
     what = source.git_ref or "HEAD"
     try:
+        check_git_url(source.git_url, allow_plaintext=ctx.config.allow_plaintext_git)  # this operator's policy now
         commit = await git_remote.remote_commit(
             source, await git_remote.source_credentials(ctx, meta["namespace"], source))
-    except git_remote.RemoteCheckFailed as exc:
+    except (git_remote.RemoteCheckFailed, InvalidSpec) as exc:
         # No run: the clone would most likely fail the same way. The next check is an interval away.
         state = transitions.remote_check_failed(f"cannot ask the git remote where {what} is ({exc}); "
                                                 f"no run now, the next check is in one refresh interval")

@@ -222,3 +222,15 @@ async def test_a_git_secret_that_did_not_opt_in_is_refused_before_git_runs(k8s_c
     ctx = Context(config=operator_config, api=kube.pykube.HTTPClient(kube.load_config(operator_config.kubeconfig)))
     with pytest.raises(git_remote.RemoteCheckFailed, match=contract.USABLE_LABEL):
         await git_remote.source_credentials(ctx, NS, Source(git_url=REMOTE_URL, git_credentials_secret="creds"))
+
+
+async def test_a_git_that_hangs_is_killed_at_the_timeout_and_its_errors_are_redacted():
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(git_remote.RemoteCheckFailed, match="did not answer within 0.3 s"):
+        await git_remote._run(["sleep", "30"], {"PATH": "/usr/bin:/bin"}, timeout=0.3)
+    assert asyncio.get_running_loop().time() - started < 5
+    token = "ghp_" + "a1B2c3D4e5" * 4
+    with pytest.raises(git_remote.RemoteCheckFailed) as failed:
+        await git_remote._run(["sh", "-c", f"echo 'fatal: https://robot:{token}@git.test/r.git refused' >&2; "
+                                           "exit 128"], {"PATH": "/usr/bin:/bin"}, timeout=5)
+    assert "exit code 128" in str(failed.value) and token not in str(failed.value)
