@@ -23,6 +23,8 @@ from .cadence import Cadence, parse_interval, refresh_cadence, refresh_interval
 from .context import Context
 from .specs import MAX_NAME_LENGTH, InvalidSpec, check_git_url, project_source
 
+__all__ = ["parse_interval", "refresh_interval", "refresh_cadence", "next_refresh", "refresh_all",
+           "on_refresh_annotation", "refresh_forever", "run_name"]
 Logger = logging.Logger | kopf.Logger
 log = logging.getLogger(__name__)
 _SUFFIX = "-refresh-"
@@ -96,7 +98,6 @@ async def on_refresh_annotation(api: Any, body: kopf.Body, logger: Logger) -> No
 
 # spec.refresh: {interval: "15m"} or {schedule: "0 * * * *"}. One task of the operator checks the projects
 # that ask for it (a kopf timer would put a finalizer on every project, and a Retained project needs none).
-__all__ = ["parse_interval", "refresh_interval", "refresh_cadence", "next_refresh", "refresh_all"]
 
 def _time(text: Any) -> datetime.datetime | None:
     try:
