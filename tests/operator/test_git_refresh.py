@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import datetime
 import subprocess
 from pathlib import Path
 
@@ -168,6 +169,8 @@ async def test_a_remote_that_cannot_answer_is_a_condition_and_an_event_and_no_ru
     await asyncio.sleep(1.5)
     later = await status_of(k8s_cluster, "gone")
     assert later["remote"]["checkedTime"] > first_check
+    checked = datetime.datetime.fromisoformat(later["remote"]["checkedTime"])
+    assert datetime.datetime.fromisoformat(later["nextRefreshTime"]) - checked == datetime.timedelta(seconds=1)
     assert await runs_of(k8s_cluster, "gone") == []
     assert ("RemoteCheckFailed", "Warning") in await events_of(k8s_cluster, "gone")
     events = [e for e in await k8s_cluster.client.list("v1/events", NS) if e["involvedObject"]["name"] == "gone"]
@@ -234,3 +237,16 @@ async def test_a_git_that_hangs_is_killed_at_the_timeout_and_its_errors_are_reda
         await git_remote._run(["sh", "-c", f"echo 'fatal: https://robot:{token}@git.test/r.git refused' >&2; "
                                            "exit 128"], {"PATH": "/usr/bin:/bin"}, timeout=5)
     assert "exit code 128" in str(failed.value) and token not in str(failed.value)
+
+
+async def test_a_ref_that_is_a_full_commit_names_itself_without_asking_the_remote(monkeypatch):
+    async def no_git(*args, **kwargs):
+        raise AssertionError("git was run")
+
+    monkeypatch.setattr(git_remote.asyncio, "create_subprocess_exec", no_git)
+    pinned = "0123456789abcdef" * 2 + "01234567"
+    assert await git_remote.remote_commit(Source(git_url=REMOTE_URL, git_ref=pinned), git_remote.GitCredentials()) \
+        == pinned
+    with pytest.raises(git_remote.RemoteCheckFailed, match="not a valid git ref"):
+        await git_remote.remote_commit(Source(git_url=REMOTE_URL, git_ref="--upload-pack=sh"),
+                                       git_remote.GitCredentials())
