@@ -1,6 +1,7 @@
 """Fixtures shared by every tier: one embedded PostgreSQL and one embedding model per session."""
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -52,10 +53,26 @@ def postgres_url(session_home) -> str:
     data_dir = embedded_data_dir(session_home)  # as root, outside the private session home
     url = embedded_server_url(data_dir)
     os.environ["CODEBASE_MCP_ADMIN_DATABASE_URL"] = url
+    asyncio.run(_without_durability(url))
     yield url
     stop_embedded_server(data_dir)
     if not data_dir.is_relative_to(session_home):
         shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+async def _without_durability(url: str) -> None:
+    """The session's server is thrown away at the end, so it need not survive a crash: no fsync,
+    no full-page writes, no waiting on commits. Every database and schema a test creates then
+    costs a fraction of the time, and the shutdown checkpoint has nothing to flush to disk."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+            await connection.execute(f"ALTER SYSTEM SET {setting} = off")
+        await connection.execute("SELECT pg_reload_conf()")
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

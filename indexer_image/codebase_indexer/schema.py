@@ -151,6 +151,22 @@ MIGRATIONS: list[tuple[int, str]] = [
     -- search compares with the disk to say whether a result is stale (freshness.py).
     ALTER TABLE files ADD COLUMN mtime_ns bigint;
     """),
+    (8, """
+    -- A run of parallelism N > 1 assigns the files of its tree to shards once, by weight
+    -- (shard_plans.py): every shard and every retry of one reads the same plan. Deleted by the
+    -- run's whole-run step, or by the next run's plan when the run failed.
+    CREATE TABLE index_run_plans (
+        run_id      text PRIMARY KEY REFERENCES index_runs (run_id) ON DELETE CASCADE,
+        shard_count integer NOT NULL CHECK (shard_count BETWEEN 2 AND 64),
+        created_at  timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE index_run_plan_files (
+        run_id      text NOT NULL REFERENCES index_run_plans (run_id) ON DELETE CASCADE,
+        path        text NOT NULL,
+        shard_index integer NOT NULL CHECK (shard_index BETWEEN 0 AND 63),
+        PRIMARY KEY (run_id, path)
+    );
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
