@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import tempfile
@@ -82,12 +83,30 @@ def operator_environment(monkeypatch):
     monkeypatch.delenv("CODEBASE_MCP_ADMIN_DATABASE_URL", raising=False)
 
 
+def _loaded_model():
+    from codebase_indexer.embedding import LocalEmbedder
+
+    model = LocalEmbedder()
+    model.embed(["warm-up"])  # the weights load on first use
+    return model
+
+
+_model_loading: concurrent.futures.Future | None = None
+
+
+def pytest_collection_finish(session):
+    """When a collected test needs the model, load it in a thread from now on: its 5-8 s of imports
+    and weights overlap the first tests (charts rendered by helm, other subprocesses) instead of
+    stopping the first test that embeds."""
+    global _model_loading
+    if any("embedder" in getattr(item, "fixturenames", ()) for item in session.items):
+        _model_loading = concurrent.futures.ThreadPoolExecutor(1, "model-warm-up").submit(_loaded_model)
+
+
 @pytest.fixture(scope="session")
 def embedder():
     """The real default model (all-MiniLM-L6-v2 from its wheel), loaded once."""
-    from codebase_indexer.embedding import LocalEmbedder
-
-    return LocalEmbedder()
+    return _model_loading.result() if _model_loading is not None else _loaded_model()
 
 
 @pytest.fixture
