@@ -232,9 +232,7 @@ async def release(ctx: Context, namespace: str, project_name: str, run_name: str
             ops.append({"op": "add", "path": "/status/lastRun", "value": dict(last_run)})
             if last_run.get("succeeded"):
                 ops.append({"op": "add", "path": "/status/lastIndexedTime", "value": last_run["completionTime"]})
-                if last_run.get("commit"):
-                    ops += [{"op": "add", "path": "/status/lastIndexedCommit", "value": last_run["commit"]},
-                            {"op": "add", "path": "/status/lastIndexedCommitShort", "value": last_run["commit"][:12]}]
+                ops += _indexed_commit_ops(project.get("status") or {}, last_run.get("commit"))
         if not ops or "status" not in project:
             return project
         try:
@@ -245,6 +243,15 @@ async def release(ctx: Context, namespace: str, project_name: str, run_name: str
         except kube.Conflict:
             continue
     return project
+
+
+def _indexed_commit_ops(status: Mapping[str, Any], commit: str | None) -> list[dict[str, Any]]:
+    """Record the commit a successful run indexed; a run without one (a path source) leaves none behind."""
+    if commit:
+        return [{"op": "add", "path": "/status/lastIndexedCommit", "value": commit},
+                {"op": "add", "path": "/status/lastIndexedCommitShort", "value": commit[:12]}]
+    return [{"op": "remove", "path": f"/status/{key}"} for key in ("lastIndexedCommit", "lastIndexedCommitShort")
+            if key in status]
 
 
 async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any],

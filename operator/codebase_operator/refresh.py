@@ -129,8 +129,10 @@ async def refresh_project(ctx: Context, project: Mapping[str, Any], now: datetim
     """Start the project's run when it is due and none is unfinished (for a git source, only when the
     remote's commit moved); keep status.nextRefreshTime current."""
     status = project.get("status") or {}
+    if transitions.reason_of(status, transitions.DATABASE_READY) != "DatabaseReady":
+        return  # not provisioned yet, or refused (an invalid spec.refresh is reported there, once)
     cadence = refresh_cadence(project.get("spec") or {}, ctx.config.min_refresh_interval)
-    if cadence is None or transitions.reason_of(status, transitions.DATABASE_READY) != "DatabaseReady":
+    if cadence is None:
         return
     due = next_refresh(status, cadence)
     fields: dict[str, Any] = {}

@@ -249,3 +249,17 @@ async def test_a_ref_that_is_a_full_commit_names_itself_without_asking_the_remot
     with pytest.raises(git_remote.RemoteCheckFailed, match="not a valid git ref"):
         await git_remote.remote_commit(Source(git_url=REMOTE_URL, git_ref="--upload-pack=sh"),
                                        git_remote.GitCredentials())
+
+
+def test_a_successful_run_records_its_commit_and_one_without_a_commit_clears_it():
+    from codebase_operator.indexing_runs import _indexed_commit_ops
+
+    commit = "f" * 40
+    assert _indexed_commit_ops({}, commit) == [
+        {"op": "add", "path": "/status/lastIndexedCommit", "value": commit},
+        {"op": "add", "path": "/status/lastIndexedCommitShort", "value": commit[:12]}]
+    # The project's source became a path: the Commit column must not show a commit it no longer holds.
+    recorded = {"lastIndexedCommit": commit, "lastIndexedCommitShort": commit[:12]}
+    assert _indexed_commit_ops(recorded, None) == [{"op": "remove", "path": "/status/lastIndexedCommit"},
+                                                  {"op": "remove", "path": "/status/lastIndexedCommitShort"}]
+    assert _indexed_commit_ops({}, None) == []
