@@ -2,9 +2,10 @@
 
 Configured by flags or the environment (flags win). The last line on stdout,
 and the termination message file when given, is a compact JSON result:
-`{"ok": true, "summary": {...}}` or `{"ok": false, "reason": ..., "message": ...}`; a shard of a
-run of parallelism N adds `"shard": {"index": i, "count": N}` (its summary is the run's when it
-finished last, else its own part, with `"partial": true`).
+`{"ok": true, "summary": {...}}` (a git source adds `"commit"`, the commit it indexed) or
+`{"ok": false, "reason": ..., "message": ...}`; a shard of a run of parallelism N adds
+`"shard": {"index": i, "count": N}` (its summary is the run's when it finished last, else its own
+part, with `"partial": true`).
 Exit codes: 0 succeeded, 1 failed, 2 bad arguments, 143 cancelled (SIGTERM).
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from . import credentials
 from .configuration import InvalidSetting, add_arguments, environment_names, load
 from .embedding import Embedder, EmbeddingError, create_embedder
+from .git_access import COMMIT, git_environment
 from .git_refs import InvalidGitRef, check_git_ref
 from .log_redaction import redact_logs
 from .pipeline import IndexingCancelled, IndexingError, index_repository
@@ -113,6 +115,7 @@ async def _run(settings: IndexerSettings, embedder: Embedder | None = None,
     database_url = settings.database_url or ""
     try:
         source = _cloned(settings) if settings.git_url else Path(settings.source_path or "")
+        commit = _head_commit(source) if settings.git_url else None
         summary = await index_repository(
             database_url, source, project_id=settings.project_id or "",
             embedder=embedder or create_embedder(settings.embedding), full=settings.index_mode == "full",
@@ -131,7 +134,10 @@ async def _run(settings: IndexerSettings, embedder: Embedder | None = None,
                 "message": f"{redact(database_url)}: {exc}"}, EXIT_FAILED
     except Exception as exc:  # anything else still ends with a result a human can read
         return {"ok": False, "reason": _reason_of(exc), "message": str(exc)}, EXIT_FAILED
-    return {"ok": True, "summary": summary.to_dict()}, EXIT_OK
+    result: dict = {"ok": True, "summary": summary.to_dict()}
+    if commit:
+        result["commit"] = commit
+    return result, EXIT_OK
 
 
 def _cancel_on_sigterm() -> asyncio.Event:
@@ -155,15 +161,6 @@ def _scan_options(settings: IndexerSettings) -> ScanOptions:
                        max_chunks_per_run=settings.max_chunks_per_run)
 
 
-_ASKPASS_SCRIPT = """#!/bin/sh
-# git asks for credentials through this script; they come from the environment, never argv.
-case "$1" in
-  Username*) printf '%s\\n' "$GIT_USERNAME" ;;
-  *) printf '%s\\n' "$GIT_PASSWORD" ;;
-esac
-"""
-
-
 def _cloned(settings: IndexerSettings) -> Path:
     """Shallow-clone the repository; arguments go to git as a list, never through a shell."""
     work = Path(tempfile.mkdtemp(prefix="clone-", dir=settings.work_dir or None))
@@ -178,21 +175,22 @@ def _cloned(settings: IndexerSettings) -> Path:
     return target
 
 
+def _head_commit(checkout: Path) -> str | None:
+    """The commit a clone checked out (40 or 64 hex digits), or None when git cannot say."""
+    result = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--verify", "HEAD"],
+                            capture_output=True, text=True, env={"PATH": os.environ.get("PATH", ""),
+                                                                  "GIT_TERMINAL_PROMPT": "0"})
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and COMMIT.fullmatch(commit) else None
+
+
 def _git_environment(work: Path, settings: IndexerSettings) -> dict[str, str]:
     """git's environment: never prompt; answer credential prompts through GIT_ASKPASS.
 
     The indexer's own secrets (the database URL, the embedding API key) stay out of it; git gets
     the repository credentials only, under names of its askpass script."""
     hidden = environment_names(IndexerSettings, secret=True) | environment_names(EmbeddingSettings, secret=True)
-    env = {name: value for name, value in os.environ.items() if name not in hidden}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    if settings.git_password:
-        askpass = work / "askpass.sh"
-        askpass.write_text(_ASKPASS_SCRIPT)
-        askpass.chmod(0o700)
-        env.update(GIT_ASKPASS=str(askpass), GIT_USERNAME=settings.git_username or "",
-                   GIT_PASSWORD=settings.git_password)
-    return env
+    return git_environment(work, username=settings.git_username, password=settings.git_password, hidden=hidden)
 
 
 def _emit(settings: IndexerSettings, result: dict) -> None:

@@ -35,6 +35,7 @@ from codebase_indexer.provisioning import (
 
 from . import jobs, kube, transitions
 from .bodies import namespace_of
+from .cadence import refresh_cadence
 from .context import Context
 from .specs import InvalidSpec, check_project_spec
 
@@ -127,6 +128,7 @@ async def provision(ctx: Context, project: Mapping[str, Any]) -> Provisioned:
     meta, spec, status = project["metadata"], project["spec"], project.get("status") or {}
     name, namespace = meta["name"], meta["namespace"]
     dbname = check_project_spec(name, spec, namespace, allow_plaintext_git=ctx.config.allow_plaintext_git)
+    refresh_cadence(spec, ctx.config.min_refresh_interval)
     recorded = (status.get("database") or {}).get("name")
     if recorded and recorded != dbname:
         raise InvalidSpec(f"spec.projectId is immutable: this project's database is {recorded}; "

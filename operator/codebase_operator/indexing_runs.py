@@ -166,6 +166,7 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
 
     pods = jobs.pods_of_job(await kube.list_labelled(ctx.api, kube.Pod, namespace, {"job-name": job_name}), job)
     report = jobs.final_report(pods, succeeded=state.phase == "Succeeded")
+    commit = jobs.report_commit(report) if state.phase == "Succeeded" else None
     if state.phase == "Succeeded" and row and row.get("state") == SUCCEEDED and row.get("summary"):
         report = {"ok": True, "summary": row["summary"]}  # the run's own record, whichever pod spoke last
     if report is None:
@@ -174,7 +175,7 @@ async def watch(ctx: Context, body: kopf.Body, patch: kopf.Patch, logger: Logger
         status["progress"] = current
     await _finish(ctx, body, patch, status, transitions.finished(
         state, report, shards=shards, failed_indexes=jobs.failed_indexes(job)),
-        summary=transitions.summary(report), logger=logger)
+        summary=transitions.summary(report), logger=logger, commit=commit)
 
 
 async def _restore_project(ctx: Context, project: Mapping[str, Any], logger: Logger) -> None:
@@ -231,6 +232,7 @@ async def release(ctx: Context, namespace: str, project_name: str, run_name: str
             ops.append({"op": "add", "path": "/status/lastRun", "value": dict(last_run)})
             if last_run.get("succeeded"):
                 ops.append({"op": "add", "path": "/status/lastIndexedTime", "value": last_run["completionTime"]})
+                ops += _indexed_commit_ops(project.get("status") or {}, last_run.get("commit"))
         if not ops or "status" not in project:
             return project
         try:
@@ -243,15 +245,27 @@ async def release(ctx: Context, namespace: str, project_name: str, run_name: str
     return project
 
 
+def _indexed_commit_ops(status: Mapping[str, Any], commit: str | None) -> list[dict[str, Any]]:
+    """Record the commit a successful run indexed; a run without one (a path source) leaves none behind."""
+    if commit:
+        return [{"op": "add", "path": "/status/lastIndexedCommit", "value": commit},
+                {"op": "add", "path": "/status/lastIndexedCommitShort", "value": commit[:12]}]
+    return [{"op": "remove", "path": f"/status/{key}"} for key in ("lastIndexedCommit", "lastIndexedCommitShort")
+            if key in status]
+
+
 async def _finish(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any],
-                  state: transitions.State, *, summary: Mapping[str, Any] | None, logger: Logger) -> None:
+                  state: transitions.State, *, summary: Mapping[str, Any] | None, logger: Logger,
+                  commit: str | None = None) -> None:
     now = conditions.now_rfc3339()
     fields: dict[str, Any] = {"progress": transitions.final_progress(summary, status.get("progress"))}
     if summary:
         fields["summary"] = dict(summary)
+    if commit:
+        fields["commit"] = commit
     _enter(body, patch, status, state, now=now, **fields)
     metrics.observe_run_end(body.metadata.uid, status, state.reason, now)
-    last_run = transitions.last_run(body.metadata.name, now, state.status == "True", summary)
+    last_run = transitions.last_run(body.metadata.name, now, state.status == "True", summary, commit)
     project = await release(ctx, namespace_of(body), body.spec["projectRef"]["name"], body.metadata.name,
                             last_run)
     if project is not None:

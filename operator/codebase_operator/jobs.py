@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from codebase_indexer.configuration import as_environment, variable
 from codebase_indexer.contract import DATABASE_URL_KEY, PROJECT_LABEL, RUN_LABEL
+from codebase_indexer.git_access import COMMIT
 from codebase_indexer.identifiers import owner_secret_name
 from codebase_indexer.settings import OFFLINE_MODEL_ENVIRONMENT, EmbeddingSettings, IndexerSettings
 
@@ -297,6 +298,12 @@ def final_report(pods: Iterable[Mapping[str, Any]], succeeded: bool) -> dict[str
         return whole[-1] if whole else None
     failed = [r for _, r in reports if r.get("ok") is False]
     return failed[-1] if failed else None
+
+
+def report_commit(report: Mapping[str, Any] | None) -> str | None:
+    """The commit a git source's run indexed, as its indexer reported it (checked: it is copied to status)."""
+    commit = (report or {}).get("commit")
+    return commit if isinstance(commit, str) and COMMIT.fullmatch(commit) else None
 
 
 def _with_shard(report: dict[str, Any], pod: Mapping[str, Any]) -> dict[str, Any]:

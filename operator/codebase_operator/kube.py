@@ -32,7 +32,7 @@ class IndexingRun(pykube.objects.NamespacedAPIObject):
     kind = contract.RUN_KIND
 
 
-Job, Pod, Secret = pykube.Job, pykube.Pod, pykube.Secret
+Job, Pod, Secret, Event = pykube.Job, pykube.Pod, pykube.Secret, pykube.Event
 Kind = type[pykube.objects.NamespacedAPIObject]
 
 
@@ -103,6 +103,11 @@ async def create(api: pykube.HTTPClient, kind: Kind, body: Mapping[str, Any]) ->
             body["metadata"]["name"])
         return existing.obj, False
     return await asyncio.to_thread(post)
+
+
+async def create_new(api: pykube.HTTPClient, kind: Kind, body: Mapping[str, Any]) -> None:
+    """Create an object whose name is new (an Event's); a name taken already is an error."""
+    await asyncio.to_thread(lambda: kind(api, dict(body)).create())
 
 
 async def delete(api: pykube.HTTPClient, kind: Kind, namespace: str, name: str) -> bool:

@@ -11,7 +11,6 @@ import contextlib
 import datetime
 import hashlib
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,10 +18,13 @@ import kopf
 
 from codebase_indexer import contract
 
-from . import API_VERSION, kube, sweeps, transitions
+from . import API_VERSION, conditions, events, git_remote, kube, sweeps, transitions
+from .cadence import Cadence, parse_interval, refresh_cadence, refresh_interval
 from .context import Context
-from .specs import MAX_NAME_LENGTH, InvalidSpec
+from .specs import MAX_NAME_LENGTH, InvalidSpec, check_git_url, project_source
 
+__all__ = ["parse_interval", "refresh_interval", "refresh_cadence", "next_refresh", "refresh_all",
+           "on_refresh_annotation", "refresh_forever", "run_name"]
 Logger = logging.Logger | kopf.Logger
 log = logging.getLogger(__name__)
 _SUFFIX = "-refresh-"
@@ -94,32 +96,8 @@ async def on_refresh_annotation(api: Any, body: kopf.Body, logger: Logger) -> No
                               [{"op": "test", "path": pointer, "value": value}, {"op": "remove", "path": pointer}])
 
 
-# spec.refresh: {interval: "15m"}. One task of the operator checks the projects that ask for it
-# (a kopf timer would put a finalizer on every project, and a Retained project needs none).
-
-_INTERVAL = re.compile(r"^(?:(\d{1,4})h)?(?:(\d{1,5})m)?(?:(\d{1,6})s)?$")
-MAX_INTERVAL = 366 * 24 * 3600
-
-
-def parse_interval(text: Any) -> float:
-    """Seconds of a duration like "15m", "1h30m" or "90s"; InvalidSpec otherwise."""
-    found = _INTERVAL.match(text) if isinstance(text, str) and text else None
-    seconds = (int(found[1] or 0) * 3600 + int(found[2] or 0) * 60 + int(found[3] or 0)) if found else 0
-    if not found or not 0 < seconds <= MAX_INTERVAL:
-        raise InvalidSpec(f"spec.refresh.interval must be a duration like 15m, 1h or 1h30m (at most 366 days), "
-                          f"not {text!r}")
-    return float(seconds)
-
-
-def refresh_interval(project_spec: Mapping[str, Any], minimum: float) -> float | None:
-    """The project's refresh interval in seconds (raised to the operator's minimum), or None."""
-    spec = project_spec.get("refresh")
-    if spec is None:
-        return None
-    if not isinstance(spec, Mapping):
-        raise InvalidSpec("spec.refresh must be an object {interval}")
-    return max(parse_interval(spec.get("interval")), minimum)
-
+# spec.refresh: {interval: "15m"} or {schedule: "0 * * * *"}. One task of the operator checks the projects
+# that ask for it (a kopf timer would put a finalizer on every project, and a Retained project needs none).
 
 def _time(text: Any) -> datetime.datetime | None:
     try:
@@ -128,38 +106,109 @@ def _time(text: Any) -> datetime.datetime | None:
         return None
 
 
-def next_refresh(status: Mapping[str, Any], interval: float) -> datetime.datetime | None:
-    """When the next run is due: an interval after the last success or the last run's end, whichever
-    is later (a failing project is not retried in a loop); None when it never ran (due now)."""
-    times = [t for t in (_time(status.get("lastIndexedTime")), _time((status.get("lastRun") or {}).get(
-        "completionTime"))) if t is not None]
-    return max(times) + datetime.timedelta(seconds=interval) if times else None
+def next_refresh(status: Mapping[str, Any], cadence: Cadence | float) -> datetime.datetime | None:
+    """When the next run is due: the cadence's next time after the last success, the last run's end
+    or the last check of a git remote, whichever is latest (a failing project or remote is not
+    retried in a loop); None when it never ran (due now)."""
+    if not isinstance(cadence, Cadence):
+        cadence = Cadence("interval", float(cadence))
+    times = [t for t in (_time(status.get("lastIndexedTime")),
+                         _time((status.get("lastRun") or {}).get("completionTime")),
+                         _time((status.get("remote") or {}).get("checkedTime"))) if t is not None]
+    return cadence.after(max(times)) if times else None
 
 
 def _rfc3339(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+Outcome = tuple[dict[str, Any], transitions.State | None]  # status fields to write, the remote's condition
+
+
 async def refresh_project(ctx: Context, project: Mapping[str, Any], now: datetime.datetime, logger: Logger) -> None:
-    """Start the project's run when it is due and none is unfinished; keep status.nextRefreshTime current."""
-    meta, status = project["metadata"], project.get("status") or {}
-    interval = refresh_interval(project.get("spec") or {}, ctx.config.min_refresh_interval)
-    if interval is None or transitions.reason_of(status, transitions.DATABASE_READY) != "DatabaseReady":
+    """Start the project's run when it is due and none is unfinished (for a git source, only when the
+    remote's commit moved); keep status.nextRefreshTime current."""
+    status = project.get("status") or {}
+    if transitions.reason_of(status, transitions.DATABASE_READY) != "DatabaseReady":
+        return  # not provisioned yet, or refused (an invalid spec.refresh is reported there, once)
+    cadence = refresh_cadence(project.get("spec") or {}, ctx.config.min_refresh_interval)
+    if cadence is None:
         return
-    due = next_refresh(status, interval)
+    due = next_refresh(status, cadence)
+    fields: dict[str, Any] = {}
+    remote_state: transitions.State | None = None
     if due is None or due <= now:
-        await request_run(ctx.api, project, f"interval\0{_rfc3339(due) if due else 'first'}", "interval", logger)
-        due = now + datetime.timedelta(seconds=interval)  # if this run succeeds now; rewritten after it ends
-    if status.get("nextRefreshTime") != _rfc3339(due) and "status" in project:
-        await kube.json_patch(ctx.api, kube.CodebaseProject, meta["namespace"], meta["name"], [
-            {"op": "add", "path": "/status/nextRefreshTime", "value": _rfc3339(due)}], subresource="status")
+        fields, remote_state = await _refresh_due(ctx, project, cadence.trigger, due, now, logger)
+        due = cadence.after(now)  # if this run succeeds now; rewritten after it ends
+    if status.get("nextRefreshTime") != _rfc3339(due):
+        fields["nextRefreshTime"] = _rfc3339(due)
+    if fields or remote_state is not None:
+        await _write_status(ctx, project, fields, remote_state)
+
+
+async def _refresh_due(ctx: Context, project: Mapping[str, Any], trigger: str, due: datetime.datetime | None,
+                       now: datetime.datetime, logger: Logger) -> Outcome:
+    """A due refresh: nothing while a run is unfinished; a git source asks its remote first."""
+    meta, status = project["metadata"], project.get("status") or {}
+    if unfinished_runs(await kube.list_all(ctx.api, kube.IndexingRun, meta["namespace"]), meta["name"]):
+        return {}, None
+    request = f"{trigger}\0{_rfc3339(due) if due else 'first'}"
+    source = project_source(project.get("spec") or {})
+    if source.git_url is None:
+        await request_run(ctx.api, project, request, trigger, logger)
+        return {}, None
+    what = source.git_ref or "HEAD"
+    try:
+        check_git_url(source.git_url, allow_plaintext=ctx.config.allow_plaintext_git)  # this operator's policy now
+        commit = await git_remote.remote_commit(
+            source, await git_remote.source_credentials(ctx, meta["namespace"], source))
+    except (git_remote.RemoteCheckFailed, InvalidSpec) as exc:
+        # No run: the clone would most likely fail the same way. The next check is an interval away.
+        state = transitions.remote_check_failed(f"cannot ask the git remote where {what} is ({exc}); "
+                                                f"no run now, the next check is in one refresh interval")
+        logger.warning(f"project {meta['namespace']}/{meta['name']}: {state.message}")
+        if transitions.is_news(status, state, transitions.REMOTE_CHECKED):
+            await kube.create_new(ctx.api, kube.Event,
+                                  events.event_manifest(project, state.event_type, state.reason, state.message))
+        return {"remote": {**(status.get("remote") or {}), "checkedTime": _rfc3339(now)}}, state
+    remote = {"commit": commit, "checkedTime": _rfc3339(now)}
+    if commit == status.get("lastIndexedCommit"):
+        return {"remote": remote}, transitions.commit_unchanged(what, commit)
+    name, _ = await request_run(ctx.api, project, f"{request}\0{commit}", trigger, logger)
+    return {"remote": remote}, transitions.commit_moved(what, commit, name)
+
+
+async def _write_status(ctx: Context, project: Mapping[str, Any], fields: Mapping[str, Any],
+                        remote_state: transitions.State | None) -> None:
+    """Write the fields (and the remote's condition) onto the project as it is now: the conditions list
+    is replaced whole, so the write tests the resourceVersion it read and reads again on a conflict."""
+    meta = project["metadata"]
+    for _ in range(3):
+        fresh = await kube.get(ctx.api, kube.CodebaseProject, meta["namespace"], meta["name"])
+        if fresh is None or "status" not in fresh or fresh["metadata"].get("uid") != meta.get("uid"):
+            return
+        ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion",
+                                      "value": fresh["metadata"].get("resourceVersion")}]
+        ops += [{"op": "add", "path": f"/status/{key}", "value": value} for key, value in fields.items()]
+        if remote_state is not None:
+            ops.append({"op": "add", "path": "/status/conditions", "value": conditions.set_condition(
+                fresh["status"].get("conditions"), type_=transitions.REMOTE_CHECKED, status=remote_state.status,
+                reason=remote_state.reason, message=remote_state.message,
+                observed_generation=fresh["metadata"].get("generation"))})
+        try:
+            await kube.json_patch(ctx.api, kube.CodebaseProject, meta["namespace"], meta["name"], ops,
+                                  subresource="status")
+            return
+        except kube.Conflict:
+            continue
 
 
 async def refresh_forever(ctx: Context) -> None:
     await sweeps.every(lambda: ctx.config.refresh_check_interval, lambda: refresh_all(ctx), first_wait=False)
 
 
-async def refresh_all(ctx: Context) -> None:
-    now = datetime.datetime.now(datetime.UTC)
+async def refresh_all(ctx: Context, now: datetime.datetime | None = None) -> None:
+    """One sweep: every project with spec.refresh, as of `now` (the current time unless a test gives one)."""
+    now = now or datetime.datetime.now(datetime.UTC)
     await sweeps.sweep_projects(ctx, "refresh", lambda project: refresh_project(ctx, project, now, log),
                                 wanted=lambda project: bool((project.get("spec") or {}).get("refresh")))

@@ -82,8 +82,8 @@ class OperatorSettings:
     refresh_check_interval: float = setting(15.0, metavar="SECONDS",
                                             help="how often projects with spec.refresh are checked for a due run")
     min_refresh_interval: float = setting(60.0, metavar="SECONDS",
-                                          help="the shortest spec.refresh.interval honoured; a shorter one is "
-                                               "raised to it")
+                                          help="the shortest spec.refresh.interval honoured (a shorter one is "
+                                               "raised to it), and the least time between a schedule's runs")
     retry_max_delay: float = setting(60.0, metavar="SECONDS", old_env=("CODEBASE_RETRY_MAX_DELAY",),
                                      help="cap of the exponential backoff of waiting runs and failed provisioning")
     verbose: bool = setting(False, short="-v", env=False, help="debug logging")

@@ -18,6 +18,7 @@ from .conditions import ConditionStatus
 from .jobs import JobState
 
 READY, DATABASE_READY, SUCCEEDED = "Ready", "DatabaseReady", "Succeeded"
+REMOTE_CHECKED = "RemoteChecked"  # a git source's last refresh check: could the remote say where the ref is?
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,12 +195,15 @@ def final_progress(summary_fields: Mapping[str, Any] | None, current: Mapping[st
 
 
 def last_run(run_name: str, completion_time: str, succeeded: bool,
-             summary_fields: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A project's `status.lastRun` after one of its runs finished."""
+             summary_fields: Mapping[str, Any] | None, commit: str | None = None) -> dict[str, Any]:
+    """A project's `status.lastRun` after one of its runs finished (with the commit a git source indexed)."""
     summary_fields = summary_fields or {}
-    return {"name": run_name, "completionTime": completion_time, "succeeded": succeeded,
-            "files": int(summary_fields.get("filesIndexed", 0)),
-            "chunks": int(summary_fields.get("chunksCreated", 0))}
+    result = {"name": run_name, "completionTime": completion_time, "succeeded": succeeded,
+              "files": int(summary_fields.get("filesIndexed", 0)),
+              "chunks": int(summary_fields.get("chunksCreated", 0))}
+    if commit:
+        result["commit"] = commit
+    return result
 
 
 # CodebaseProject states.
@@ -215,6 +219,18 @@ def provisioning_failed(message: str) -> State:
 def conflict(message: str) -> State:
     """The database (or a Secret) the project would use belongs to something else."""
     return State("False", "Conflict", message)
+
+
+def remote_check_failed(message: str) -> State:
+    return State("False", "RemoteCheckFailed", message)
+
+
+def commit_unchanged(ref: str, commit: str) -> State:
+    return State("True", "CommitUnchanged", f"{ref} is at {commit[:12]}, which is indexed already: no run")
+
+
+def commit_moved(ref: str, commit: str, run: str) -> State:
+    return State("True", "CommitMoved", f"{ref} is at {commit[:12]}, not indexed yet: run {run}")
 
 
 def project_status(status: Mapping[str, Any] | None, database: State, *, generation: int | None,

@@ -115,6 +115,8 @@ def test_operator_parses_its_rendered_configuration(manifests, values, monkeypat
         assert job_volume["persistentVolumeClaim"]["claimName"] == volume["persistentVolumeClaim"]["claimName"]
     assert settings.watched_namespaces()[0] == "codebase"
     assert config.recheck_interval == values["operator"]["recheckIntervalSeconds"]
+    assert config.refresh_check_interval == values["operator"]["refreshCheckIntervalSeconds"]
+    assert config.min_refresh_interval == values["operator"]["minRefreshIntervalSeconds"]
     assert (settings.liveness_endpoint or "").endswith(f":{container['ports'][0]['containerPort']}/healthz")
 
 

@@ -91,7 +91,11 @@ def test_git_source_is_cloned_without_a_shell(project, tmp_path):
         "CODEBASE_MCP_WORK_DIR": str(tmp_path),
     })
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1])["summary"]["files_indexed"] == 1
+    reported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert reported["summary"]["files_indexed"] == 1
+    # The commit it indexed, for the operator's status.lastIndexedCommit.
+    assert reported["commit"] == subprocess.run(["git", "-C", str(origin), "rev-parse", "HEAD"], check=True,
+                                                capture_output=True, text=True).stdout.strip()
 
 
 def test_git_credentials_reach_git_through_askpass_not_argv(tmp_path, monkeypatch):

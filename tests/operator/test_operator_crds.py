@@ -163,7 +163,9 @@ def test_short_names_and_printer_columns():
     columns = {kind: [column["name"] for column in crd["spec"]["versions"][0]["additionalPrinterColumns"]
                       if not column.get("priority")]
                for kind, crd in crds().items()}
-    assert columns["CodebaseProject"] == ["Ready", "Database", "Last run", "Indexed", "Age"]
+    assert columns["CodebaseProject"] == ["Ready", "Database", "Last run", "Commit", "Indexed", "Age"]
+    commit = next(c for c in project["spec"]["versions"][0]["additionalPrinterColumns"] if c["name"] == "Commit")
+    assert commit["jsonPath"] == ".status.lastIndexedCommitShort"
     assert columns["IndexingRun"] == ["Project", "Succeeded", "Reason", "Files", "Chunks", "Shards", "Age"]
     ready = project["spec"]["versions"][0]["additionalPrinterColumns"][0]
     assert ready["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'

@@ -351,8 +351,12 @@ async def _roles(admin_url, names):
     (PROJECTS, project_manifest("blank-id", "   ", path="a"), "schema"),
     # Valid for the schema, which cannot know the name derived from the projectId:
     (PROJECTS, project_manifest("wrong-db", "x", path="a", database={"name": "cb_proj_other_00000000"}), None),
+    (PROJECTS, project_manifest("two-cadences", "x", path="a", refresh={"interval": "5m", "schedule": "0 * * * *"}),
+     "cel"),
+    (PROJECTS, project_manifest("bad-schedule", "x", path="a", refresh={"schedule": "61 * * * *"}), None),
 ], ids=["run-without-projectRef", "run-path-escapes-workspace", "run-bad-project-name",
-        "project-two-sources", "project-blank-id", "project-foreign-database-name"])
+        "project-two-sources", "project-blank-id", "project-foreign-database-name",
+        "project-interval-and-schedule", "project-schedule-out-of-range"])
 @pytest.mark.slow
 async def test_invalid_resources_get_invalid_spec_and_are_not_retried(
         k8s_cluster, codebase_operator, resource, manifest, rejected_by):

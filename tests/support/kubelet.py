@@ -64,6 +64,9 @@ class TestKubelet:
         self._crashes: dict[tuple[str, int], int] = {}
         self.live: dict[str, int] = {}  # job name → containers running now
         self.errors: list[str] = []  # failures of the kubelet itself (not of the Jobs it runs)
+        # What every container also gets, as a node's image would have it: e.g. git's configuration
+        # (GIT_CONFIG_COUNT/KEY/VALUE) that points a git URL at a local bare repository.
+        self.node_environment: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 
     # Test controls.
@@ -308,7 +311,7 @@ class TestKubelet:
                            sandbox: Path, termination_file: Path) -> dict[str, str]:
         mounts = self._mount_map(pod_spec, container, sandbox)
         env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               "LANG": os.environ.get("LANG", "C.UTF-8")}
+               "LANG": os.environ.get("LANG", "C.UTF-8"), **self.node_environment}
         for var in container.get("env") or ():
             value = var.get("value")
             ref = (var.get("valueFrom") or {}).get("secretKeyRef")
