@@ -23,9 +23,10 @@ REPO = {
 
 async def _downgrade_to_version_3(admin_url: str, database: str) -> None:
     """What a database indexed before grep and symbols looks like: no pg_trgm, lines or symbols (nor
-    the shard tables of version 6, nor the file times of version 7)."""
+    the shard tables of version 6, the file times of version 7 or the name vectors of version 8)."""
     conn = await asyncpg.connect(database_url(admin_url, database))
     try:
+        await conn.execute("ALTER TABLE chunks DROP COLUMN name_embedding")
         await conn.execute("DROP TABLE lines, symbols, index_run_shards, index_run_gone")
         await conn.execute("ALTER TABLE index_runs DROP COLUMN shard_count")
         await conn.execute("ALTER TABLE files DROP COLUMN mtime_ns")
