@@ -1,6 +1,6 @@
 """`make bench`: indexing throughput, re-index cost, search latency at 100k chunks, retrieval quality,
 grep_code / find_symbol latency beside ripgrep; `--sections scale`: shard balance, N-shard speed-up
-(measured and projected) and the cost curve.
+(measured and projected) and the cost curve; `--sections balance`: the shard balance alone (no model).
 
 Numbers, not pass/fail: every ratio is measured side by side in one run on this machine.
 Third-party sources are downloaded from PyPI as sdists at run time (never committed).
@@ -34,12 +34,13 @@ from embedding_cache import CachedEmbedder  # noqa: E402
 from grep_bench import grep_report, measure_grep, measure_grep_checkout  # noqa: E402
 from latency import measure_search_latency  # noqa: E402
 from quality import build_corpus, evaluate_package, quality_table, save_ranks  # noqa: E402
-from scale import measure_scale  # noqa: E402
+from scale import measure_balance, measure_scale  # noqa: E402
 
 THROUGHPUT_SDISTS = ("click==8.1.8", "requests==2.32.3", "more-itertools==10.7.0")
 LATENCY_QUERIES_FROM = "click"  # the latency section's queries: this package's docstring sentences
 DEFAULT_SECTIONS = ("throughput", "quality", "latency", "grep")
-SECTIONS = (*DEFAULT_SECTIONS, "scale")  # scale takes long (several indexing runs): only when asked
+# scale takes long (several indexing runs); balance is scale's first part alone: only when asked
+SECTIONS = (*DEFAULT_SECTIONS, "scale", "balance")
 
 
 def sections_argument(text: str) -> set[str]:
@@ -73,6 +74,10 @@ async def fresh_project(project_id: str):
 
 async def existing_project(project_id: str):
     return await ensure_project_database(admin_database_url(), project_id)
+
+
+def balance_sdist(requirement: str) -> Path:
+    return download_sdist(requirement, BENCH_DIR / "sdists")
 
 
 def throughput_corpus() -> Path:
@@ -234,7 +239,10 @@ async def run_sections() -> int:
         sections += grep_report(await measure_grep_checkout(checkout, throughput_corpus(), BENCH_DIR))
     if "scale" in args.sections:
         print("measuring scale-out ...", flush=True)
-        sections += await measure_scale(embedder, fresh_project, download_sdist, throughput_corpus, args.scale_sizes)
+        sections += await measure_scale(embedder, fresh_project, balance_sdist, throughput_corpus, args.scale_sizes)
+    elif "balance" in args.sections:
+        print("measuring shard balance ...", flush=True)
+        sections += measure_balance(balance_sdist)[0]
     print("\n== codebase-mcp benchmark ==\n" + "\n".join(sections))
     return 0
 

@@ -4,6 +4,9 @@ index costs at 10k, 100k (and 1M) chunks.
 - Balance: every file of a real repository (an sdist of at least 2,000 files, fetched at run time)
   is chunked as the indexer would; each shard's work is the chunks (and the characters the model
   reads, capped at its input limit) of the files it owns; the ratio is largest shard / mean shard.
+  Ownership is the indexer's own: the assignment plan (shard_plans.file_weights, shards.assign) a
+  full run makes, beside the bare hash rule it replaced. `--sections balance` runs this part alone
+  (no model, no database: about a minute, most of it chunking).
 - Scaling: the throughput corpus indexed by N = 1 and N = 2 `codebase-indexer` processes, each
   pinned to one core (`taskset`, one torch thread), as N pods of one CPU each would. From the
   shards' rows in the project database: per-shard throughput, the start-up cost and the whole-run
@@ -20,6 +23,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +33,11 @@ from codebase_indexer.chunking import TooManyChunks
 from codebase_indexer.configuration import as_environment
 from codebase_indexer.pipeline import prepare_file
 from codebase_indexer.postgres import admin_database_url
-from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates, read_source
+from codebase_indexer.scanning import Candidate, ScanOptions, SkipCounter, list_candidates, read_source
 from codebase_indexer.search import search_code
 from codebase_indexer.settings import IndexerSettings
-from codebase_indexer.shards import shard_of
+from codebase_indexer.shard_plans import file_weights
+from codebase_indexer.shards import PlannedShard, Shard, assign
 from codebase_indexer.store import embedding_text
 
 BALANCE_SDIST = "Django==5.1.4"  # as PyPI spells the archive
@@ -52,10 +57,13 @@ class FileWork:
     chars: int
 
 
-def repository_work(root: Path) -> dict[str, FileWork]:
-    """What the model would do for each file the indexer keeps: chunks, and characters it reads."""
-    skips, work = SkipCounter(), {}
-    for candidate in list_candidates(root, ScanOptions(), skips):
+def repository_work(root: Path) -> tuple[dict[str, FileWork], list[Candidate]]:
+    """What the model would do for each file the indexer keeps (chunks, and characters it reads), and
+    the files the indexer lists."""
+    skips: SkipCounter = SkipCounter()
+    work: dict[str, FileWork] = {}
+    candidates = list_candidates(root, ScanOptions(), skips)
+    for candidate in candidates:
         source = read_source(candidate, skips)
         if source is None:
             continue
@@ -65,14 +73,14 @@ def repository_work(root: Path) -> dict[str, FileWork]:
             continue
         work[source.path] = FileWork(len(chunks), sum(min(len(embedding_text(c)), MODEL_INPUT_CHARS)
                                                       for c in chunks))
-    return work
+    return work, candidates
 
 
-def balance(work: dict[str, FileWork], shards: int) -> dict[str, float]:
-    """Largest shard / mean shard, by files, chunks and characters read."""
+def balance(work: dict[str, FileWork], owner_of: Callable[[str], int], shards: int) -> dict[str, float]:
+    """Largest shard / mean shard, by files, chunks and characters read, when `owner_of` splits the work."""
     totals = [[0, 0, 0] for _ in range(shards)]
     for path, item in work.items():
-        share = totals[shard_of(path, shards)]
+        share = totals[owner_of(path)]
         share[0] += 1
         share[1] += item.chunks
         share[2] += item.chars
@@ -80,17 +88,39 @@ def balance(work: dict[str, FileWork], shards: int) -> dict[str, float]:
             for i, name in enumerate(("files", "chunks", "chars"))}
 
 
-def balance_report(name: str, work: dict[str, FileWork]) -> tuple[list[str], dict[int, float]]:
+def balance_report(name: str, work: dict[str, FileWork], weights: dict[str, int]) -> tuple[list[str], dict[int, float]]:
+    """Per N: the balance of the indexer's plan, and of the bare hash rule; the plan's by characters read."""
     chunks = sum(w.chunks for w in work.values())
-    lines = [f"shard balance: {name}, {len(work)} indexed files, {chunks} chunks "
+    lines = [f"shard balance: {name}, {len(weights)} listed files, {len(work)} indexed, {chunks} chunks "
              "(largest shard / mean shard; goal <= 1.15)"]
     by_chars: dict[int, float] = {1: 1.0}
     for shards in SHARD_COUNTS:
-        ratios = balance(work, shards)
-        by_chars[shards] = ratios["chars"]
-        lines.append(f"  N={shards:<3d} files {ratios['files']:.3f}   chunks {ratios['chunks']:.3f}   "
-                     f"characters read {ratios['chars']:.3f}")
+        started = time.perf_counter()
+        planned = PlannedShard(Shard(0, shards), assign(weights, shards))
+        plan_ms = (time.perf_counter() - started) * 1000
+        rules = (("plan", balance(work, planned.owner_of, shards)),
+                 ("hash", balance(work, PlannedShard(Shard(0, shards)).owner_of, shards)))  # no plan: the hash rule
+        by_chars[shards] = rules[0][1]["chars"]
+        for rule, ratios in rules:
+            lines.append(f"  N={shards:<3d} {rule}: files {ratios['files']:.3f}   chunks {ratios['chunks']:.3f}   "
+                         f"characters read {ratios['chars']:.3f}"
+                         + (f"   (assigned in {plan_ms:.0f} ms)" if rule == "plan" else ""))
     return lines, by_chars
+
+
+def measure_balance(download_sdist: Callable[[str], Path]) -> tuple[list[str], dict[int, float], int]:
+    """The balance part alone: lines, the plan's ratio by characters per N, and the repository's chunks."""
+    print("  balance: chunking the balance repository ...", flush=True)
+    started = time.perf_counter()
+    work, candidates = repository_work(download_sdist(BALANCE_SDIST))
+    chunked = time.perf_counter() - started
+    started = time.perf_counter()
+    weights = file_weights(candidates)  # what a full run's shards read to make the plan, before any embeds
+    weighed = time.perf_counter() - started
+    lines, by_chars = balance_report(f"{BALANCE_SDIST} sdist", work, weights)
+    lines.append(f"  weighing {len(weights)} files for the plan took {weighed:.2f}s "
+                 f"(chunking them all, for this measurement only, took {chunked:.0f}s)")
+    return lines, by_chars, sum(w.chunks for w in work.values())
 
 
 async def run_shards(url: str, project_id: str, corpus: Path, shards: int) -> dict:
@@ -238,10 +268,7 @@ def cost_report(points: list[dict], model: ScalingModel, balance_16: float, skip
 
 
 async def measure_scale(embedder, fresh_project, download_sdist, throughput_corpus, sizes: list[int]) -> list[str]:
-    print("  balance: chunking the balance repository ...", flush=True)
-    big = download_sdist(BALANCE_SDIST)
-    work = await asyncio.to_thread(repository_work, big)
-    lines, balance_by_n = balance_report(f"{BALANCE_SDIST} sdist", work)
+    lines, balance_by_n, big_repo_chunks = await asyncio.to_thread(measure_balance, download_sdist)
     print("\n".join(lines), flush=True)
 
     corpus = throughput_corpus()
@@ -253,7 +280,7 @@ async def measure_scale(embedder, fresh_project, download_sdist, throughput_corp
     project = await fresh_project("bench-scale-two")
     two = await run_shards(project.url, project.project_id, corpus, 2)
     model = fit_model(one, load)
-    lines += scaling_report(one, two, model, balance_by_n, sum(w.chunks for w in work.values()))
+    lines += scaling_report(one, two, model, balance_by_n, big_repo_chunks)
     print("\n".join(lines[-8:]), flush=True)
 
     points = []

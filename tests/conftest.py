@@ -1,6 +1,8 @@
 """Fixtures shared by every tier: one embedded PostgreSQL and one embedding model per session."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import shutil
 import tempfile
@@ -52,10 +54,26 @@ def postgres_url(session_home) -> str:
     data_dir = embedded_data_dir(session_home)  # as root, outside the private session home
     url = embedded_server_url(data_dir)
     os.environ["CODEBASE_MCP_ADMIN_DATABASE_URL"] = url
+    asyncio.run(_without_durability(url))
     yield url
     stop_embedded_server(data_dir)
     if not data_dir.is_relative_to(session_home):
         shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+async def _without_durability(url: str) -> None:
+    """The session's server is thrown away at the end, so it need not survive a crash: no fsync,
+    no full-page writes, no waiting on commits. Every database and schema a test creates then
+    costs a fraction of the time, and the shutdown checkpoint has nothing to flush to disk."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+            await connection.execute(f"ALTER SYSTEM SET {setting} = off")
+        await connection.execute("SELECT pg_reload_conf()")
+    finally:
+        await connection.close()
 
 
 @pytest.fixture
@@ -65,12 +83,30 @@ def operator_environment(monkeypatch):
     monkeypatch.delenv("CODEBASE_MCP_ADMIN_DATABASE_URL", raising=False)
 
 
+def _loaded_model():
+    from codebase_indexer.embedding import LocalEmbedder
+
+    model = LocalEmbedder()
+    model.embed(["warm-up"])  # the weights load on first use
+    return model
+
+
+_model_loading: concurrent.futures.Future | None = None
+
+
+def pytest_collection_finish(session):
+    """When a collected test needs the model, load it in a thread from now on: its 5-8 s of imports
+    and weights overlap the first tests (charts rendered by helm, other subprocesses) instead of
+    stopping the first test that embeds."""
+    global _model_loading
+    if any("embedder" in getattr(item, "fixturenames", ()) for item in session.items):
+        _model_loading = concurrent.futures.ThreadPoolExecutor(1, "model-warm-up").submit(_loaded_model)
+
+
 @pytest.fixture(scope="session")
 def embedder():
     """The real default model (all-MiniLM-L6-v2 from its wheel), loaded once."""
-    from codebase_indexer.embedding import LocalEmbedder
-
-    return LocalEmbedder()
+    return _model_loading.result() if _model_loading is not None else _loaded_model()
 
 
 @pytest.fixture

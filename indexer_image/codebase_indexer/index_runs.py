@@ -17,7 +17,7 @@ import asyncpg
 from .connections import Connector, direct_connection
 from .models import IndexSummary, Progress
 from .outcomes import CANCELLED, FAILED, RUNNING, SUCCEEDED
-from .shards import WHOLE, Shard
+from .shards import WHOLE, Owner, Shard
 
 RUN_STATES = (RUNNING, SUCCEEDED, FAILED, CANCELLED)  # a row exists once its run started
 PROJECT_LOCK_KEY = 7203  # one project per database, so one key per database is enough
@@ -159,7 +159,7 @@ async def shard_summaries(conn: asyncpg.Connection, run_id: str, shard_count: in
     return [json.loads(row["summary"]) for row in rows]
 
 
-async def record_gone(conn: asyncpg.Connection, run_id: str, shard: Shard, paths: list[str]) -> None:
+async def record_gone(conn: asyncpg.Connection, run_id: str, shard: Owner, paths: list[str]) -> None:
     """The shard's files that left the repository: the whole-run step deletes them after every shard."""
     stale = [path for path in await gone_paths(conn, run_id) if shard.owns(path)]
     await conn.execute("DELETE FROM index_run_gone WHERE run_id = $1 AND path = ANY($2::text[])", run_id, stale)

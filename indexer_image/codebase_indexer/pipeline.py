@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from . import index_runs, store, whole_run
+from . import index_runs, shard_plans, store, whole_run
 from .chunking import TooManyChunks, parse_file
 from .credentials import find_credential
 from .embedding import Embedder
@@ -26,7 +26,7 @@ from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
 from .secret_files import credential_lines, without_credentials
 from .settings import DEFAULT_LOCK_WAIT_SECONDS
-from .shards import WHOLE, Shard, ShardSkips, chunk_budget
+from .shards import WHOLE, HeldSkips, Owner, Shard, ShardSkips, chunk_budget
 from .store import FileWrite
 
 BATCH_CHUNKS = 256
@@ -112,8 +112,7 @@ async def index_repository(
         await index_runs.start_run(conn, run_id, summary.mode, shard)
         indexer = _Indexer(conn=conn, root=root, embedder=embedder, summary=summary, full=full,
                            scan_options=scan_options or ScanOptions(), run_id=run_id, shard=shard,
-                           on_progress=on_progress, should_cancel=should_cancel or (lambda: False),
-                           skips=ShardSkips(shard))
+                           on_progress=on_progress, should_cancel=should_cancel or (lambda: False))
         try:
             await indexer.run()
             run_summary = await whole_run.finish_shard(conn, run_id, shard, summary)
@@ -178,6 +177,7 @@ class _Indexer:
     on_progress: Callable[[Progress], None] | None
     should_cancel: Callable[[], bool]
     shard: Shard = WHOLE
+    owner: Owner = WHOLE  # which paths this shard owns: its run's plan once known (shard_plans.py)
     progress: Progress = field(default_factory=Progress)
     skips: SkipCounter = field(default_factory=SkipCounter)
     chunk_skips: dict[str, int] = field(default_factory=dict)
@@ -192,14 +192,18 @@ class _Indexer:
     async def run(self) -> None:
         started = time.monotonic()
         await self._check_model()
-        stored = {path: digest for path, digest in (await store.stored_file_hashes(self.conn)).items()
-                  if self.shard.owns(path)}
+        all_stored = await store.stored_file_hashes(self.conn)
         self.stored_times = await store.stored_file_times(self.conn)
         # A run that wrote files and died before the whole-run step left this marker: the step
         # (whole_run.py) is then redone even when this run finds nothing to write.
         await index_runs.mark_whole_run_steps_pending(self.conn, self.run_id)
-        listed = await asyncio.to_thread(list_candidates, self.root, self.scan_options, self.skips)
-        candidates = [candidate for candidate in listed if self.shard.owns(candidate.path)]
+        listing_skips = HeldSkips()  # counted once this shard knows which paths it owns
+        listed = await asyncio.to_thread(list_candidates, self.root, self.scan_options, listing_skips)
+        self.owner = await shard_plans.planned_owner(self.conn, self.run_id, self.shard, listed,
+                                                     None if self.full else all_stored)
+        self.skips = listing_skips.replay(ShardSkips(self.owner))
+        stored = {path: digest for path, digest in all_stored.items() if self.owner.owns(path)}
+        candidates = [candidate for candidate in listed if self.owner.owns(candidate.path)]
         self.progress.files_total = self.summary.files_total = len(candidates)
         await self._report(force=True)
         seen: set[str] = set()
@@ -209,7 +213,7 @@ class _Indexer:
             self._pool.shutdown(wait=True)
         await store.record_file_times(self.conn, self.retimed)
         gone = sorted(set(stored) - seen)
-        await index_runs.record_gone(self.conn, self.run_id, self.shard, gone)  # deleted by the whole-run step
+        await index_runs.record_gone(self.conn, self.run_id, self.owner, gone)  # deleted by the whole-run step
         self.summary.files_deleted = len(gone)
         self.summary.files_skipped = self.skips.total()
         self.summary.skipped_by_reason = dict(sorted(self.skips.counts.items()))

@@ -152,6 +152,22 @@ MIGRATIONS: list[tuple[int, str]] = [
     ALTER TABLE files ADD COLUMN mtime_ns bigint;
     """),
     (8, """
+    -- A run of parallelism N > 1 assigns the files of its tree to shards once, by weight
+    -- (shard_plans.py): every shard and every retry of one reads the same plan. Deleted by the
+    -- run's whole-run step, or by the next run's plan when the run failed.
+    CREATE TABLE index_run_plans (
+        run_id      text PRIMARY KEY REFERENCES index_runs (run_id) ON DELETE CASCADE,
+        shard_count integer NOT NULL CHECK (shard_count BETWEEN 2 AND 64),
+        created_at  timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE index_run_plan_files (
+        run_id      text NOT NULL REFERENCES index_run_plans (run_id) ON DELETE CASCADE,
+        path        text NOT NULL,
+        shard_index integer NOT NULL CHECK (shard_index BETWEEN 0 AND 63),
+        PRIMARY KEY (run_id, path)
+    );
+    """),
+    (9, """
     -- A second, short vector per chunk with a symbol: its name words and signature (store.name_text).
     -- The dense leg takes candidates from both HNSW indexes and scores each chunk by the better of
     -- its two cosines (search.py). Typed and indexed here when the model is already recorded.

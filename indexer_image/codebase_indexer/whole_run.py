@@ -1,11 +1,12 @@
 """The end of a run: each shard records its part; the last shard to finish does the whole-run step.
 
 The whole-run step needs every shard's result: it deletes the files the shards found gone,
-refreshes the lexeme statistics (document frequencies over all chunks) and records the run's
-summary (the shards' summaries added up). It runs once, in the shard that finds every other
-shard succeeded, inside one transaction under a lock that serialises finishing shards, while
-that shard still holds the project's write lock: no other run can write in between, and a
-crash part-way leaves nothing half done (the shard's retry finds the others done and redoes it).
+refreshes the lexeme statistics (document frequencies over all chunks), records the run's
+summary (the shards' summaries added up) and drops the run's assignment plan (shard_plans.py).
+It runs once, in the shard that finds every other shard succeeded, inside one transaction under
+a lock that serialises finishing shards, while that shard still holds the project's write lock:
+no other run can write in between, and a crash part-way leaves nothing half done (the shard's
+retry finds the others done and redoes it).
 A single-process run is the one-shard case of the same code.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import fields
 
 import asyncpg
 
-from . import index_runs, store
+from . import index_runs, shard_plans, store
 from .models import IndexSummary
 from .outcomes import SUCCEEDED
 from .shards import Shard
@@ -43,6 +44,7 @@ async def finish_shard(conn: asyncpg.Connection, run_id: str, shard: Shard,
         await index_runs.finish_run(conn, run_id, SUCCEEDED, summary=total)
         await index_runs.clear_whole_run_steps_pending(conn)
         await index_runs.clear_gone(conn, run_id)
+        await shard_plans.delete_plans(conn)
     return total
 
 

@@ -103,18 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_delegated(commands, name: str, help_text: str, module_name: str) -> None:
-    """Subcommands whose options live with their component."""
+    """Subcommands whose options live with their component: its module (fastmcp, kopf) is imported
+    only when the subcommand runs, so `grep`, `search` and the rest start without it. The
+    component parses its own arguments (`codebase-mcp serve --help` prints them)."""
+    sub = commands.add_parser(name, help=help_text, add_help=False)
+    sub.set_defaults(handler=None, delegated=(name, module_name))
+
+
+def _run_delegated(name: str, module_name: str, argv: list[str]) -> int:
     import importlib
 
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        sub = commands.add_parser(name, help=f"{help_text} (unavailable: {exc})")
-        sub.set_defaults(handler=lambda args, error=exc: _unavailable(name, error))
-        return
-    sub = commands.add_parser(name, help=help_text)
-    module.add_arguments(sub)
-    sub.set_defaults(handler=module.run)
+        return _unavailable(name, exc)
+    return module.main(argv)
 
 
 def _unavailable(name: str, error: Exception) -> int:
@@ -124,9 +127,13 @@ def _unavailable(name: str, error: Exception) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     use_offline_model()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unparsed = parser.parse_known_args(argv)
+    delegated = getattr(args, "delegated", None)
+    if delegated is None and unparsed:
+        parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
     try:
-        return args.handler(args)
+        return _run_delegated(*delegated, unparsed) if delegated else args.handler(args)
     except (CliError, InvalidArgument, InvalidProjectId, IndexingError, SearchError, EmbeddingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

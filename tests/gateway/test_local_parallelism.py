@@ -3,16 +3,16 @@ processes (the shards a Kubernetes run of parallelism N has) and the index is th
 builds; a real MCP client over stdio."""
 from __future__ import annotations
 
-import subprocess
 import uuid
 
 import asyncpg
 import pytest
 
+from codebase_gateway.serve_command import main as serve_main
 from codebase_indexer.identifiers import database_name
 from codebase_indexer.postgres import database_url
 
-from .conftest import SERVE, gateway_env, stdio_client, write_repo
+from .conftest import stdio_client, write_repo
 
 FILES = {f"svc/worker_{i}.py": f"def process_shipment_batch_{i}(batch):\n    return len(batch) + {i}\n"
          for i in range(6)}
@@ -42,7 +42,7 @@ async def test_a_run_of_two_shards_indexes_every_file_once(postgres_url, tmp_pat
     assert paths == sorted(FILES)
 
 
-def test_parallelism_out_of_range_is_refused_before_serving():
-    result = subprocess.run([*SERVE, "--parallelism", "65"], capture_output=True, text=True, env=gateway_env(),
-                            timeout=60, stdin=subprocess.DEVNULL)
-    assert result.returncode == 2 and "--parallelism" in result.stderr and "from 1 to 64" in result.stderr
+def test_parallelism_out_of_range_is_refused_before_serving(capsys):
+    assert serve_main(["--parallelism", "65"]) == 2
+    error = capsys.readouterr().err
+    assert "--parallelism" in error and "from 1 to 64" in error

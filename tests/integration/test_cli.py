@@ -89,3 +89,22 @@ def test_index_watch_prints_one_line_per_run_and_stops_when_the_folder_goes(post
         assert f"the repository folder {repo}" in process.stderr.read()
     finally:
         process.kill()
+
+
+def test_commands_that_only_read_start_without_the_gateway_or_operator_stack(capsys):
+    """`grep`, `search` and the rest leave fastmcp and kopf unimported (seconds of start-up each);
+    `serve` and `operator` still parse their own flags."""
+    probe = ("import sys\nfrom codebase_gateway.cli import main\n"
+             "try:\n    main(['grep', '--help'])\nexcept SystemExit:\n    pass\n"
+             "print(sorted({'fastmcp', 'kopf'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip().splitlines()[-1] == "[]"
+
+    for command, flag in (("serve", "--allowed-root"), ("operator", "--max-active-jobs")):
+        with pytest.raises(SystemExit) as help_exit:
+            cli_main([command, "--help"])
+        assert help_exit.value.code == 0 and flag in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        cli_main(["serve", "--no-such-flag"])
+    assert refused.value.code == 2 and "unrecognized arguments: --no-such-flag" in capsys.readouterr().err

@@ -72,14 +72,14 @@ async def test_the_dense_leg_finds_a_function_by_its_name_when_its_body_says_oth
 
 
 async def test_an_index_of_before_name_vectors_gets_them_on_its_next_run(indexed, postgres_url, tmp_path):
-    """Version 8 adds the column (typed and indexed, the model being known) and has every file read
+    """Version 9 adds the column (typed and indexed, the model being known) and has every file read
     again: the chunk vectors come from the embedding cache, only the names are embedded."""
     project, _ = indexed
     conn = await asyncpg.connect(database_url(postgres_url, project.database.database_name))
     try:
         await conn.execute("ALTER TABLE chunks DROP COLUMN name_embedding")
         await conn.execute("DELETE FROM embedding_cache WHERE content_hash NOT IN (SELECT content_hash FROM chunks)")
-        await conn.execute("DELETE FROM schema_migrations WHERE version >= 8")
+        await conn.execute("DELETE FROM schema_migrations WHERE version >= 9")
     finally:
         await conn.close()
     again = await project.index(tmp_path / "repo")

@@ -8,8 +8,12 @@ import uuid
 import asyncpg
 import pytest
 
+from codebase_indexer import index_runs
 from codebase_indexer.index_runs import read_run
 from codebase_indexer.provisioning import ensure_project_database
+from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates
+from codebase_indexer.schema import migrate
+from codebase_indexer.shard_plans import planned_owner, read_plan
 from codebase_indexer.shards import Shard, shard_of
 
 from .conftest import Project, write_tree
@@ -139,3 +143,76 @@ async def test_a_failed_shard_fails_the_run_naming_it(project, tmp_path):
     run = await read_run(project.database.url, "run-broken")
     assert run["state"] == "failed" and run["error"].startswith("shard 2 of 3: "), run["error"]
     assert [(s["shard_index"], s["state"]) for s in run["shards"]] == [(2, "failed")]
+
+
+async def stored_plan(project: Project, run_id: str, count: int) -> dict[str, int] | None:
+    conn = await asyncpg.connect(project.database.url)
+    try:
+        return await read_plan(conn, run_id, count)
+    finally:
+        await conn.close()
+
+
+def late_path(owner: int, count: int) -> str:
+    """A new file's path that the hash rule gives to shard `owner`."""
+    return next(p for p in (f"svc/late_{i}.py" for i in range(100)) if shard_of(p, count) == owner)
+
+
+@pytest.mark.slow
+async def test_shards_share_one_plan_that_survives_a_retry_and_leaves_later_files_to_the_hash(project, tmp_path):
+    # Two heavy files among light ones: the plan puts them on different shards, whatever their hashes.
+    heavy = {f"core/engine_{i}.py": "".join(f"def step_{i}_{n}(state):\n    return state + {n}\n"
+                                            for n in range(20)) for i in range(2)}
+    repo = write_tree(tmp_path / "repo", {**EXTRA, **heavy})
+    run_id = "run-planned"
+
+    first = await project.index(repo, run_id=run_id, shard=Shard(0, 2))
+    plan = await stored_plan(project, run_id, 2)
+    assert plan is not None and plan.keys() == {*EXTRA, *heavy}  # the whole tree, each file once
+    assert set(plan.values()) == {0, 1} and plan["core/engine_0.py"] != plan["core/engine_1.py"]
+    assert first.partial and first.files_total == first.files_indexed == list(plan.values()).count(0)
+
+    retried = await project.index(repo, run_id=run_id, shard=Shard(0, 2))  # a retried pod of shard 0
+    assert await stored_plan(project, run_id, 2) == plan
+    assert (retried.files_total, retried.files_unchanged, retried.files_indexed) == (first.files_total,
+                                                                                     first.files_total, 0)
+
+    # Files created after the plan have one owner each, by the hash rule: shard 1 writes its own
+    # new file and leaves shard 0's, which already finished, to the next run.
+    mine, theirs = late_path(1, 2), late_path(0, 2)
+    write_tree(repo, {mine: "def arrived_for_shard_one():\n    return 1\n",
+                      theirs: "def arrived_for_shard_zero():\n    return 0\n"})
+    last = await project.index(repo, run_id=run_id, shard=Shard(1, 2))
+    # The run's summary adds up its shards' last attempts: the retry of shard 0 wrote nothing.
+    assert not last.partial and last.files_indexed == list(plan.values()).count(1) + 1
+    stored = {path for path, _ in (await snapshot(project))["files"]}
+    assert stored == {*plan, mine}
+    assert await stored_plan(project, run_id, 2) is None  # the whole-run step dropped the plan
+    conn = await asyncpg.connect(project.database.url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM index_run_plan_files") == 0
+    finally:
+        await conn.close()
+    await index_sharded(project, repo, 2)
+    assert theirs in {path for path, _ in (await snapshot(project))["files"]}
+
+
+async def test_shards_planning_at_once_all_follow_the_first_plan_stored_and_a_dead_runs_plan_goes(project, tmp_path):
+    repo = write_tree(tmp_path / "repo", MIXED)
+    listed = list_candidates(repo, ScanOptions(), SkipCounter())
+    connections = [await asyncpg.connect(project.database.url) for _ in range(4)]
+    try:
+        await migrate(connections[0])
+        await index_runs.start_run(connections[0], "run-dead", "full", Shard(0, 4))
+        await planned_owner(connections[0], "run-dead", Shard(0, 4), listed)  # its run then failed
+        await index_runs.start_run(connections[0], "run-racing", "full", Shard(0, 4))
+        # Each shard saw a different tree (files came and went while they listed): one plan wins.
+        owners = await asyncio.gather(*(planned_owner(conn, "run-racing", Shard(i, 4), listed[i:])
+                                        for i, conn in enumerate(connections)))
+        assert len({tuple(sorted(owner.plan.items())) for owner in owners}) == 1
+        assert all(sum(owner.owns(c.path) for owner in owners) == 1 for c in listed)
+        assert await read_plan(connections[0], "run-racing", 4) == owners[0].plan
+        assert await read_plan(connections[0], "run-dead", 4) is None
+    finally:
+        for conn in connections:
+            await conn.close()
