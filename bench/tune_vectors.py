@@ -31,9 +31,10 @@ from quality import K, rank_of, scores, stripped_project  # noqa: E402
 from run_bench import existing_project, fresh_project  # noqa: E402
 from tune_ranking import BENCH_DIR, CANDIDATES  # noqa: E402  (sets the bench's environment)
 
-from codebase_indexer import ranking, search  # noqa: E402
+from codebase_indexer import ranking, search, store  # noqa: E402
 from codebase_indexer.embedding import LocalEmbedder  # noqa: E402
 from codebase_indexer.lexical import identifier_parts  # noqa: E402
+from codebase_indexer.models import Chunk  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,24 @@ def _path_words(path: str) -> str:
     return " ".join(identifier_parts("_".join(PurePosixPath(path).with_suffix("").parts)))
 
 
+def _chunk(c: ChunkRow) -> Chunk:
+    return Chunk(c.start_line, c.end_line, c.symbol, c.kind, "", c.content)
+
+
+def _signature_text(c: ChunkRow) -> str:
+    return store.name_text(_chunk(c), c.signature) or ""
+
+
 # What the chunk vector embeds: today's text (store.embedding_text), or with the path's words first.
 PRIMARY: dict[str, Callable[[ChunkRow], str]] = {
-    "code": lambda c: f"{_name_line(c)}\n{c.content}" if c.symbol else c.content,
-    "path": lambda c: f"{_path_words(c.path)}\n" + (f"{_name_line(c)}\n{c.content}" if c.symbol else c.content),
+    "code": lambda c: store.embedding_text(_chunk(c)),
+    "path": lambda c: f"{_path_words(c.path)}\n{store.embedding_text(_chunk(c))}",
 }
-# What the second vector embeds (chunks with a symbol only).
+# What the second vector embeds (chunks with a symbol only): "signature" is store.name_text, the default.
 SECOND: dict[str, Callable[[ChunkRow], str]] = {
     "name": _name_line,
-    "signature": lambda c: f"{_name_line(c)}\n{c.signature or c.symbol}",
-    "path-signature": lambda c: f"{_path_words(c.path)}\n{_name_line(c)}\n{c.signature or c.symbol}",
+    "signature": _signature_text,
+    "path-signature": lambda c: f"{_path_words(c.path)}\n{_signature_text(c)}",
 }
 # How the two cosines make the dense score: max(c1, w * c2); for comparison c1 + w * c2 ("sum", a
 # chunk without a name vector gets c1) and (c1 + w * c2) / (1 + w) ("mean", without one: c1).
