@@ -2,7 +2,7 @@
 
 Embedding 100k chunks with the real model takes about an hour on 2 cores, so the
 corpus is grown from real ones: every real chunk (content and model-made vector)
-of the throughput corpus is copied many times, each copy's vector moved by a
+of the throughput corpus is copied many times, each copy's vectors (chunk and name) moved by a
 small random offset and renormalised, each copy in a file of its own path. The
 queries are real docstring sentences embedded by the model at query time.
 """
@@ -32,7 +32,7 @@ async def _real_chunks() -> list[asyncpg.Record]:
     conn = await asyncpg.connect(database_url(admin_database_url(), database_name("bench-throughput")))
     await register_vector(conn)
     try:
-        return await conn.fetch("SELECT symbol, kind, language, content, content_hash, embedding "
+        return await conn.fetch("SELECT symbol, kind, language, content, content_hash, embedding, name_embedding "
                                 "FROM chunks ORDER BY id")
     finally:
         await conn.close()
@@ -42,6 +42,16 @@ async def _corpus_size(url: str) -> int:
     conn = await asyncpg.connect(url)
     try:
         return await conn.fetchval("SELECT count(*) FROM chunks")
+    finally:
+        await conn.close()
+
+
+async def _has_name_vectors(url: str) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM chunks WHERE name_embedding IS NOT NULL)")
+    except asyncpg.UndefinedColumnError:  # a corpus built before name vectors
+        return False
     finally:
         await conn.close()
 
@@ -58,6 +68,7 @@ async def build_corpus(project, embedder, size: int, timings: dict | None = None
     try:
         await record_embedding_model(conn, embedder.model_name, embedder.dimensions)
         await conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw")
+        await conn.execute("DROP INDEX IF EXISTS chunks_name_embedding_hnsw")
         files = (size + CHUNKS_PER_FILE - 1) // CHUNKS_PER_FILE
         file_rows = []
         for f in range(files):
@@ -70,12 +81,13 @@ async def build_corpus(project, embedder, size: int, timings: dict | None = None
             columns=("id", "path", "extension", "language", "content_hash", "size", "content", "chunk_count"))
         await conn.execute("CREATE TEMP TABLE stage (file_id bigint, start_line int, end_line int, symbol text,"
                            " kind text, language text, content text, content_hash text, embedding vector,"
-                           " lexical_symbol text, lexical_path text, lexical text)")
+                           " name_embedding vector, lexical_symbol text, lexical_path text, lexical text)")
         await conn.copy_records_to_table("stage", records=_chunk_rows(base, size, rng))
         await conn.execute(
             "INSERT INTO chunks (file_id, start_line, end_line, symbol, kind, language, content, content_hash,"
-            " embedding, search_vector) SELECT file_id, start_line, end_line, symbol, kind, language, content,"
-            " content_hash, embedding, setweight(to_tsvector('english', lexical_symbol), 'A') ||"
+            " embedding, name_embedding, search_vector) SELECT file_id, start_line, end_line, symbol, kind, language,"
+            " content, content_hash, embedding, name_embedding,"
+            " setweight(to_tsvector('english', lexical_symbol), 'A') ||"
             " setweight(to_tsvector('english', lexical_path), 'B') || to_tsvector('english', lexical) FROM stage")
         step = time.perf_counter()
         await refresh_lexeme_stats(conn)
@@ -83,6 +95,8 @@ async def build_corpus(project, embedder, size: int, timings: dict | None = None
         await conn.execute("SET maintenance_work_mem = '2GB'")
         step = time.perf_counter()
         await conn.execute("CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)")
+        await conn.execute(
+            "CREATE INDEX chunks_name_embedding_hnsw ON chunks USING hnsw (name_embedding vector_cosine_ops)")
         timings["hnsw_seconds"] = time.perf_counter() - step
         await conn.execute("ANALYZE")
     finally:
@@ -92,15 +106,22 @@ async def build_corpus(project, embedder, size: int, timings: dict | None = None
 
 def _chunk_rows(base, size: int, rng):
     vectors = [row["embedding"].to_numpy().astype(np.float32) for row in base]
+    names = [row["name_embedding"].to_numpy().astype(np.float32) if row["name_embedding"] is not None else None
+             for row in base]
     dims = len(vectors[0])
     for i in range(size):
         real = base[i % len(base)]
-        vector = vectors[i % len(base)] + rng.normal(0, NOISE, dims).astype(np.float32)
-        vector /= np.linalg.norm(vector)
+        name = names[i % len(base)]
         yield (i // CHUNKS_PER_FILE + 1, 1, 1, real["symbol"], real["kind"], real["language"],
-               real["content"], real["content_hash"], vector, searchable_text(real["symbol"]),
+               real["content"], real["content_hash"], _offset(vectors[i % len(base)], rng, dims),
+               _offset(name, rng, dims) if name is not None else None, searchable_text(real["symbol"]),
                searchable_text(f"pkg{i // CHUNKS_PER_FILE % 50}/module_{i // CHUNKS_PER_FILE}.py"),
                searchable_text(real["content"]))
+
+
+def _offset(vector: np.ndarray, rng, dims: int) -> np.ndarray:
+    moved = vector + rng.normal(0, NOISE, dims).astype(np.float32)
+    return moved / np.linalg.norm(moved)
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -114,7 +135,7 @@ async def measure_search_latency(embedder, fresh_project, size: int, query_count
 
     project = await ensure_project_database(admin_database_url(), PROJECT)
     existing = await _corpus_size(project.url)
-    if existing != size:
+    if existing != size or not await _has_name_vectors(project.url):
         project = await fresh_project(PROJECT)
         seconds = await build_corpus(project, embedder, size)
         corpus_note = f"built in {seconds:.0f}s"

@@ -20,7 +20,7 @@ from . import index_runs, shard_plans, store, whole_run
 from .chunking import TooManyChunks, parse_file
 from .credentials import find_credential
 from .embedding import Embedder
-from .models import IndexSummary, Progress, SourceFile
+from .models import Chunk, IndexSummary, Progress, SourceFile, Symbol
 from .outcomes import CANCELLED, FAILED
 from .scanning import ScanOptions, SkipCounter, list_candidates, read_source
 from .schema import migrate, record_embedding_model, recorded_embedding_model
@@ -63,7 +63,8 @@ class _Batch:
     files: list[FileWrite] = field(default_factory=list)
     chunk_count: int = 0
     text_bytes: int = 0
-    missing: list[tuple[int, int]] = field(default_factory=list)  # (file index, chunk index) to embed
+    # per text to embed: where its vector goes, (file index, chunk index, whether the name vector)
+    missing: list[list[tuple[int, int, bool]]] = field(default_factory=list)
 
     def full(self) -> bool:
         return (self.chunk_count >= BATCH_CHUNKS or len(self.files) >= BATCH_FILES
@@ -283,18 +284,25 @@ class _Indexer:
             await self._write(*pending)
 
     async def _attach_cached(self, batch: _Batch) -> list[str]:
-        """Give each chunk its cached vector; return the texts that still need embedding."""
-        hashes = [h for f in batch.files for h in f.chunk_hashes]
+        """Give each chunk its cached vectors (chunk and name); return the texts that still need
+        embedding, each once (the pieces of a long definition share their name text)."""
+        name_hashes = [[store.text_hash(t) if t is not None else None for t in f.name_texts] for f in batch.files]
+        hashes = [h for f in batch.files for h in f.chunk_hashes] + [h for n in name_hashes for h in n if h]
         cached = await store.cached_vectors(self.conn, self.embedder.model_name, hashes)
-        texts: list[str] = []
+        pending: dict[str, tuple[str, list[tuple[int, int, bool]]]] = {}
         for fi, write in enumerate(batch.files):
             write.vectors = [cached.get(h) for h in write.chunk_hashes]
-            for ci, vector in enumerate(write.vectors):
+            write.name_vectors = [cached.get(h) if h else None for h in name_hashes[fi]]
+            for ci, (h, vector) in enumerate(zip(write.chunk_hashes, write.vectors, strict=True)):
                 if vector is None:
-                    batch.missing.append((fi, ci))
-                    texts.append(store.embedding_text(write.chunks[ci]))
-        self.summary.embeddings_cached += batch.chunk_count - len(texts)
-        return texts
+                    pending.setdefault(h, (store.embedding_text(write.chunks[ci]), []))[1].append((fi, ci, False))
+            for ci, (name_hash, text, vector) in enumerate(zip(name_hashes[fi], write.name_texts,
+                                                               write.name_vectors, strict=True)):
+                if name_hash is not None and text is not None and vector is None:
+                    pending.setdefault(name_hash, (text, []))[1].append((fi, ci, True))
+        batch.missing = [targets for _, targets in pending.values()]
+        self.summary.embeddings_cached += len(hashes) - len(pending)
+        return [text for text, _ in pending.values()]
 
     async def _ensure_model_recorded(self) -> None:
         """Record the model before the first write; needs the dimension only for a new model."""
@@ -307,8 +315,10 @@ class _Indexer:
     async def _write(self, batch: _Batch, embedding: asyncio.Future) -> None:
         vectors = await embedding
         self.summary.embeddings_computed += len(vectors)
-        for (fi, ci), vector in zip(batch.missing, vectors, strict=True):
-            batch.files[fi].vectors[ci] = vector
+        for targets, vector in zip(batch.missing, vectors, strict=True):
+            for fi, ci, is_name in targets:
+                write = batch.files[fi]
+                (write.name_vectors if is_name else write.vectors)[ci] = vector
         await self._ensure_model_recorded()
         created, deleted = await store.write_files(self.conn, batch.files, self.embedder.model_name)
         self.summary.files_indexed += len(batch.files)
@@ -356,4 +366,22 @@ def prepare_file(source: SourceFile, *, chunk_skips: dict[str, int] | None = Non
     symbols = [symbol if find_credential(symbol.signature) is None else replace(symbol, signature=symbol.name)
                for symbol in parsed.symbols]
     return FileWrite(source=source, chunks=chunks, chunk_hashes=[store.chunk_hash(c) for c in chunks],
-                     symbols=symbols, withheld_lines=withheld_lines)
+                     name_texts=_name_texts(chunks, symbols), symbols=symbols, withheld_lines=withheld_lines)
+
+
+def _name_texts(chunks: list[Chunk], symbols: list[Symbol]) -> list[str | None]:
+    """Each chunk's name text (store.name_text), with the signature of the definition it belongs to."""
+    by_name: dict[str, list[Symbol]] = {}
+    for symbol in symbols:
+        by_name.setdefault(symbol.qualified_name, []).append(symbol)
+    return [store.name_text(c, _signature_of(c, by_name.get(c.symbol or "", []))) for c in chunks]
+
+
+def _signature_of(chunk: Chunk, candidates: list[Symbol]) -> str | None:
+    """The signature of the definition a chunk is (a piece) of: the one of that name starting
+    inside the chunk, else the nearest one (a later piece of a long definition)."""
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda s: (not chunk.start_line <= s.start_line <= chunk.end_line,
+                                          abs(s.start_line - chunk.start_line)))
+    return best.signature

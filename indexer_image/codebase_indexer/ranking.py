@@ -72,6 +72,16 @@ FEEDBACK_DEPTH = 0
 FEEDBACK_WEIGHT = 0.0
 
 
+# A second, short vector per chunk (store.name_text: kind, name words, signature): the dense leg scores
+# a chunk max(chunk cosine, NAME_VECTOR_WEIGHT x name cosine); 0 leaves name vectors out of search.
+# `bench/tune_vectors.py --primary code` and `--second signature --weights 0.95 --sums 0.5,0.75,1.0
+# --means 0.5,0.75,1.0`, 2026-12-02: tuning mean 0.5590 without; the signature text at weight
+# 0.8 / 0.9 / 0.95 / 1.0 / 1.05: 0.5614 / 0.5639 / 0.5663 / 0.5654 / 0.5642 (name words alone: at most
+# 0.5625). The sum c1 + 0.5 x c2 scored 0.5683 but lowers every chunk without a name (a window, module
+# code) against the definitions; scored neutrally, (c1 + 0.5 x c2) / 1.5 with c2 = c1 for those, 0.5639.
+NAME_VECTOR_WEIGHT = 0.95
+
+
 def moved_towards(query: np.ndarray, neighbours: np.ndarray, weight: float) -> np.ndarray:
     """q + weight x mean(neighbours), scaled back to unit length (the chunk vectors are unit length):
     feedback's and the alternative phrasings' query vector."""

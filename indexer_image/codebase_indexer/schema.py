@@ -1,6 +1,6 @@
 """The schema of a project database, as versioned migrations.
 
-The embedding column gets its dimension when the project's model is first
+The embedding columns get their dimension when the project's model is first
 recorded (`record_embedding_model`), because an HNSW index needs a fixed one.
 """
 from __future__ import annotations
@@ -167,6 +167,24 @@ MIGRATIONS: list[tuple[int, str]] = [
         PRIMARY KEY (run_id, path)
     );
     """),
+    (9, """
+    -- A second, short vector per chunk with a symbol: its name words and signature (store.name_text).
+    -- The dense leg takes candidates from both HNSW indexes and scores each chunk by the better of
+    -- its two cosines (search.py). Typed and indexed here when the model is already recorded.
+    ALTER TABLE chunks ADD COLUMN name_embedding vector;
+    DO $$
+    DECLARE
+        dim integer := (SELECT (value ->> 'dimensions')::integer FROM project_meta WHERE key = 'embedding');
+    BEGIN
+        IF dim IS NOT NULL THEN
+            EXECUTE format('ALTER TABLE chunks ALTER COLUMN name_embedding TYPE vector(%s)', dim);
+            CREATE INDEX chunks_name_embedding_hnsw ON chunks USING hnsw (name_embedding vector_cosine_ops);
+        END IF;
+    END $$;
+    -- Chunks indexed before this version have no name vector: the next run reads every file again
+    -- (the embedding cache keeps their chunk vectors; only the short name texts are embedded).
+    UPDATE files SET content_hash = 'pending-name-vectors';
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -220,12 +238,11 @@ async def record_embedding_model(conn: asyncpg.Connection, model: str, dimension
                 f"with a full re-index to switch models, or configure {recorded[0]!r}"
             )
         await conn.execute("DELETE FROM files")  # cascades to chunks: the vectors are of another space
-        await conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw")
         dim = int(dimensions)
-        await conn.execute(f"ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({dim})")
-        await conn.execute(
-            "CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)"
-        )
+        for column in ("embedding", "name_embedding"):
+            await conn.execute(f"DROP INDEX IF EXISTS chunks_{column}_hnsw")
+            await conn.execute(f"ALTER TABLE chunks ALTER COLUMN {column} TYPE vector({dim})")
+            await conn.execute(f"CREATE INDEX chunks_{column}_hnsw ON chunks USING hnsw ({column} vector_cosine_ops)")
         await conn.execute(
             "INSERT INTO project_meta (key, value) VALUES ('embedding', $1::jsonb) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -188,7 +188,7 @@ async def hybrid_candidates(conn, vector: np.ndarray, lexemes: list[tuple[str, f
     if not ids:
         return []
     rows = await conn.fetch(
-        f"SELECT c.id, f.path, c.symbol, 1 - (c.embedding <=> $1) AS cosine, "
+        f"SELECT c.id, f.path, c.symbol, {_dense_score()} AS cosine, "
         f" coalesce((SELECT sum(t.idf * ts_rank('{FIELD_WEIGHTS}', c.search_vector, t.lexeme::tsquery, 1)) "
         f"  FROM unnest($3::text[], $4::float8[]) AS t(lexeme, idf)), 0) AS lexical "
         f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id = ANY($2::bigint[])",
@@ -328,16 +328,32 @@ def glob_to_regex(glob: str) -> str:
 
 
 async def _semantic_hits(conn, vector: np.ndarray, where: str, params: list, k: int) -> list[tuple[int, float]]:
-    """(chunk id, cosine similarity), nearest first."""
+    """(chunk id, dense score), best first: the nearest `k` chunk vectors and the nearest `k` name
+    vectors (each from its own HNSW index), scored by _dense_score."""
+    nearest = (f"(SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id WHERE {where} "
+               f"ORDER BY c.embedding <=> $1 LIMIT {int(k)})")
+    if ranking.NAME_VECTOR_WEIGHT > 0:
+        nearest += (f" UNION (SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id "
+                    f"WHERE {where} AND c.name_embedding IS NOT NULL ORDER BY c.name_embedding <=> $1 LIMIT {int(k)})")
     async with conn.transaction():
         await conn.execute(f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}")
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         rows = await conn.fetch(
-            f"SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c JOIN files f ON f.id = c.file_id "
-            f"WHERE {where} ORDER BY c.embedding <=> $1 LIMIT {int(k)}",
+            f"WITH near AS ({nearest}) SELECT c.id, {_dense_score()} AS score FROM chunks c "
+            f"WHERE c.id IN (SELECT id FROM near) ORDER BY score DESC, c.id LIMIT {int(k)}",
             vector, *params,
         )
-    return [(row["id"], 1.0 - row["distance"]) for row in rows]
+    return [(row["id"], float(row["score"])) for row in rows]
+
+
+def _dense_score() -> str:
+    """SQL: a chunk's dense score for the query vector $1, the better of its chunk cosine and
+    ranking.NAME_VECTOR_WEIGHT x its name vector's cosine (a chunk without one: its chunk cosine)."""
+    chunk = "1 - (c.embedding <=> $1)"
+    weight = float(ranking.NAME_VECTOR_WEIGHT)
+    if weight <= 0:
+        return chunk
+    return f"greatest({chunk}, {weight!r} * (1 - (c.name_embedding <=> $1)))"
 
 
 async def _weighted_lexemes(conn, query: str, terms: int = LEXICAL_TERMS,

@@ -21,17 +21,21 @@ from .models import Chunk, SourceFile, Symbol
 _SYMBOL_COLUMNS = ("file_id", "position", "parent_position", "name", "qualified_name", "kind",
                    "language", "start_line", "end_line", "signature", "parent")
 _STAGE_COLUMNS = ("path", "start_line", "end_line", "symbol", "kind", "language",
-                  "content", "content_hash", "embedding", "lexical_symbol", "lexical_path", "lexical")
+                  "content", "content_hash", "embedding", "name_hash", "name_embedding",
+                  "lexical_symbol", "lexical_path", "lexical")
 
 
 @dataclass
 class FileWrite:
-    """A file ready to be stored: its chunks and one vector per chunk."""
+    """A file ready to be stored: its chunks, one vector per chunk and a name vector per chunk
+    with a symbol (name_text)."""
 
     source: SourceFile
     chunks: list[Chunk]
     chunk_hashes: list[str]
     vectors: list[np.ndarray | None] = field(default_factory=list)  # one per chunk
+    name_texts: list[str | None] = field(default_factory=list)  # one per chunk, None without a symbol
+    name_vectors: list[np.ndarray | None] = field(default_factory=list)
     symbols: list[Symbol] = field(default_factory=list)
     withheld_lines: frozenset[int] = frozenset()  # 1-based lines holding a credential: not stored
 
@@ -57,7 +61,12 @@ def text_lines(text: str) -> list[str]:
 
 def chunk_hash(chunk: Chunk) -> str:
     """The embedding cache key of a chunk's text (the text that is embedded)."""
-    return hashlib.sha256(embedding_text(chunk).encode("utf-8")).hexdigest()
+    return text_hash(embedding_text(chunk))
+
+
+def text_hash(text: str) -> str:
+    """The embedding cache key of a text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def embedding_text(chunk: Chunk) -> str:
@@ -68,7 +77,24 @@ def embedding_text(chunk: Chunk) -> str:
     """
     if not chunk.symbol:
         return chunk.content
-    return f"{chunk.kind} {' '.join(identifier_parts(chunk.symbol))}\n{chunk.content}"
+    return f"{_name_line(chunk)}\n{chunk.content}"
+
+
+def name_text(chunk: Chunk, signature: str | None) -> str | None:
+    """The second, short text embedded for a chunk with a symbol: its kind and name words, then its
+    definition's signature ("method client send\\ndef send(self, request, *, stream=False)").
+
+    A query that describes what a definition does often matches its name and parameters better
+    than its whole body; search scores a chunk by the better of its two vectors
+    (ranking.NAME_VECTOR_WEIGHT). None for a chunk without a symbol (a window).
+    """
+    if not chunk.symbol:
+        return None
+    return f"{_name_line(chunk)}\n{signature or chunk.symbol}"
+
+
+def _name_line(chunk: Chunk) -> str:
+    return f"{chunk.kind} {' '.join(identifier_parts(chunk.symbol or ''))}"
 
 
 async def connect(url: str) -> asyncpg.Connection:
@@ -141,16 +167,18 @@ async def write_files(conn: asyncpg.Connection, files: list[FileWrite], model: s
         await conn.copy_records_to_table("chunk_stage", records=records, columns=_STAGE_COLUMNS)
         await conn.execute(
             "INSERT INTO chunks (file_id, start_line, end_line, symbol, kind, language, content, "
-            " content_hash, embedding, search_vector) "
+            " content_hash, embedding, name_embedding, search_vector) "
             "SELECT f.id, s.start_line, s.end_line, s.symbol, s.kind, s.language, s.content, "
-            " s.content_hash, s.embedding, "
+            " s.content_hash, s.embedding, s.name_embedding, "
             " setweight(to_tsvector('english', s.lexical_symbol), 'A') || "
             " setweight(to_tsvector('english', s.lexical_path), 'B') || to_tsvector('english', s.lexical) "
             "FROM chunk_stage s JOIN files f ON f.path = s.path"
         )
         await conn.execute(
             "INSERT INTO embedding_cache (model, content_hash, embedding) "
-            "SELECT DISTINCT ON (content_hash) $1, content_hash, embedding FROM chunk_stage "
+            "SELECT DISTINCT ON (content_hash) $1, content_hash, embedding FROM ("
+            " SELECT content_hash, embedding FROM chunk_stage UNION ALL"
+            " SELECT name_hash, name_embedding FROM chunk_stage WHERE name_hash IS NOT NULL) AS t "
             "ON CONFLICT DO NOTHING", model)
         await conn.execute("TRUNCATE chunk_stage")
     return len(records), int(deleted)
@@ -180,17 +208,21 @@ async def _ensure_stage_table(conn: asyncpg.Connection) -> None:
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS chunk_stage ("
         " path text, start_line int, end_line int, symbol text, kind text, language text,"
-        " content text, content_hash text, embedding vector,"
+        " content text, content_hash text, embedding vector, name_hash text, name_embedding vector,"
         " lexical_symbol text, lexical_path text, lexical text)"
     )
 
 
 def _stage_records(files: list[FileWrite]):
     for f in files:
-        for chunk, content_hash, vector in zip(f.chunks, f.chunk_hashes, f.vectors, strict=True):
+        names = f.name_texts or [None] * len(f.chunks)
+        name_vectors = f.name_vectors or [None] * len(f.chunks)
+        for chunk, content_hash, vector, name, name_vector in zip(
+                f.chunks, f.chunk_hashes, f.vectors, names, name_vectors, strict=True):
+            name_hash = text_hash(name) if name is not None and name_vector is not None else None
             yield (
                 f.source.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.kind,
-                chunk.language, chunk.content, content_hash, vector,
+                chunk.language, chunk.content, content_hash, vector, name_hash, name_vector,
                 searchable_text(chunk.symbol), searchable_text(f.source.path),
                 searchable_text(chunk.content),
             )

@@ -23,9 +23,11 @@ REPO = {
 
 async def _downgrade_to_version_3(admin_url: str, database: str) -> None:
     """What a database indexed before grep and symbols looks like: no pg_trgm, lines or symbols (nor
-    the shard tables of version 6, nor the file times of version 7, nor the shard plans of version 8)."""
+    the shard tables of version 6, nor the file times of version 7, nor the shard plans of version 8,
+    nor the name vectors of version 9)."""
     conn = await asyncpg.connect(database_url(admin_url, database))
     try:
+        await conn.execute("ALTER TABLE chunks DROP COLUMN name_embedding")
         await conn.execute("DROP TABLE lines, symbols, index_run_shards, index_run_gone, "
                            "index_run_plan_files, index_run_plans")
         await conn.execute("ALTER TABLE index_runs DROP COLUMN shard_count")
