@@ -130,7 +130,9 @@ async def measure_throughput(embedder: LocalEmbedder) -> dict:
 
 
 def throughput_report(t: dict) -> list[str]:
-    ratio = t["e2e_chunks_per_s"] / t["raw_chunks_per_s"]
+    # The pipeline's overhead over the model: the raw side embeds every text the pipeline embeds,
+    # the chunks' and the name texts'.
+    ratio = (t["raw_seconds"] + t["names_seconds"]) / t["full_seconds"]
     reindex = t["reindex_seconds"] / t["full_seconds"]
     return [
         f"throughput corpus: {t['corpus']}, {t['chunks']} chunks",
@@ -138,7 +140,7 @@ def throughput_report(t: dict) -> list[str]:
         f"  name texts:          {t['names']} embedded in {t['names_seconds']:.1f}s "
         f"(+{t['names_seconds'] / t['raw_seconds']:.1%} of the chunks' embedding time)",
         f"  end-to-end indexing: {t['e2e_chunks_per_s']:7.1f} chunks/s ({t['full_seconds']:.1f}s)",
-        f"  ratio e2e/raw:       {ratio:7.3f}   (goal >= 0.85)",
+        f"  ratio raw/e2e time:  {ratio:7.3f}   (chunk and name texts embedded raw / end-to-end; goal >= 0.85)",
         f"  unchanged re-index:  {t['reindex_seconds']:.2f}s = {reindex:.4f} of the full index (goal <= 0.02)",
     ]
 
