@@ -36,7 +36,9 @@ class Helm:
         return self.run("template", "cbm", str(CHART), "--namespace", namespace, "--include-crds", *args, check=check)
 
     def render(self, *args: str, namespace: str = "codebase") -> list[dict]:
-        return [doc for doc in yaml.safe_load_all(self.template(*args, namespace=namespace).stdout) if doc]
+        # libyaml's loader: the CRDs make every render ~60 kB, which the pure-Python one parses 6x slower
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return [doc for doc in yaml.load_all(self.template(*args, namespace=namespace).stdout, Loader=loader) if doc]
 
 
 def find(manifests: list[dict], kind: str, name_suffix: str = "", namespace: str | None = None) -> list[dict]:

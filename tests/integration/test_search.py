@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 
 from codebase_indexer import ranking, store
+from codebase_indexer.provisioning import ensure_project_database
 from codebase_indexer.search import SearchError
 
-from .conftest import write_tree
+from .conftest import Project, write_tree
 
 REPO = {
     "src/auth/login.py": ("def verify_password(user, password):\n"
@@ -22,8 +23,17 @@ REPO = {
 }
 
 
+@pytest.fixture(scope="module")
+async def indexed(postgres_url, embedder, tmp_path_factory) -> Project:
+    """REPO indexed once for the tests that only search it."""
+    project = Project(await ensure_project_database(postgres_url, "search-tests"), embedder)
+    await project.index(write_tree(tmp_path_factory.mktemp("search") / "repo", REPO))
+    return project
+
+
 @pytest.fixture
-async def indexed(project, tmp_path):
+async def reindexed(project, tmp_path):
+    """REPO in a project of its own, for a test that writes to it."""
     await project.index(write_tree(tmp_path / "repo", REPO))
     return project
 
@@ -85,7 +95,7 @@ async def test_oversized_and_empty_queries_are_refused(indexed):
         await indexed.search("   ")
 
 
-async def test_context_lines_come_from_stored_content(indexed, tmp_path):
+async def test_context_lines_come_from_stored_content(indexed):
     result = await indexed.search("open a database connection pool", limit=1)
     top = result["results"][0]
     assert top["context_before"] == "package db\n"
@@ -100,10 +110,10 @@ async def test_two_projects_never_see_each_others_chunks(indexed, other_project,
     assert {r["file_path"] for r in theirs["results"]} == {"secret.py"}
 
 
-async def test_search_during_reindex_sees_the_previous_complete_file(indexed, tmp_path):
+async def test_search_during_reindex_sees_the_previous_complete_file(reindexed, tmp_path):
     """A file's replacement is one transaction: until it commits, searches see the old file whole."""
     repo = write_tree(tmp_path / "repo2", {"src/db/pool.go": "package db\n\nfunc DrainQueue() {}\n"})
-    conn = await store.connect(indexed.database.url)
+    conn = await store.connect(reindexed.database.url)
     try:
         from codebase_indexer.pipeline import prepare_file
         from codebase_indexer.scanning import ScanOptions, SkipCounter, list_candidates, read_source
@@ -111,15 +121,15 @@ async def test_search_during_reindex_sees_the_previous_complete_file(indexed, tm
         skips = SkipCounter()
         [candidate] = list_candidates(repo, ScanOptions(), skips)
         write = prepare_file(read_source(candidate, skips))
-        write.vectors = list(indexed.embedder.embed([store.embedding_text(c) for c in write.chunks]))
+        write.vectors = list(reindexed.embedder.embed([store.embedding_text(c) for c in write.chunks]))
         transaction = conn.transaction()
         await transaction.start()
-        await store.write_files(conn, [write], indexed.embedder.model_name)
-        during = await indexed.search("open connection pool", directory="src/db", limit=5)
+        await store.write_files(conn, [write], reindexed.embedder.model_name)
+        during = await reindexed.search("open connection pool", directory="src/db", limit=5)
         symbols_during = [r["symbol"] for r in during["results"]]
         assert "OpenConnectionPool" in symbols_during and "DrainQueue" not in symbols_during
         await transaction.commit()
-        after = await indexed.search("drain queue", directory="src/db", limit=5)
+        after = await reindexed.search("drain queue", directory="src/db", limit=5)
         assert "DrainQueue" in [r["symbol"] for r in after["results"]]
         assert "OpenConnectionPool" not in [r["symbol"] for r in after["results"]]
     finally:
