@@ -85,6 +85,10 @@ async def search_code(url: str, embedder: Embedder, query: str, *, project_id: s
             f"the search was stopped by the {budget.limits.statement_timeout:g} s statement timeout; "
             "narrow it (a directory, language or file_type filter, or fewer and rarer words), "
             "or retry in a moment if the project is busy") from None
+    except asyncpg.UndefinedColumnError:  # no name vectors yet: its next run migrates it
+        raise SearchError(
+            "this project's index predates name vectors (schema version 9): index it again "
+            "(start_indexing_background; unchanged chunks are not embedded again) and retry") from None
     return {
         "results": results,
         "total_count": len(results),

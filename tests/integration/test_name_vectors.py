@@ -82,6 +82,8 @@ async def test_an_index_of_before_name_vectors_gets_them_on_its_next_run(indexed
         await conn.execute("DELETE FROM schema_migrations WHERE version >= 9")
     finally:
         await conn.close()
+    with pytest.raises(search.SearchError, match="predates name vectors.*index it again"):
+        await project.search("send a welcome email", limit=1)  # a reader cannot migrate: it says what to do
     again = await project.index(tmp_path / "repo")
     rows = await _rows(project.database.url)
     assert (again.files_indexed, again.embeddings_computed) == (4, 3)  # the names only
