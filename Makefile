@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 LOCK := requirements.lock
 LOCKED_EXTRAS := --extra local --extra embedded --extra gateway --extra operator --extra dev
 
-.PHONY: install lint test demo bench lock clean
+.PHONY: install lint test test-fast demo bench lock clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,11 @@ TEST_WORKERS ?= 3
 
 test: lint
 	OMP_NUM_THREADS=1 $(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
+
+# The inner loop: every module but the tests marked slow, in two processes (the not-slow tests
+# mostly compute, so a third process on two cores only adds its start-up). No lint, no install check.
+test-fast:
+	OMP_NUM_THREADS=1 $(BIN)/pytest -m "not slow" -n 2 --dist loadscope
 
 demo: install
 	$(BIN)/python -m codebase_gateway.demo "$(REPO)"
