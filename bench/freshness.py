@@ -25,6 +25,8 @@ import psutil
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
+from codebase_indexer.settings import OFFLINE_MODEL_ENVIRONMENT
+
 BENCH_DIR = Path(__file__).resolve().parent.parent / ".bench"
 CORPUS_PACKAGES = ("pip", "setuptools", "networkx")
 MIN_FILES = 1000
@@ -48,7 +50,7 @@ def corpus() -> Path:
 
 def gateway() -> Client:
     env = dict(os.environ, CODEBASE_MCP_HOME=str(BENCH_DIR / "home"), CODEBASE_MCP_WATCH="true",
-               HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+               **OFFLINE_MODEL_ENVIRONMENT)
     env.pop("DATABASE_URL", None)
     command = str(Path(sys.executable).with_name("codebase-mcp"))
     return Client(StdioTransport(command=command, args=["serve"], env=env, keep_alive=False), timeout=3600)

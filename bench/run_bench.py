@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")  # before the model library loads
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from codebase_indexer.settings import use_offline_model  # noqa: E402
+
+use_offline_model()  # before the model library loads
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / ".bench"
 os.environ.setdefault("CODEBASE_MCP_HOME", str(BENCH_DIR / "home"))

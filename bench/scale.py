@@ -35,7 +35,7 @@ from codebase_indexer.pipeline import prepare_file
 from codebase_indexer.postgres import admin_database_url
 from codebase_indexer.scanning import Candidate, ScanOptions, SkipCounter, list_candidates, read_source
 from codebase_indexer.search import search_code
-from codebase_indexer.settings import IndexerSettings
+from codebase_indexer.settings import OFFLINE_MODEL_ENVIRONMENT, IndexerSettings
 from codebase_indexer.shard_plans import file_weights
 from codebase_indexer.shards import PlannedShard, Shard, assign
 from codebase_indexer.store import embedding_text
@@ -130,7 +130,7 @@ async def run_shards(url: str, project_id: str, corpus: Path, shards: int) -> di
     base = {**os.environ, **as_environment(IndexerSettings, database_url=url, project_id=project_id,
                                            source_path=str(corpus), run_id=run_id, index_mode="full",
                                            shard_count=shards),
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **OFFLINE_MODEL_ENVIRONMENT}
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     processes = [await asyncio.create_subprocess_exec(
@@ -165,7 +165,7 @@ def model_load_seconds() -> float:
     script = ("import time; t = time.perf_counter(); from codebase_indexer.embedding import LocalEmbedder; "
               "LocalEmbedder().embed(['warm up']); print(time.perf_counter() - t)")
     result = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", script], capture_output=True, text=True,
-                            check=True, env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+                            check=True, env={**os.environ, "OMP_NUM_THREADS": "1", **OFFLINE_MODEL_ENVIRONMENT})
     return float(result.stdout.strip().splitlines()[-1])
 
 

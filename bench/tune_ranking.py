@@ -20,7 +20,9 @@ import pickle
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from codebase_indexer.settings import use_offline_model  # noqa: E402
+
+use_offline_model()
 BENCH_DIR = Path(__file__).resolve().parent.parent / ".bench"
 os.environ.setdefault("CODEBASE_MCP_HOME", str(BENCH_DIR / "home"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
