@@ -93,6 +93,9 @@ def _usage_problem(settings: IndexerSettings) -> str | None:
             check_git_ref(settings.git_ref)
         except InvalidGitRef as exc:
             return f"--git-ref (CODEBASE_MCP_GIT_REF): {exc}"
+    if settings.git_commit is not None and not (settings.git_url and COMMIT.fullmatch(settings.git_commit)):
+        return ("--git-commit (CODEBASE_MCP_GIT_COMMIT) must be a full commit id (40 or 64 lower-case hex "
+                "digits) and goes with --git-url")
     try:
         _shard(settings)
     except InvalidShard as exc:
@@ -169,10 +172,23 @@ def _cloned(settings: IndexerSettings) -> Path:
     if settings.git_ref:
         command += ["--branch", settings.git_ref]
     command += ["--", settings.git_url or "", str(target)]
-    result = subprocess.run(command, capture_output=True, text=True, env=_git_environment(work, settings))
+    env = _git_environment(work, settings)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise GitCloneError(f"git clone of {settings.git_url} failed: {result.stderr.strip()[-500:]}")
+    if settings.git_commit and _head_commit(target) != settings.git_commit:
+        _check_out_commit(target, settings.git_commit, env)
     return target
+
+
+def _check_out_commit(checkout: Path, commit: str, env: dict[str, str]) -> None:
+    """The ref moved after the run pinned `commit` (the other shards index that one): fetch it by id."""
+    for command in (["git", "-C", str(checkout), "fetch", "--quiet", "--depth", "1", "origin", commit],
+                    ["git", "-C", str(checkout), "checkout", "--quiet", "--detach", commit]):
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            raise GitCloneError(f"the ref moved past commit {commit}, which this run indexes, and "
+                                f"fetching that commit failed: {result.stderr.strip()[-500:]}; start the run again")
 
 
 def _head_commit(checkout: Path) -> str | None:

@@ -91,6 +91,8 @@ class IndexerSettings:
     git_url: str | None = setting(None, old_env=("CODEBASE_GIT_URL",),
                                   help="clone this repository instead of --source")
     git_ref: str | None = setting(None, old_env=("CODEBASE_GIT_REF",), help="the branch or tag to clone")
+    git_commit: str | None = setting(None, help="with --git-url: check out this commit (full hex id) of the ref; "
+                                                "the operator sets it so every shard of a run indexes one commit")
     git_username: str | None = setting(None, flag=False, secret=True, old_env=("CODEBASE_GIT_USERNAME",),
                                        help="git user name for a private repository")
     git_password: str | None = setting(None, flag=False, secret=True, old_env=("CODEBASE_GIT_PASSWORD",),

@@ -12,18 +12,20 @@ talks to its own database, with the owner role from the project's Secret.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any, NoReturn, cast
 
 import kopf
 
+from codebase_indexer.git_access import COMMIT
 from codebase_indexer.identifiers import database_name
 from codebase_indexer.index_runs import read_run
 from codebase_indexer.outcomes import SUCCEEDED
 from codebase_indexer.postgres import database_url, redact
 
-from . import codebase_projects, conditions, jobs, kube, metrics, run_history, transitions
+from . import codebase_projects, conditions, git_remote, jobs, kube, metrics, run_history, transitions
 from .bodies import namespace_of
 from .config import OperatorConfig
 from .context import Context
@@ -82,6 +84,10 @@ async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, lo
     if blocker is not None:
         _wait(ctx, body, patch, status, retry, transitions.queued(project_name, blocker))
 
+    if await kube.get(ctx.api, kube.Job, namespace, manifest["metadata"]["name"]) is None:
+        pinned = await pin_commit(ctx, namespace, source, manifest["spec"]["completions"], logger)
+        if pinned is not source:
+            manifest = jobs.build_job(body, project, pinned, ctx.config)
     job_name = await _create_job(ctx, body, patch, status, manifest, logger)
     _enter(body, patch, status, transitions.pending(job_name), jobName=job_name,
            runId=body.metadata.uid, startTime=status.get("startTime") or conditions.now_rfc3339())
@@ -94,6 +100,21 @@ def check_source_policy(source: Source, project_spec: Mapping[str, Any], config:
     embedding = project_spec.get("embedding") or {}
     if embedding.get("provider") not in (None, "local"):
         check_embedding_url(embedding.get("url"), config.allowed_embedding_urls)
+
+
+async def pin_commit(ctx: Context, namespace: str, source: Source, shards: int, logger: Logger) -> Source:
+    """The source with its ref's commit, asked of the remote now, when several shards will clone it:
+    each shard clones the ref itself, and a branch that moved while they start would give them
+    different trees. When the remote cannot say, the shards clone the ref as it is then (a warning)."""
+    if source.git_url is None or shards < 2 or (source.git_ref and COMMIT.fullmatch(source.git_ref)):
+        return source
+    try:
+        credentials = await git_remote.source_credentials(ctx, namespace, source)
+        commit = await git_remote.remote_commit(source, credentials)
+    except git_remote.RemoteCheckFailed as exc:
+        logger.warning(f"the shards clone {source.git_ref or 'HEAD'} each, unpinned: {exc}")
+        return source
+    return dataclasses.replace(source, git_commit=commit)
 
 
 async def _create_job(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any],

@@ -160,7 +160,8 @@ def indexer_env(run: Mapping[str, Any], project: Mapping[str, Any], source: Sour
     if source.path is not None:
         env += _plain_env(IndexerSettings, source_path=workspace_path(config.workspace_root, source.path))
     else:
-        env += _plain_env(IndexerSettings, git_url=source.git_url or "", git_ref=source.git_ref or None)
+        env += _plain_env(IndexerSettings, git_url=source.git_url or "", git_ref=source.git_ref or None,
+                          git_commit=source.git_commit)
         if source.git_credentials_secret:
             env.append(_secret_env(_indexer_variable("git_username"), source.git_credentials_secret, "username",
                                    optional=True))

@@ -39,6 +39,7 @@ class Source:
     git_url: str | None = None
     git_ref: str | None = None
     git_credentials_secret: str | None = None
+    git_commit: str | None = None  # the ref's commit, pinned by the operator for a run of several shards
 
 
 def check_name(name: str, what: str) -> None:

@@ -98,6 +98,49 @@ def test_git_source_is_cloned_without_a_shell(project, tmp_path):
                                                 capture_output=True, text=True).stdout.strip()
 
 
+def _git(origin: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(origin), "-c", "user.email=t@t", "-c", "user.name=t", *args],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_pinned_commit_is_checked_out_although_the_ref_moved_on(tmp_path):
+    """The shards of one run clone the ref each; the operator pins the commit so that a branch moving
+    while the pods start cannot give shards different trees."""
+    from codebase_indexer.indexer_main import GitCloneError, _cloned, _head_commit
+    from codebase_indexer.settings import IndexerSettings
+
+    origin = write_tree(tmp_path / "origin", {"lib.py": "VERSION = 'pinned'\n"})
+    subprocess.run(["git", "init", "-q", "-b", "main", str(origin)], check=True)
+    _git(origin, "add", ".")
+    _git(origin, "commit", "-qm", "pinned")
+    pinned = _git(origin, "rev-parse", "HEAD")
+    (origin / "lib.py").write_text("VERSION = 'moved'\n")
+    _git(origin, "commit", "-qam", "moved")
+
+    settings = IndexerSettings(git_url=f"file://{origin}", git_ref="main", git_commit=pinned, work_dir=str(tmp_path))
+    checkout = _cloned(settings)
+    assert (checkout / "lib.py").read_text() == "VERSION = 'pinned'\n"
+    assert _head_commit(checkout) == pinned
+    unpinned = _cloned(IndexerSettings(git_url=f"file://{origin}", git_ref="main", work_dir=str(tmp_path)))
+    assert (unpinned / "lib.py").read_text() == "VERSION = 'moved'\n"
+
+    missing = "0" * 40
+    with pytest.raises(GitCloneError, match=f"(?s)moved past commit {missing}.*not our ref.*start the run again"):
+        _cloned(IndexerSettings(git_url=f"file://{origin}", git_ref="main", git_commit=missing,
+                                work_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("commit, url", [("main", "file:///r"), ("A" * 40, "file:///r"), ("a" * 39, "file:///r"),
+                                         ("--upload-pack=x", "file:///r"), ("a" * 40, None)])
+def test_a_pinned_commit_must_be_a_full_id_with_a_git_source(commit, url):
+    from codebase_indexer.indexer_main import _usage_problem
+    from codebase_indexer.settings import IndexerSettings
+
+    settings = IndexerSettings(database_url="postgresql://x@/y", project_id="p", git_url=url,
+                               source_path=None if url else "/src", git_commit=commit)
+    assert "--git-commit (CODEBASE_MCP_GIT_COMMIT) must be a full commit id" in (_usage_problem(settings) or "")
+
+
 def test_git_credentials_reach_git_through_askpass_not_argv(tmp_path, monkeypatch):
     """git asks GIT_ASKPASS for "Username for ..." and "Password for ..."; the secret stays in the environment,
     and the indexer's own secrets (database URL, embedding key) never reach git at all."""

@@ -13,19 +13,23 @@ import asyncio
 import base64
 import dataclasses
 import datetime
+import logging
 import subprocess
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from codebase_indexer import contract
+from codebase_indexer.identifiers import database_name
+from codebase_indexer.postgres import database_url
 from codebase_operator import git_remote
 from codebase_operator.specs import Source
 from tests.operator import test_operator_scenarios as scenarios
-from tests.operator.test_operator_scenarios import NS, events_of, get, until_condition, write_repo
+from tests.operator.test_operator_scenarios import NS, events_of, get, jobs_of, until_condition, write_repo
 from tests.operator.test_refresh import annotate, runs_of
 from tests.support.k8s import eventually
-from tests.support.resources import PROJECTS, RUNS, SECRETS, condition, project_manifest
+from tests.support.resources import PROJECTS, RUNS, SECRETS, condition, project_manifest, run_manifest
 
 drop_databases = scenarios.drop_databases
 REMOTE_URL = "https://git.test/team/shop.git"
@@ -153,6 +157,52 @@ async def _checked_and_indexed(cluster, name, before, commit):
 async def _at_least(listing, count):
     found = await listing
     return found if len(found) >= count else None
+
+
+@pytest.mark.slow
+async def test_the_shards_of_a_run_index_the_commit_pinned_when_its_job_was_made(
+        k8s_cluster, codebase_operator, test_kubelet, postgres_url, unique_project_id, drop_databases, remote):
+    """Each shard clones the ref itself; a branch that moves between the Job's creation and the pods'
+    clones must not give the shards different trees. The operator pins the ref's commit in the Job."""
+    drop_databases.append(unique_project_id)
+    await git_project(k8s_cluster, "pinned", unique_project_id, indexing={"parallelism": 2})
+    pinned = remote.head()
+    test_kubelet.hold("wide")
+    await k8s_cluster.client.create(RUNS, NS, run_manifest("wide", "pinned"))
+    [job] = await eventually(lambda: _some(jobs_of(k8s_cluster, "wide")), timeout=30, message="the run's Job")
+    env = {item["name"]: item.get("value") for item in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CODEBASE_MCP_GIT_COMMIT"] == pinned and env["CODEBASE_MCP_GIT_REF"] == "main"
+
+    moved = remote.push("billing/invoice.py", "def total(lines):\n    return 'moved'\n")  # before any clone
+    test_kubelet.release("wide")
+    run = await until_condition(k8s_cluster, RUNS, "wide", "Succeeded", "True", timeout=90)
+    assert run["status"]["commit"] == pinned != moved
+    assert run["status"]["progress"]["shardSummary"] == "2/2 shards"
+    conn = await asyncpg.connect(database_url(postgres_url, database_name(unique_project_id, NS)))
+    try:
+        indexed = await conn.fetchval("SELECT content FROM files WHERE path = 'billing/invoice.py'")
+    finally:
+        await conn.close()
+    assert indexed == scenarios.REPO_FILES["billing/invoice.py"]
+
+
+async def test_a_run_is_pinned_only_when_several_shards_clone_a_ref_the_remote_can_resolve(caplog):
+    from codebase_operator.indexing_runs import pin_commit
+
+    logger = logging.getLogger("test-pin")
+    gone = Source(git_url="https://git.test.invalid/team/gone.git", git_ref="main")
+    with caplog.at_level(logging.WARNING, logger="test-pin"):
+        assert await pin_commit(None, NS, gone, 2, logger) is gone  # the shards clone the ref, unpinned
+    assert "the shards clone main each, unpinned" in caplog.text
+    commit = Source(git_url=gone.git_url, git_ref="a" * 40)
+    assert await pin_commit(None, NS, commit, 2, logger) is commit  # a commit pins itself
+    assert await pin_commit(None, NS, gone, 1, logger) is gone  # one clone cannot disagree with itself
+    path = Source(path="shop")
+    assert await pin_commit(None, NS, path, 4, logger) is path
+
+
+async def _some(listing):
+    return await listing or None
 
 
 async def test_a_remote_that_cannot_answer_is_a_condition_and_an_event_and_no_run(
