@@ -75,10 +75,14 @@ PRIMARY: dict[str, Callable[[ChunkRow], str]] = {
     "path": lambda c: f"{_path_words(c.path)}\n{store.embedding_text(_chunk(c))}",
 }
 # What the second vector embeds (chunks with a symbol only): "signature" is store.name_text, the default.
-SECOND: dict[str, Callable[[ChunkRow], str]] = {
+CALLABLE_KINDS = frozenset({"function", "method", "constructor"})
+SECOND: dict[str, Callable[[ChunkRow], str | None]] = {
     "name": _name_line,
     "signature": _signature_text,
     "path-signature": lambda c: f"{_path_words(c.path)}\n{_signature_text(c)}",
+    # The signature text for functions, methods and constructors only (no class or type outlines):
+    # fewer name texts to embed.
+    "callable-signature": lambda c: _signature_text(c) if c.kind in CALLABLE_KINDS else None,
 }
 # How the two cosines make the dense score: max(c1, w * c2); for comparison c1 + w * c2 ("sum", a
 # chunk without a name vector gets c1) and (c1 + w * c2) / (1 + w) ("mean", without one: c1).
@@ -151,11 +155,13 @@ async def package_mrr(package, embedder, wanted: list[Variant]) -> dict[Variant,
         primary = {p: q @ embedder.embed([PRIMARY[p](c) for c in chunks]).T
                    for p in {v.primary for v in wanted}}
         second = {}
-        symbolled = [i for i, c in enumerate(chunks) if c.symbol]
         for s in {v.second for v in wanted if v.second}:
+            texts = {i: SECOND[s](c) for i, c in enumerate(chunks) if c.symbol}
+            named = [i for i, text in texts.items() if text is not None]
             sims = np.full((len(queries), len(chunks)), np.nan, dtype=np.float32)
-            sims[:, symbolled] = q @ embedder.embed([SECOND[s](chunks[i]) for i in symbolled]).T
+            sims[:, named] = q @ embedder.embed([texts[i] for i in named]).T
             second[s] = sims
+            print(f"    {package.name}: {len(named)} {s} texts for {len(chunks)} chunks", flush=True)
         position = {int(cid): i for i, cid in enumerate(ids)}
         ranks: dict[Variant, list] = {v: [] for v in wanted}
         for qi, query in enumerate(queries):
