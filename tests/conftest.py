@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import subprocess
 import tempfile
@@ -98,22 +97,13 @@ def _loaded_model():
     return model
 
 
-_model_loading: concurrent.futures.Future | None = None
-
-
-def pytest_collection_finish(session):
-    """When a collected test needs the model, load it in a thread from now on: its 5-8 s of imports
-    and weights overlap the first tests (charts rendered by helm, other subprocesses) instead of
-    stopping the first test that embeds."""
-    global _model_loading
-    if any("embedder" in getattr(item, "fixturenames", ()) for item in session.items):
-        _model_loading = concurrent.futures.ThreadPoolExecutor(1, "model-warm-up").submit(_loaded_model)
-
-
 @pytest.fixture(scope="session")
 def embedder():
-    """The real default model (all-MiniLM-L6-v2 from its wheel), loaded once."""
-    return _model_loading.result() if _model_loading is not None else _loaded_model()
+    """The real default model (all-MiniLM-L6-v2 from its wheel), loaded once, by the first test that
+    needs it. Not in a background thread: its imports ran beside the first tests' setup, and one of
+    pytest's setup steps failed once with "dictionary changed size during iteration" (a four-process
+    run of the whole suite, 2026-12-03)."""
+    return _loaded_model()
 
 
 @pytest.fixture
