@@ -246,7 +246,9 @@ def create_server(control_plane: ControlPlane, *, allowed_roots: list[Path] | No
         project_id: IndexedProjectId = None,
         force_reindex: ForceReindex = False,
     ) -> dict:
-        """Index a repository and wait for the result, reporting progress while it runs."""
+        """Index a repository and wait for the result, reporting progress while it runs. A first index
+        can take minutes, longer than many clients wait for one call: then use start_indexing_background
+        and follow the job with get_indexing_status (a call cut off here leaves the run going)."""
         status = await control_plane.start_run(run_request(ctx, repo_path, project_id, force_reindex))
         job_id = status.job_id
         # The run belongs to the control plane: if this call is cancelled, the run goes on, and the
