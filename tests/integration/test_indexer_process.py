@@ -118,11 +118,12 @@ def test_a_pinned_commit_is_checked_out_although_the_ref_moved_on(tmp_path):
     _git(origin, "commit", "-qam", "moved")
 
     settings = IndexerSettings(git_url=f"file://{origin}", git_ref="main", git_commit=pinned, work_dir=str(tmp_path))
-    checkout = _cloned(settings)
+    checkout, reported = _cloned(settings)
     assert (checkout / "lib.py").read_text() == "VERSION = 'pinned'\n"
-    assert _head_commit(checkout) == pinned
-    unpinned = _cloned(IndexerSettings(git_url=f"file://{origin}", git_ref="main", work_dir=str(tmp_path)))
+    assert _head_commit(checkout) == pinned == reported
+    unpinned, moved = _cloned(IndexerSettings(git_url=f"file://{origin}", git_ref="main", work_dir=str(tmp_path)))
     assert (unpinned / "lib.py").read_text() == "VERSION = 'moved'\n"
+    assert moved == _git(origin, "rev-parse", "HEAD") != pinned
 
     missing = "0" * 40
     with pytest.raises(GitCloneError, match=f"(?s)moved past commit {missing}.*not our ref.*start the run again"):

@@ -169,7 +169,7 @@ async def test_the_shards_of_a_run_index_the_commit_pinned_when_its_job_was_made
     pinned = remote.head()
     test_kubelet.hold("wide")
     await k8s_cluster.client.create(RUNS, NS, run_manifest("wide", "pinned"))
-    [job] = await eventually(lambda: _some(jobs_of(k8s_cluster, "wide")), timeout=30, message="the run's Job")
+    [job] = await eventually(lambda: _at_least(jobs_of(k8s_cluster, "wide"), 1), timeout=30, message="the run's Job")
     env = {item["name"]: item.get("value") for item in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["CODEBASE_MCP_GIT_COMMIT"] == pinned and env["CODEBASE_MCP_GIT_REF"] == "main"
 
@@ -199,10 +199,6 @@ async def test_a_run_is_pinned_only_when_several_shards_clone_a_ref_the_remote_c
     assert await pin_commit(None, NS, gone, 1, logger) is gone  # one clone cannot disagree with itself
     path = Source(path="shop")
     assert await pin_commit(None, NS, path, 4, logger) is path
-
-
-async def _some(listing):
-    return await listing or None
 
 
 async def test_a_remote_that_cannot_answer_is_a_condition_and_an_event_and_no_run(
