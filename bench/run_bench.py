@@ -22,6 +22,7 @@ use_offline_model()  # before the model library loads
 BENCH_DIR = Path(__file__).resolve().parent.parent / ".bench"
 os.environ.setdefault("CODEBASE_MCP_HOME", str(BENCH_DIR / "home"))
 
+from codebase_gateway.settings import DEFAULT_QUERY_THREADS  # noqa: E402
 from codebase_indexer.embedding import LocalEmbedder  # noqa: E402
 from codebase_indexer.pipeline import index_repository, prepare_file  # noqa: E402
 from codebase_indexer.postgres import admin_database_url  # noqa: E402
@@ -232,8 +233,9 @@ async def run_sections() -> int:
     if "latency" in args.sections:
         print("measuring search latency ...", flush=True)
         await ensure_throughput_index(embedder)
+        query_embedder = LocalEmbedder(query_threads=DEFAULT_QUERY_THREADS)  # as the gateway embeds queries
         sections += latency_report(await measure_search_latency(
-            embedder, fresh_project, args.chunks, args.queries, latency_queries()))
+            query_embedder, fresh_project, args.chunks, args.queries, latency_queries()))
     if "grep" in args.sections:
         print("measuring grep_code and find_symbol beside ripgrep ...", flush=True)
         project = await ensure_project_database(admin_database_url(), "bench-grep")

@@ -16,6 +16,11 @@ from .settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings, use_offline_model
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from .traced_encoder import QueryEncoder
+
+# Calls of at most this many texts (a query and its alternatives) take the query encoder's path.
+QUERY_TEXTS = 8
+
 
 class EmbeddingError(RuntimeError):
     """The embedding provider could not embed; the message says what to check."""
@@ -54,9 +59,15 @@ class LocalEmbedder:
     (model_integrity); a model given as a directory is the user's own choice and is not.
     """
 
-    def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
+    def __init__(self, model: str | None = None, batch_size: int = 32, query_threads: int | None = None) -> None:
+        """`query_threads` makes this a search's query embedder (the gateway's): the process's torch
+        runs on that many threads, leaving the other cores to the database that searches beside it,
+        and a few texts at a time go through a trace of the model (traced_encoder.py). None: an
+        indexer's embedder, on torch's default threads (one per core)."""
         self.model_name = _local_model_name(model)
         self.batch_size = batch_size
+        self._query_threads = query_threads
+        self._query_encoder: QueryEncoder | None = None
         self._path = _local_model_path(model)
         self._verify = self.model_name == DEFAULT_LOCAL_MODEL
         self._model: SentenceTransformer | None = None
@@ -73,6 +84,8 @@ class LocalEmbedder:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         model = self._loaded()
+        if self._query_encoder is not None and len(texts) <= QUERY_TEXTS:
+            return self._query_encoder(texts)
         result = np.empty((len(texts), self.dimensions), dtype=np.float32)
         for batch in _length_sorted_batches(texts, self.batch_size):
             result[batch] = model.encode(
@@ -97,7 +110,18 @@ class LocalEmbedder:
                     except ModelIntegrityError as exc:
                         raise EmbeddingError(str(exc)) from None
                 self._model = SentenceTransformer(str(self._path), device="cpu")
+                if self._query_threads:
+                    self._query_encoder = _query_encoder(self._model, self._query_threads)
             return self._model
+
+
+def _query_encoder(model: SentenceTransformer, threads: int) -> QueryEncoder | None:
+    import torch
+
+    from .traced_encoder import traced_encoder
+
+    torch.set_num_threads(threads)
+    return traced_encoder(model)
 
 
 def _local_model_path(model: str | None) -> Path:
@@ -206,10 +230,11 @@ class OllamaEmbedder(_HttpEmbedder):
         return body["embeddings"]
 
 
-def create_embedder(settings: EmbeddingSettings | None = None) -> Embedder:
+def create_embedder(settings: EmbeddingSettings | None = None, *, query_threads: int | None = None) -> Embedder:
+    """The configured provider; `query_threads`: a search process's local query embedder (LocalEmbedder)."""
     settings = settings or EmbeddingSettings.from_env()
     if settings.provider == "local":
-        return LocalEmbedder(settings.model, settings.batch_size)
+        return LocalEmbedder(settings.model, settings.batch_size, query_threads)
     if settings.provider == "openai":
         return OpenAIEmbedder(settings)
     if settings.provider == "ollama":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -125,9 +126,14 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redact_logs()
+    from codebase_indexer.embedding import create_embedder
+
+    from .embedder import LazyEmbedder
     from .server import create_server
 
-    server = create_server(control_plane, allowed_roots=roots, auth=auth, metrics_public=settings.metrics_public)
+    embedder = LazyEmbedder(functools.partial(create_embedder, query_threads=settings.query_threads))
+    server = create_server(control_plane, allowed_roots=roots, auth=auth, embedder=embedder,
+                           metrics_public=settings.metrics_public)
     # SIGTERM (Kubernetes, a closing editor) stops like Ctrl-C: the lifespan stops the runs, and
     # exit handlers release the embedded database, which the default SIGTERM action would skip.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

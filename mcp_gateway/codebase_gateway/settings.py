@@ -18,6 +18,7 @@ from codebase_indexer.shards import MAX_SHARDS
 # A save usually arrives as several events within a few milliseconds; half a second coalesces an
 # editor's save and a `git checkout` alike without making the index feel late.
 DEFAULT_DEBOUNCE_SECONDS = 0.5
+DEFAULT_QUERY_THREADS = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +82,10 @@ class GatewaySettings:
     statement_timeout: float = setting(
         DEFAULT_STATEMENT_TIMEOUT, metavar="SECONDS",
         help="longest a query may run; a search cut off by it gets an error that says how to narrow it; 0 = none")
+    query_threads: int = setting(
+        DEFAULT_QUERY_THREADS, metavar="N",
+        help="local embedding model: CPU threads that embed a search's query; one leaves the other cores to "
+             "PostgreSQL, which searches beside it (docs/retrieval-quality.md)")
     log_level: str = setting("WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                              help="how much the gateway logs to stderr")
     local: LocalSettings = section(LocalSettings)
@@ -93,5 +98,7 @@ class GatewaySettings:
         if not 1 <= self.parallelism <= MAX_SHARDS:
             raise InvalidSetting(f"--parallelism must be a whole number from 1 to {MAX_SHARDS} (shards per run), "
                                  f"got {self.parallelism}")
+        if self.query_threads < 1:
+            raise InvalidSetting(f"--query-threads must be a whole number of at least 1, got {self.query_threads}")
         if not 0 < self.port < 65536:
             raise InvalidSetting(f"--port must be a TCP port (1-65535), got {self.port}")

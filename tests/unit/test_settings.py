@@ -61,6 +61,15 @@ def test_a_bad_value_is_refused_naming_the_variable_and_what_is_allowed(environ,
         parsed(IndexerSettings, [], environ)
 
 
+def test_query_threads_default_to_one_and_refuse_zero():
+    from codebase_gateway.settings import GatewaySettings
+
+    assert parsed(GatewaySettings, [], {}).query_threads == 1
+    assert parsed(GatewaySettings, ["--query-threads", "2"], {}).query_threads == 2
+    with pytest.raises(InvalidSetting, match="--query-threads must be a whole number of at least 1, got 0"):
+        parsed(GatewaySettings, [], {"CODEBASE_MCP_QUERY_THREADS": "0"})
+
+
 def test_a_boolean_variable_must_say_true_or_false():
     from codebase_gateway.settings import GatewaySettings
 
