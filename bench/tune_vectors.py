@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,31 @@ def _signature_text(c: ChunkRow) -> str:
     return store.name_text(_chunk(c), c.signature) or ""
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Keywords and names every body of its language holds: they say nothing about which code is meant.
+CODE_NOISE = frozenset((
+    "def", "self", "cls", "class", "return", "if", "elif", "else", "for", "while", "in", "is", "not", "and",
+    "or", "import", "from", "as", "with", "try", "except", "finally", "raise", "pass", "break", "continue",
+    "lambda", "yield", "none", "true", "false", "async", "await", "function", "var", "let", "const", "new",
+    "this", "typeof", "instanceof", "undefined", "null", "func", "err", "nil", "package", "type", "struct",
+    "interface", "string", "int", "bool", "byte", "error", "go", "defer", "range", "switch", "case",
+    "default", "do", "of", "the", "a", "an", "to", "str", "len", "isinstance", "args", "kwargs", "t",
+    "e", "i", "j", "k", "n", "x", "v", "s", "f", "r", "b", "c", "d"))
+
+
+def _body_words(c: ChunkRow, limit: int) -> str:
+    """The distinct words of the chunk's identifiers and strings, in order of first use, without the
+    language's keywords: a bag of words a text model can match a description against."""
+    seen: dict[str, None] = {}
+    for token in _IDENTIFIER.findall(c.content):
+        for word in identifier_parts(token):
+            if len(word) > 1 and word not in CODE_NOISE and not word.isdigit():
+                seen.setdefault(word)
+        if len(seen) >= limit:
+            break
+    return " ".join(list(seen)[:limit])
+
+
 # What the chunk vector embeds: today's text (store.embedding_text), or with the path's words first.
 PRIMARY: dict[str, Callable[[ChunkRow], str]] = {
     "code": lambda c: store.embedding_text(_chunk(c)),
@@ -83,6 +109,11 @@ SECOND: dict[str, Callable[[ChunkRow], str | None]] = {
     # The signature text for functions, methods and constructors only (no class or type outlines):
     # fewer name texts to embed.
     "callable-signature": lambda c: _signature_text(c) if c.kind in CALLABLE_KINDS else None,
+    # The signature text, then the body's identifier words (at most 16 / 48).
+    "signature-words16": lambda c: f"{_signature_text(c)}\n{_body_words(c, 16)}",
+    "signature-words48": lambda c: f"{_signature_text(c)}\n{_body_words(c, 48)}",
+    # The kind and name words, then the body's identifier words: no code syntax at all.
+    "name-words48": lambda c: f"{_name_line(c)}\n{_body_words(c, 48)}",
 }
 # How the two cosines make the dense score: max(c1, w * c2); for comparison c1 + w * c2 ("sum", a
 # chunk without a name vector gets c1) and (c1 + w * c2) / (1 + w) ("mean", without one: c1).
