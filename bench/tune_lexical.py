@@ -1,5 +1,5 @@
-"""Tune the lexical leg's query side: doc-comment stop words (ranking.DOC_STOP_WORDS) and how many
-of the query's rarest lexemes are kept (search.LEXICAL_TERMS).
+"""Tune the lexical leg: doc-comment stop words (ranking.DOC_STOP_WORDS), how many of the query's
+rarest lexemes are kept (search.LEXICAL_TERMS) and how many chunks it ranks (search.LEXICAL_CANDIDATES).
 
 Needs the quality section's indexes (run `bench/run_bench.py --sections quality` once first).
 Each variant runs the legs, the fusion and the rules search_code runs (search._weighted_lexemes,
@@ -8,6 +8,7 @@ only; --confirm scores today's constants and the variant before this work on eve
 
     python bench/tune_lexical.py              # grid, tuning packages
     python bench/tune_lexical.py --confirm    # chosen constants against none, every package
+    python bench/tune_lexical.py --caps 1000,500,300,200 [--confirm]   # the candidate cap alone
 """
 from __future__ import annotations
 
@@ -32,23 +33,25 @@ from codebase_indexer import ranking, search  # noqa: E402
 from codebase_indexer.embedding import LocalEmbedder  # noqa: E402
 
 STOP_LISTS = {"none": frozenset(), "doc": ranking.DOC_STOP_WORDS}
-GRID = {"stop": tuple(STOP_LISTS), "terms": (4, 6, 8, 10)}
+GRID = {"stop": tuple(STOP_LISTS), "terms": (4, 6, 8, 10), "cap": (search.LEXICAL_CANDIDATES,)}
+Variant = tuple[str, int, int]  # stop list, terms, candidate cap
 
 
-async def package_mrr(package, embedder, variants: list[tuple[str, int]]) -> dict[tuple[str, int], float]:
+async def package_mrr(package, embedder, variants: list[Variant]) -> dict[Variant, float]:
     project, queries = await stripped_project(package, fetched(package, BENCH_DIR), BENCH_DIR / "quality",
                                               embedder, fresh_project, existing_project)
     conn = await asyncpg.connect(project.url)
     await register_vector(conn)
-    ranks: dict[tuple[str, int], list] = {v: [] for v in variants}
+    ranks: dict[Variant, list] = {v: [] for v in variants}
     try:
         for query, vector in zip(queries, embedder.embed([q.text for q in queries]), strict=True):
             vector, semantic = await search.feedback_semantic_hits(conn, vector, "TRUE", [], CANDIDATES)
-            for stop, terms in variants:
+            for stop, terms, cap in variants:
+                search.LEXICAL_CANDIDATES = cap
                 lexemes = await search._weighted_lexemes(conn, query.text, terms, STOP_LISTS[stop])
                 lexical = await search._ranked_lexical_hits(conn, lexemes, "TRUE", [], CANDIDATES)
                 found = await search.hybrid_candidates(conn, vector, lexemes, semantic, lexical)
-                ranks[(stop, terms)].append(rank_of(query, await ranked_results(conn, found, query.text)))
+                ranks[(stop, terms, cap)].append(rank_of(query, await ranked_results(conn, found, query.text)))
     finally:
         await conn.close()
     return {v: scores(r)["mrr"] for v, r in ranks.items()}
@@ -57,21 +60,25 @@ async def package_mrr(package, embedder, variants: list[tuple[str, int]]) -> dic
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--confirm", action="store_true", help="score the chosen constants on every package")
+    parser.add_argument("--caps", help="score today's stop list and terms with these candidate caps instead")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
     embedder = CachedEmbedder(LocalEmbedder(), BENCH_DIR / "embedding-cache.sqlite")
-    chosen = ("doc" if ranking.LEXICAL_STOP_WORDS else "none", search.LEXICAL_TERMS)
-    if args.confirm:
-        variants, packages = list(dict.fromkeys([("none", 6), chosen])), list(PACKAGES)
+    chosen = ("doc" if ranking.LEXICAL_STOP_WORDS else "none", search.LEXICAL_TERMS, search.LEXICAL_CANDIDATES)
+    packages = list(PACKAGES) if args.confirm else [p for p in PACKAGES if not p.held_out]
+    if args.caps:
+        variants = [(chosen[0], chosen[1], int(cap)) for cap in args.caps.split(",")]
+    elif args.confirm:
+        variants = list(dict.fromkeys([("none", 6, 1000), chosen]))
     else:
-        variants, packages = list(itertools.product(*GRID.values())), [p for p in PACKAGES if not p.held_out]
+        variants = list(itertools.product(*GRID.values()))
     per_package = {}
     for package in packages:
         per_package[package.name] = await package_mrr(package, embedder, variants)
-        print(f"  {package.name:15s} " + "  ".join(f"{s}/{t}: {m:.3f}"
-                                                    for (s, t), m in per_package[package.name].items()),
+        print(f"  {package.name:15s} " + "  ".join(f"{'/'.join(map(str, v))}: {m:.3f}"
+                                                    for v, m in per_package[package.name].items()),
               flush=True)
     print_means(packages, per_package, variants)
 
