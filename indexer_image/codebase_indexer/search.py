@@ -30,7 +30,10 @@ HNSW_EF_SEARCH = 100
 # Lexical ranking: the rarest query lexemes, each scored by IDF x ts_rank with field weights
 # {content, -, path, symbol}: a query word in a symbol name counts three times one in the body.
 LEXICAL_TERMS = 6
+# `bench/tune_fields.py` (2026-12-03): {0.4, 0.4, 0.2, 0.2} scored best on tuning (0.5770 against
+# 0.5665) and lower on held-out (0.5893 against 0.5948), so these stay (docs/retrieval-quality.md).
 FIELD_WEIGHTS = "{0.2, 0.2, 0.4, 0.6}"
+LEXICAL_NORMALIZATION = 1  # ts_rank's: a chunk's rank divided by 1 + log(its length in words)
 # Chunks ranked lexically at most: gathered rarest term first, so the cap keeps the most telling.
 # A one-off grid over the tuning packages (2026-12-03, docs/retrieval-quality.md, fourth round),
 # 1000 / 500 / 300 / 200: hybrid MRR@10 0.5663 / 0.5663 / 0.5665 / 0.5664, though 300 binds for
@@ -196,8 +199,7 @@ async def hybrid_candidates(conn, vector: np.ndarray, lexemes: list[tuple[str, f
         return []
     rows = await conn.fetch(
         f"SELECT c.id, f.path, c.symbol, {_dense_score()} AS cosine, "
-        f" coalesce((SELECT sum(t.idf * ts_rank('{FIELD_WEIGHTS}', c.search_vector, t.lexeme::tsquery, 1)) "
-        f"  FROM unnest($3::text[], $4::float8[]) AS t(lexeme, idf)), 0) AS lexical "
+        f" coalesce({_lexical_score('c.search_vector', '$3', '$4')}, 0) AS lexical "
         f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id = ANY($2::bigint[])",
         vector, ids, [lexeme for lexeme, _ in lexemes], [idf for _, idf in lexemes],
     )
@@ -391,8 +393,7 @@ async def _ranked_lexical_hits(conn, lexemes: list[tuple[str, float]], where: st
     # Each chunk's search_vector is decompressed once (the `|| ''` copy), not once per lexeme's
     # ts_rank: the same scores, p95 19.7 -> 13.2 ms over 1,000 candidates at 100k chunks.
     rows = await conn.fetch(
-        f"SELECT c.id, (SELECT sum(t.idf * ts_rank('{FIELD_WEIGHTS}', v.search_vector, t.lexeme::tsquery, 1)) "
-        f"  FROM unnest($2::text[], $3::float8[]) AS t(lexeme, idf)) AS score "
+        f"SELECT c.id, {_lexical_score('v.search_vector', '$2', '$3')} AS score "
         f"FROM chunks c, LATERAL (SELECT c.search_vector || ''::tsvector AS search_vector OFFSET 0) v "
         f"WHERE c.id = ANY($1::bigint[]) ORDER BY score DESC, c.id LIMIT {int(k)}",
         candidates, [lexeme for lexeme, _ in lexemes], [idf for _, idf in lexemes],
@@ -416,6 +417,13 @@ async def _lexical_candidates(conn, lexemes: list[tuple[str, float]], where: str
         )
         found.update((row["id"], None) for row in rows)
     return list(found)
+
+
+def _lexical_score(search_vector: str, lexemes: str, idfs: str) -> str:
+    """SQL: the sum over the query's lexemes (array parameter `lexemes`, IDFs `idfs`) of IDF x ts_rank
+    in `search_vector`. The arguments are this module's column and parameter names, never input."""
+    return (f"(SELECT sum(t.idf * ts_rank('{FIELD_WEIGHTS}', {search_vector}, t.lexeme::tsquery, "
+            f"{LEXICAL_NORMALIZATION})) FROM unnest({lexemes}::text[], {idfs}::float8[]) AS t(lexeme, idf))")
 
 
 def _relative_scores(hits: list[tuple[int, float]]) -> dict[int, float]:
