@@ -16,10 +16,7 @@ from .settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings, use_offline_model
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from .traced_encoder import QueryEncoder
-
-# Calls of at most this many texts (a query and its alternatives) take the query encoder's path.
-QUERY_TEXTS = 8
+    from .traced_encoder import TracedEncoder
 
 
 class EmbeddingError(RuntimeError):
@@ -62,12 +59,12 @@ class LocalEmbedder:
     def __init__(self, model: str | None = None, batch_size: int = 32, query_threads: int | None = None) -> None:
         """`query_threads` makes this a search's query embedder (the gateway's): the process's torch
         runs on that many threads, leaving the other cores to the database that searches beside it,
-        and a few texts at a time go through a trace of the model (traced_encoder.py). None: an
-        indexer's embedder, on torch's default threads (one per core)."""
+        and the model is traced as it loads (traced_encoder.py). None: an indexer's embedder, on
+        torch's default threads (one per core), through encode."""
         self.model_name = _local_model_name(model)
         self.batch_size = batch_size
         self._query_threads = query_threads
-        self._query_encoder: QueryEncoder | None = None
+        self._traced: TracedEncoder | None = None
         self._path = _local_model_path(model)
         self._verify = self.model_name == DEFAULT_LOCAL_MODEL
         self._model: SentenceTransformer | None = None
@@ -84,12 +81,11 @@ class LocalEmbedder:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         model = self._loaded()
-        if self._query_encoder is not None and len(texts) <= QUERY_TEXTS:
-            return self._query_encoder(texts)
         result = np.empty((len(texts), self.dimensions), dtype=np.float32)
         for batch in _length_sorted_batches(texts, self.batch_size):
-            result[batch] = model.encode(
-                [texts[i] for i in batch], batch_size=self.batch_size,
+            batch_texts = [texts[i] for i in batch]
+            result[batch] = self._traced(batch_texts) if self._traced is not None else model.encode(
+                batch_texts, batch_size=self.batch_size,
                 normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
             )
         return result
@@ -111,11 +107,12 @@ class LocalEmbedder:
                         raise EmbeddingError(str(exc)) from None
                 self._model = SentenceTransformer(str(self._path), device="cpu")
                 if self._query_threads:
-                    self._query_encoder = _query_encoder(self._model, self._query_threads)
+                    self._traced = _traced_for_queries(self._model, self._query_threads)
             return self._model
 
 
-def _query_encoder(model: SentenceTransformer, threads: int) -> QueryEncoder | None:
+def _traced_for_queries(model: SentenceTransformer, threads: int) -> TracedEncoder | None:
+    """A query embedder's model: torch on `threads` threads, and the trace (about 1 s, once)."""
     import torch
 
     from .traced_encoder import traced_encoder

@@ -1,10 +1,10 @@
-"""A search's query, embedded through a TorchScript trace of the model instead of
-SentenceTransformer.encode.
+"""Texts embedded through a TorchScript trace of the model instead of SentenceTransformer.encode.
 
 A query is a dozen tokens: its forward pass is a few hundred small tensor operations, and Python's
 dispatch of each is a large part of the time. The trace runs the same operations on the same
 weights (cosine agreement with encode ≥ 0.99999 on every text tried, tests/integration/
-test_query_encoding.py) and saves about a third of a query's embedding time (docs/retrieval-quality.md).
+test_traced_encoding.py) and saves about a third of a query's embedding time (docs/
+retrieval-quality.md). Batches of chunks gain nothing measurable, so indexers keep encode.
 Only the plain pipeline is traced, a transformer, mean pooling and normalisation, as
 all-MiniLM-L6-v2 and most sentence-transformers models are; any other one keeps encode.
 Imported only once a model is loading, so torch is already there.
@@ -24,11 +24,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QueryEncoder = Callable[[Sequence[str]], np.ndarray]
+TracedEncoder = Callable[[Sequence[str]], np.ndarray]
 _PROBE = ["def probe(first, second): return first + second", "a shorter text"]
 
 
-def traced_encoder(model: SentenceTransformer) -> QueryEncoder | None:
+def traced_encoder(model: SentenceTransformer) -> TracedEncoder | None:
     """Unit-length vectors for a few texts through a trace of `model`; None when the model is not
     the plain pipeline or cannot be traced (then the caller keeps encode)."""
     if not _plain_mean_pooling(model):
@@ -37,7 +37,7 @@ def traced_encoder(model: SentenceTransformer) -> QueryEncoder | None:
     max_length = int(model.max_seq_length)
 
     def tokens(texts: Sequence[str]):
-        batch = tokenizer([text.strip() for text in texts], padding=True, truncation=True,
+        batch = tokenizer(list(texts), padding=True, truncation=True,
                           max_length=max_length, return_tensors="pt")
         return batch["input_ids"], batch["attention_mask"]
 
@@ -66,7 +66,7 @@ def _plain_mean_pooling(model: SentenceTransformer) -> bool:
         return False
     config = model[1].get_config_dict()
     return config.get("pooling_mode") == "mean" and config.get("include_prompt", True) \
-        and hasattr(model[0], "auto_model")
+        and hasattr(model[0], "auto_model") and not getattr(model, "default_prompt_name", None)
 
 
 class _MeanPooled(torch.nn.Module):
