@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -30,6 +31,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         slow_tests[module(item)] = slow_tests.get(module(item), 0) + (item.get_closest_marker("slow") is not None)
     items.sort(key=lambda item: -slow_tests[module(item)])  # stable: ties keep the collection order
+
+
+class ParameterBlindScopes(LoadScopeScheduling):
+    """`--dist loadscope`, whose scope is the node id up to its last "::": a parameter holding "::"
+    (`[geo::Matrix::scale]`) made a scope of its own, so its test could go to another worker and
+    build its module's fixtures there again (index a repository, start a gateway). The parameters
+    are left out before the split."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return super()._split_scope(nodeid.split("[", 1)[0])
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "loadscope":
+        return ParameterBlindScopes(config, log)
+    return None  # xdist's own for the other modes
 
 
 @pytest.fixture(scope="session")

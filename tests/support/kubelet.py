@@ -311,7 +311,7 @@ class TestKubelet:
                            sandbox: Path, termination_file: Path) -> dict[str, str]:
         mounts = self._mount_map(pod_spec, container, sandbox)
         env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               "LANG": os.environ.get("LANG", "C.UTF-8"), **self.node_environment}
+               "LANG": os.environ.get("LANG", "C.UTF-8"), **_thread_limits(), **self.node_environment}
         for var in container.get("env") or ():
             value = var.get("value")
             ref = (var.get("valueFrom") or {}).get("secretKeyRef")
@@ -401,6 +401,13 @@ def _map_path(value: str, mounts: Mapping[str, Path], container: Mapping[str, An
         if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
             return str(mounts[mount_path]) + value[len(mount_path.rstrip("/")):]
     return value
+
+
+def _thread_limits() -> dict[str, str]:
+    """The test run's model thread count (`make test` sets one thread: the suite's processes share the
+    cores), as a pod's CPU limit would bound it. Without it each pod's model starts a thread per core,
+    and their waiting threads spin on cores the rest of the suite needs."""
+    return {name: os.environ[name] for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if name in os.environ}
 
 
 def _resolve(program: str, env: Mapping[str, str]) -> str:
