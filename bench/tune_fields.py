@@ -18,14 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import asyncpg  # noqa: E402
-from corpora import PACKAGES, fetched  # noqa: E402
+from corpora import PACKAGES  # noqa: E402
 from embedding_cache import CachedEmbedder  # noqa: E402
-from pgvector.asyncpg import register_vector  # noqa: E402
-from quality import rank_of, scores, stripped_project  # noqa: E402
-from run_bench import existing_project, fresh_project  # noqa: E402
+from quality import rank_of, scores  # noqa: E402
 from tune_feedback import ranked_results  # noqa: E402
-from tune_ranking import BENCH_DIR, CANDIDATES  # noqa: E402  (sets the bench's environment)
+from tune_ranking import BENCH_DIR, CANDIDATES, package_index  # noqa: E402  (sets the bench's environment)
 
 from codebase_indexer import search  # noqa: E402
 from codebase_indexer.embedding import LocalEmbedder  # noqa: E402
@@ -43,12 +40,8 @@ TODAY: Variant = (search.FIELD_WEIGHTS, search.LEXICAL_NORMALIZATION)
 
 
 async def package_mrr(package, embedder, variants: list[Variant]) -> dict[Variant, float]:
-    project, queries = await stripped_project(package, fetched(package, BENCH_DIR), BENCH_DIR / "quality",
-                                              embedder, fresh_project, existing_project)
-    conn = await asyncpg.connect(project.url)
-    await register_vector(conn)
     ranks: dict[Variant, list] = {v: [] for v in variants}
-    try:
+    async with package_index(package, embedder) as (conn, queries):
         for query, vector in zip(queries, embedder.embed([q.text for q in queries]), strict=True):
             vector, semantic = await search.feedback_semantic_hits(conn, vector, "TRUE", [], CANDIDATES)
             lexemes = await search._weighted_lexemes(conn, query.text)
@@ -57,9 +50,7 @@ async def package_mrr(package, embedder, variants: list[Variant]) -> dict[Varian
                 lexical = await search._ranked_lexical_hits(conn, lexemes, "TRUE", [], CANDIDATES)
                 found = await search.hybrid_candidates(conn, vector, lexemes, semantic, lexical)
                 ranks[v].append(rank_of(query, await ranked_results(conn, found, query.text)))
-    finally:
-        await conn.close()
-        search.FIELD_WEIGHTS, search.LEXICAL_NORMALIZATION = TODAY
+    search.FIELD_WEIGHTS, search.LEXICAL_NORMALIZATION = TODAY
     return {v: scores(r)["mrr"] for v, r in ranks.items()}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -40,13 +41,22 @@ from codebase_indexer.embedding import LocalEmbedder  # noqa: E402
 CANDIDATES = 40  # what search_code gathers per leg for limit 10
 
 
-async def gather_candidates(package, embedder) -> list[tuple]:
-    """(query, candidates) per query of a package, from its index (built or brought up to date)."""
+@contextlib.asynccontextmanager
+async def package_index(package, embedder):
+    """(a connection to the package's index, built or brought up to date; its queries)."""
     project, queries = await stripped_project(package, fetched(package, BENCH_DIR), BENCH_DIR / "quality",
                                               embedder, fresh_project, existing_project)
     conn = await asyncpg.connect(project.url)
     await register_vector(conn)
     try:
+        yield conn, queries
+    finally:
+        await conn.close()
+
+
+async def gather_candidates(package, embedder) -> list[tuple]:
+    """(query, candidates) per query of a package, from its index (built or brought up to date)."""
+    async with package_index(package, embedder) as (conn, queries):
         vectors = embedder.embed([q.text for q in queries])
         out = []
         for query, vector in zip(queries, vectors, strict=True):
@@ -60,8 +70,6 @@ async def gather_candidates(package, embedder) -> list[tuple]:
             spans = {row["id"]: (row["path"], row["start_line"], row["end_line"]) for row in rows}
             out.append((query, found, spans))
         return out
-    finally:
-        await conn.close()
 
 
 def mrr(dump: list[tuple], rules: ranking.RankingRules) -> float:
