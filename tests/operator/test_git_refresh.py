@@ -124,7 +124,10 @@ async def test_ten_scheduled_refreshes_start_a_job_only_when_the_commit_moved_an
                               message="refresh 1: the first run indexed the remote's commit")
     assert status["lastIndexedCommitShort"] == head[:12]
     [first_run] = await runs_of(k8s_cluster, "shop")
-    assert (await get(k8s_cluster, RUNS, first_run))["status"]["commit"] == head
+    # The project records the commit while the run's handler finishes; the run's own status lands with
+    # the handler's patch just after, together with its Succeeded condition.
+    run = await until_condition(k8s_cluster, RUNS, first_run, "Succeeded", "True", timeout=30)
+    assert run["status"]["commit"] == head
     for refresh_number in range(2, 11):
         if refresh_number in MOVES:
             head = remote.push("billing/invoice.py", f"def total(lines):\n    return {refresh_number}\n")
