@@ -35,9 +35,9 @@ LEXICAL_TERMS = 6
 FIELD_WEIGHTS = "{0.2, 0.2, 0.4, 0.6}"
 LEXICAL_NORMALIZATION = 1  # ts_rank's: a chunk's rank divided by 1 + log(its length in words)
 # Chunks ranked lexically at most: gathered rarest term first, so the cap keeps the most telling.
-# A one-off grid over the tuning packages (2026-12-03, docs/retrieval-quality.md, fourth round),
-# 1000 / 500 / 300 / 200: hybrid MRR@10 0.5663 / 0.5663 / 0.5665 / 0.5664, though 300 binds for
-# 62 % of rich's queries; at 100k chunks the lexical search's p50 13.7 -> 5.5 ms.
+# `bench/tune_lexical.py --caps 1000,500,300,200 --confirm` (2026-12-03): hybrid MRR@10 tuning
+# 0.5663 / 0.5663 / 0.5665 / 0.5664, held-out 0.5948 at each, though 300 binds for 62 % of rich's
+# queries; at 100k chunks the lexical search's p50 13.7 -> 5.5 ms (docs/retrieval-quality.md).
 LEXICAL_CANDIDATES = 300
 _LEXEME = re.compile(r"^[a-z0-9]+$")
 MAX_FILE_TYPE_CHARS = 16

@@ -9,13 +9,15 @@ from codebase_indexer.embedding import Embedder, create_embedder
 
 from .settings import DEFAULT_QUERY_THREADS
 
-# The gateway embeds only queries: on its --query-threads threads, through the traced model.
-QUERY_EMBEDDER = functools.partial(create_embedder, query_threads=DEFAULT_QUERY_THREADS)
+
+def query_embedder(threads: int = DEFAULT_QUERY_THREADS) -> Callable[[], Embedder]:
+    """The gateway embeds only queries: on its --query-threads threads, through the traced model."""
+    return functools.partial(create_embedder, query_threads=threads)
 
 
 class LazyEmbedder:
-    def __init__(self, factory: Callable[[], Embedder] = QUERY_EMBEDDER) -> None:
-        self._factory = factory
+    def __init__(self, factory: Callable[[], Embedder] | None = None) -> None:
+        self._factory = factory or query_embedder()
         self._embedder: Embedder | None = None
         self._lock = asyncio.Lock()
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import logging
 import os
 import signal
@@ -126,12 +125,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redact_logs()
-    from codebase_indexer.embedding import create_embedder
-
-    from .embedder import LazyEmbedder
+    from .embedder import LazyEmbedder, query_embedder
     from .server import create_server
 
-    embedder = LazyEmbedder(functools.partial(create_embedder, query_threads=settings.query_threads))
+    embedder = LazyEmbedder(query_embedder(settings.query_threads))
     server = create_server(control_plane, allowed_roots=roots, auth=auth, embedder=embedder,
                            metrics_public=settings.metrics_public)
     # SIGTERM (Kubernetes, a closing editor) stops like Ctrl-C: the lifespan stops the runs, and

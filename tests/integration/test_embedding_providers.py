@@ -81,17 +81,3 @@ def test_unreachable_server_and_missing_settings_are_explained():
     with pytest.raises(EmbeddingError, match="unknown embedding provider"):
         create_embedder(EmbeddingSettings(provider="word2vec"))
 
-
-def test_the_local_model_runs_on_the_threads_it_was_given():
-    """The gateway embeds queries on --query-threads threads (default 1), leaving the other cores
-    to PostgreSQL; the indexer keeps torch's default."""
-    import torch
-
-    before = torch.get_num_threads()
-    wanted = 2 if before != 2 else 3
-    try:
-        vectors = create_embedder(EmbeddingSettings(), query_threads=wanted).embed(["def add(a, b): return a + b"])
-        assert vectors.shape == (1, 384)
-        assert torch.get_num_threads() == wanted
-    finally:
-        torch.set_num_threads(before)

@@ -1,12 +1,14 @@
-"""Texts embedded through the trace of the model (traced_encoder.py) get the vectors
-SentenceTransformer.encode gives, so search ranks as it did; only the gateway's query embedder
-traces (as it loads); a model the trace does not cover keeps encode."""
+"""The gateway's query embedder: its texts go through the trace of the model (traced_encoder.py)
+and get the vectors SentenceTransformer.encode gives, so search ranks as it did, on the threads it
+was given; only it traces (as it loads); a model the trace does not cover keeps encode."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from codebase_indexer.embedding import LocalEmbedder
+from codebase_indexer.embedding import LocalEmbedder, create_embedder
+from codebase_indexer.settings import EmbeddingSettings
 from codebase_indexer.traced_encoder import traced_encoder
 
 QUERIES = [
@@ -37,10 +39,23 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def query_embedder():
-    embedder = LocalEmbedder(query_threads=1)
+def query_threads() -> int:
+    """A thread count this process is not on, so that running on it shows the setting took effect."""
+    return 2 if torch.get_num_threads() != 2 else 3
+
+
+@pytest.fixture(scope="module")
+def query_embedder(query_threads):
+    before = torch.get_num_threads()
+    embedder = create_embedder(EmbeddingSettings(), query_threads=query_threads)
     embedder.embed(["warm-up"])
-    return embedder
+    yield embedder
+    torch.set_num_threads(before)  # the rest of this test process keeps its own
+
+
+def test_the_query_embedder_runs_on_the_threads_it_was_given(query_embedder, query_threads):
+    assert isinstance(query_embedder, LocalEmbedder)
+    assert torch.get_num_threads() == query_threads
 
 
 def test_the_query_embedder_traces_as_it_loads_and_gives_encodes_vectors(query_embedder):
